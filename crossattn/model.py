@@ -294,7 +294,7 @@ def save_model(model: Seq2SeqTransformer, path: str | Path, dtype: torch.dtype |
     state = {k: v for k, v in model.state_dict().items() if not (model.config.tie_output and k == "output.weight")}
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(path))
 
 
 def load_weights(model: Seq2SeqTransformer, path: str | Path) -> None:

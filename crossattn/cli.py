@@ -1,0 +1,175 @@
+"""The ``crossattn`` command line.
+
+Heavy imports (torch, sentencepiece, matplotlib) happen inside each command, so a
+cold ``crossattn translate "..."`` only pays for what it uses. Expected failures
+(bad files, a broken model directory, bad options) print one line and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_ERROR = 1
+
+
+class CLIError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def read_lines(path: str) -> list[str]:
+    """Lines of a UTF-8 file, or of standard input for '-'; invalid UTF-8 is a clear error."""
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as e:
+        raise CLIError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise CLIError(f"{'<stdin>' if path == '-' else path}:{line}: invalid UTF-8") from None
+    return text.splitlines()
+
+
+def write_lines(path: str | None, lines: list[str]) -> None:
+    text = "".join(line + "\n" for line in lines)
+    if path is None or path == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise CLIError(f"cannot write {path}: {e.strerror}") from None
+
+
+def load_translator(args):
+    from .translator import Translator
+
+    return Translator.load(args.model, device=args.device, dtype=args.dtype)
+
+
+# -- commands -------------------------------------------------------------------------
+def cmd_train(args) -> None:
+    from .train import run
+
+    model_dir = run(args)
+    print(model_dir)
+
+
+def cmd_translate(args) -> None:
+    if args.text and args.input:
+        raise CLIError("give either TEXT arguments or -i FILE, not both")
+    lines = args.text if args.text else read_lines(args.input or "-")
+    translator = load_translator(args)
+    write_lines(args.output, translator.translate(lines, beam=args.beam, alpha=args.alpha, batch_size=args.batch_size))
+
+
+def cmd_evaluate(args) -> None:
+    import sacrebleu
+
+    from .data import load_corpus, parse_corpus_arg
+
+    pairs, stats = load_corpus([parse_corpus_arg(args.test)], max_chars=None, max_ratio=None, dedup=False)
+    if not pairs:
+        raise CLIError(f"{args.test}: no sentence pairs ({stats.summary()})")
+    if args.limit:
+        pairs = pairs[: args.limit]
+    translator = load_translator(args)
+    hyps = translator.translate([s for s, _ in pairs], beam=args.beam, alpha=args.alpha, batch_size=args.batch_size)
+    refs = [t for _, t in pairs]
+    bleu = sacrebleu.corpus_bleu(hyps, [refs])
+    chrf = sacrebleu.corpus_chrf(hyps, [refs])
+    if args.out:
+        write_lines(args.out, hyps)
+    print(f"BLEU {bleu.score:.2f}\tchrF {chrf.score:.2f}\tsentences {len(pairs)}")
+    print(f"sacrebleu: {bleu}", file=sys.stderr)
+
+
+# -- parser ---------------------------------------------------------------------------
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model directory (default: the shipped en-fr model)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--dtype", default="auto", help="auto | fp32 | bf16 (auto: bf16 where the hardware is fast at it)")
+
+
+def add_decoding_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--beam", type=int, help="beam size (1 = greedy; default: the model's setting)")
+    p.add_argument("--alpha", type=float, help="length penalty exponent (default: the model's setting)")
+    p.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crossattn", description="Transformer translation with visible cross-attention.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model on parallel text")
+    p.add_argument("--train", action="append", required=True, metavar="FILE",
+                   help="TSV (src<TAB>tgt, .gz ok) or SRC_FILE:TGT_FILE line-aligned pair; repeatable")
+    p.add_argument("--valid", required=True, metavar="FILE", help="dev set, same formats")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (checkpoints, model/, logs)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--config", metavar="FILE.toml", help="TOML with [model] and [train] tables (and optional preset)")
+    g.add_argument("--preset", help="tiny | small | base")
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--max-minutes", type=float)
+    p.add_argument("--max-tokens", type=int, help="tokens per batch per process")
+    p.add_argument("--eval-every", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto | cpu | cuda")
+    p.add_argument("--dtype", help="auto | bf16 | fp32 (autocast)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("translate", help="translate text (arguments, -i FILE, or standard input)")
+    p.add_argument("text", nargs="*", help="sentences to translate")
+    p.add_argument("-i", "--input", metavar="FILE", help="one sentence per line; '-' for standard input")
+    p.add_argument("-o", "--output", metavar="FILE", help="write translations here (default: standard output)")
+    add_model_options(p)
+    add_decoding_options(p)
+    p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("evaluate", help="BLEU and chrF on a test set")
+    p.add_argument("--test", required=True, metavar="FILE.tsv")
+    p.add_argument("--out", metavar="HYP.txt", help="write the hypotheses here")
+    p.add_argument("--limit", type=int, help="only the first N pairs")
+    add_model_options(p)
+    add_decoding_options(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    for extra in EXTRA_COMMANDS:
+        extra(sub)
+    return parser
+
+
+# Other modules register their subcommands here (attend, align, serve, export, explain ...).
+EXTRA_COMMANDS: list = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data import DataError
+    from .tokenizer import TokenizerError
+    from .translator import ModelDirError
+
+    try:
+        args.func(args)
+    except (CLIError, DataError, TokenizerError, ModelDirError) as e:
+        print(f"crossattn: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except ValueError as e:  # config and option validation
+        print(f"crossattn: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except FileNotFoundError as e:
+        print(f"crossattn: error: {e.filename}: no such file", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Search: greedy and batched beam search over the incremental decoder.
+
+Both encode the source once, project the cross-attention keys/values once
+(``model.start_decoding``) and then feed one token per step, so each step costs one
+query position per hypothesis. Sentences that are finished leave the batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .model import Seq2SeqTransformer
+
+
+def max_output_length(src_len: int, max_positions: int, ratio: float = 1.5, extra: int = 10) -> int:
+    """Longest translation we allow for a source of ``src_len`` tokens."""
+    return max(1, min(int(ratio * src_len + extra), max_positions - 1))
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT length penalty ((5 + len) / 6) ** alpha; 0 means raw log-probability."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+@torch.inference_mode()
+def greedy_search(model: Seq2SeqTransformer, src: Tensor, max_len: int | None = None) -> list[list[int]]:
+    """Source ids (batch, src_len) -> target ids per sentence (no BOS/EOS)."""
+    cfg = model.config
+    memory, src_pad = model.encode(src)
+    state = model.start_decoding(memory, src_pad)
+    batch = src.size(0)
+    max_len = max_len or max_output_length(src.size(1), cfg.max_positions)
+    alive = torch.arange(batch, device=src.device)  # original index of each row
+    outputs: list[list[int]] = [[] for _ in range(batch)]
+    tokens = torch.full((batch, 1), cfg.bos_id, dtype=torch.long, device=src.device)
+    for step in range(max_len):
+        logits, _ = model.decode_step(tokens, state)
+        next_tok = logits.argmax(-1)
+        for row, tok in zip(alive.tolist(), next_tok.tolist()):
+            if tok != cfg.eos_id:
+                outputs[row].append(tok)
+        running = next_tok.ne(cfg.eos_id)
+        if step == max_len - 1 or not bool(running.any()):
+            break
+        if not bool(running.all()):
+            keep = running.nonzero().squeeze(1)
+            state.keep_sentences(keep)
+            alive, next_tok = alive[keep], next_tok[keep]
+        tokens = next_tok[:, None]
+    return outputs
+
+
+@torch.inference_mode()
+def beam_search(
+    model: Seq2SeqTransformer,
+    src: Tensor,
+    beam_size: int = 4,
+    alpha: float = 0.6,
+    max_len: int | None = None,
+) -> list[list[int]]:
+    """Batched beam search with GNMT length penalty; returns the best hypothesis per sentence.
+
+    A sentence is done once it has ``beam_size`` finished hypotheses (or at
+    ``max_len``); its rows then leave the batch.
+    """
+    if beam_size == 1:
+        return greedy_search(model, src, max_len)
+    cfg = model.config
+    k = beam_size
+    memory, src_pad = model.encode(src)
+    state = model.start_decoding(memory, src_pad, beam_size=k)
+    batch, device = src.size(0), src.device
+    max_len = max_len or max_output_length(src.size(1), cfg.max_positions)
+
+    alive = list(range(batch))  # original sentence index of each live sentence
+    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
+    # only beam 0 is real at the start; the others are copies that must not be chosen
+    scores = torch.zeros(batch, k, device=device)
+    scores[:, 1:] = float("-inf")
+    hyps = torch.empty(batch, k, 0, dtype=torch.long, device=device)
+    tokens = torch.full((batch * k, 1), cfg.bos_id, dtype=torch.long, device=device)
+
+    for step in range(max_len):
+        logits, _ = model.decode_step(tokens, state)
+        n = len(alive)
+        logp = logits.float().log_softmax(-1).view(n, k, -1)
+        vocab = logp.size(-1)
+        cand = (scores[:, :, None] + logp).view(n, -1)
+        # 2k candidates guarantee k that do not end here
+        top_scores, top_idx = cand.topk(2 * k, dim=1)
+        top_beam, top_tok = top_idx // vocab, top_idx % vocab
+        is_eos = top_tok.eq(cfg.eos_id)
+        last = step == max_len - 1
+
+        # finished hypotheses, scored with the length penalty (EOS counts as a token)
+        lp = length_penalty(step + 1, alpha)
+        eos_rows, eos_cols = (is_eos & top_scores.gt(float("-inf"))).nonzero(as_tuple=True)
+        for r, c in zip(eos_rows.tolist(), eos_cols.tolist()):
+            if c < k:  # only candidates that would have been among the top k
+                sent = alive[r]
+                finished[sent].append((top_scores[r, c].item() / lp, hyps[r, top_beam[r, c]].tolist()))
+
+        # continue with the k best candidates that are not EOS
+        cont_key = torch.where(is_eos, torch.full_like(top_scores, float("-inf")), top_scores)
+        order = cont_key.argsort(dim=1, descending=True)[:, :k]
+        scores = cont_key.gather(1, order)
+        beam_of = top_beam.gather(1, order)
+        tok_of = top_tok.gather(1, order)
+        hyps = torch.cat([hyps.gather(1, beam_of[:, :, None].expand(-1, -1, hyps.size(2))), tok_of[:, :, None]], 2)
+
+        if last:  # out of length budget: the live hypotheses compete as they are
+            lp_live = length_penalty(step + 1, alpha)
+            for r in range(n):
+                for b in range(k):
+                    if scores[r, b] > float("-inf"):
+                        finished[alive[r]].append((scores[r, b].item() / lp_live, hyps[r, b].tolist()))
+            break
+
+        done = torch.tensor([len(finished[s]) >= k for s in alive], device=device)
+        rows = (torch.arange(n, device=device)[:, None] * k + beam_of).flatten()
+        state.reorder_beams(rows)
+        if bool(done.all()):
+            break
+        if bool(done.any()):
+            keep = (~done).nonzero().squeeze(1)
+            state.keep_sentences(keep)
+            alive = [alive[i] for i in keep.tolist()]
+            scores, hyps, tok_of = scores[keep], hyps[keep], tok_of[keep]
+        tokens = tok_of.reshape(-1, 1)
+
+    return [max(f, key=lambda t: t[0])[1] if f else [] for f in finished]

@@ -1,0 +1,198 @@
+"""Joint English+French subword tokenizer: a thin wrapper around SentencePiece.
+
+One model is shared by source and target so that the decoder can copy names,
+numbers and cognates straight from the source (and embeddings can be tied).
+
+Normalisation: SentencePiece's "identity" rule. The default nmt_nfkc rule
+rewrites French typography (« » spacing, U+202F, "…" -> "...", ligatures), so
+decoded text would differ from the reference. Input cleaning (Unicode NFC,
+collapsing whitespace) is done once in data.py instead. With identity rules,
+decode(encode(s)) == s for any text s that
+
+* has no leading/trailing spaces and no runs of two or more ASCII spaces
+  (SentencePiece always collapses those), and
+* does not contain U+2581 "▁" (SentencePiece's own space marker).
+
+Characters missing from the vocabulary are spelled as UTF-8 bytes
+(byte_fallback), so <unk> never appears and any Unicode (emoji, CJK) survives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import sentencepiece as spm
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+_SPECIAL_IDS = (PAD_ID, BOS_ID, EOS_ID)
+
+
+class TokenizerError(ValueError):
+    """A tokenizer problem the user can fix (missing file, bad model, bad arguments)."""
+
+
+class Tokenizer:
+    """A joint SentencePiece model shared by source and target languages."""
+
+    def __init__(self, model_path: str | Path):
+        path = Path(model_path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise TokenizerError(f"{path}: tokenizer model not found") from None
+        except OSError as e:
+            raise TokenizerError(f"{path}: cannot read tokenizer model ({e.strerror})") from None
+        self._load(data, str(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str = "<bytes>") -> Tokenizer:
+        """Load from serialized model bytes, e.g. a copy stored inside a checkpoint."""
+        tok = cls.__new__(cls)
+        tok._load(bytes(data), name)
+        return tok
+
+    def _load(self, data: bytes, name: str) -> None:
+        sp = spm.SentencePieceProcessor()
+        try:
+            sp.LoadFromSerializedProto(data)
+        except Exception:  # spm raises RuntimeError/OSError depending on the damage
+            raise TokenizerError(f"{name}: not a valid SentencePiece model") from None
+        if sp.get_piece_size() == 0:
+            raise TokenizerError(f"{name}: not a valid SentencePiece model")
+        # Model code hard-codes these ids (padding masks, decoder start), so a
+        # foreign model with another layout must be refused, not silently used.
+        got = (sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id())
+        if got != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
+            raise TokenizerError(
+                f"{name}: special ids pad/unk/bos/eos are {got}, expected "
+                f"{(PAD_ID, UNK_ID, BOS_ID, EOS_ID)}; train the tokenizer with Tokenizer.train"
+            )
+        self._sp = sp
+        self._bytes = data
+        self.name = name
+
+    @classmethod
+    def train(
+        cls,
+        texts: Iterable[str],
+        out_path: str | Path,
+        vocab_size: int,
+        model_type: str = "unigram",
+        character_coverage: float = 1.0,
+        *,
+        seed: int = 0,
+        input_sentence_size: int = 2_000_000,
+        num_threads: int = 16,
+        log: Callable[[str], None] = print,
+    ) -> Tokenizer:
+        """Train jointly on `texts` (pass both languages) and write the model to `out_path`.
+
+        Same texts and arguments give the same model bytes. If the corpus is too
+        small for `vocab_size`, the vocabulary is shrunk to the largest size that
+        fits and `log` is told so.
+        """
+        if model_type not in ("unigram", "bpe"):
+            raise TokenizerError(f"model_type must be 'unigram' or 'bpe', got {model_type!r}")
+        # Materialised because a retry needs the sentences again; one line each
+        # since a newline would end the sentence inside spm.
+        sentences = [t.replace("\r", " ").replace("\n", " ").strip(" ") for t in texts]
+        sentences = [s for s in sentences if s]
+        if not sentences:
+            raise TokenizerError("cannot train a tokenizer on an empty corpus")
+        # 4 specials + 256 byte pieces are always present; below that spm fails obscurely.
+        if vocab_size < 300:
+            raise TokenizerError(f"vocab_size must be at least 300 (byte fallback needs 260), got {vocab_size}")
+
+        spm.set_random_generator_seed(seed)  # makes input sampling/shuffling reproducible
+        size = vocab_size
+        for _ in range(8):
+            buf = io.BytesIO()
+            try:
+                spm.SentencePieceTrainer.train(
+                    sentence_iterator=iter(sentences),
+                    model_writer=buf,
+                    vocab_size=size,
+                    model_type=model_type,
+                    character_coverage=character_coverage,
+                    normalization_rule_name="identity",
+                    byte_fallback=True,
+                    split_digits=True,  # numbers get copied digit by digit, never mangled
+                    pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+                    input_sentence_size=input_sentence_size,
+                    shuffle_input_sentence=True,
+                    num_threads=num_threads,
+                    minloglevel=2,  # keep spm's progress chatter off stderr
+                )
+                break
+            except RuntimeError as e:
+                msg = str(e)
+                if "Vocabulary size too high" not in msg and "Vocabulary size is too high" not in msg:
+                    # Drop spm's "INTERNAL: file.cc(123) [check]" prefix; keep the human part.
+                    reason = re.sub(r"^.*?\] ", "", msg.splitlines()[0])
+                    raise TokenizerError(f"SentencePiece training failed: {reason}") from None
+                m = re.search(r"<=\s*(\d+)", msg)
+                new = int(m.group(1)) if m else size * 3 // 4
+                if new >= size or new < 300:
+                    raise TokenizerError(f"corpus too small for a tokenizer (vocabulary would be {new})") from None
+                size = new
+        else:
+            raise TokenizerError(f"could not find a vocabulary size that fits the data (last tried {size})")
+        if size != vocab_size:
+            log(f"vocabulary shrunk from {vocab_size} to {size} to fit the data")
+
+        data = buf.getvalue()
+        out = Path(out_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+        return cls.from_bytes(data, str(out))
+
+    @property
+    def vocab_size(self) -> int:
+        return self._sp.get_piece_size()
+
+    @property
+    def model_bytes(self) -> bytes:
+        """The serialized model: store it in checkpoints so they are self-contained."""
+        return self._bytes
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self._bytes).hexdigest()
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`, without BOS/EOS."""
+        return self._sp.encode(text, out_type=int)
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """Same as [encode(t) for t in texts], but multi-threaded inside spm."""
+        return self._sp.encode(list(texts), out_type=int)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text for `ids`; PAD/BOS/EOS are skipped so raw model output can be passed."""
+        n = self.vocab_size
+        clean = []
+        for i in ids:  # also accepts numpy arrays / tensors element-wise
+            i = int(i)
+            if i in _SPECIAL_IDS:
+                continue
+            if not 0 <= i < n:
+                raise TokenizerError(f"token id {i} out of range for vocabulary of {n}")
+            clean.append(i)
+        return self._sp.decode(clean)
+
+    def pieces(self, text: str) -> list[str]:
+        return self._sp.encode(text, out_type=str)
+
+    def id_to_piece(self, i: int) -> str:
+        if not 0 <= int(i) < self.vocab_size:
+            raise TokenizerError(f"token id {i} out of range for vocabulary of {self.vocab_size}")
+        return self._sp.id_to_piece(int(i))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_bytes(self._bytes)
+
+    def __repr__(self) -> str:
+        return f"Tokenizer({self.name!r}, vocab_size={self.vocab_size})"

@@ -1,0 +1,513 @@
+"""Training with teacher forcing: data -> tokenizer -> batches -> model -> checkpoints.
+
+One process, or many with ``torchrun`` (DistributedDataParallel: gloo on CPU, NCCL on
+GPU). Everything needed to continue a killed run is in its output directory::
+
+    OUT/run.json               full config + data arguments (the recipe)
+    OUT/tokenizer.model        trained once, reused on resume
+    OUT/checkpoints/step-N/    model, optimizer (+ RNG) as safetensors, state.json
+    OUT/model/                 the best model so far (inference-ready model directory)
+    OUT/metrics.jsonl, OUT/curves.png
+
+Checkpoints are written to a temporary directory and renamed into place, so a crash
+never leaves a half-written one; ``--resume`` restores model, optimizer, schedule,
+data position and RNG, and continues as if never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import time
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from .data import TokenBatcher, collate, encode_corpus, load_corpus, looks_clean, parse_corpus_arg
+from .model import ModelConfig, Seq2SeqTransformer, load_weights, save_model
+from .tokenizer import Tokenizer
+from .translator import Translator, pick_device, pick_dtype, save_model_dir
+
+
+@dataclass
+class TrainConfig:
+    vocab_size: int = 8000
+    tokenizer_type: str = "unigram"  # unigram | bpe
+    max_len: int = 128  # tokens per side, longer pairs are dropped
+    max_ratio: float = 3.0  # character length ratio filter
+    clean_filter: bool = False  # drop placeholders, markup, UI labels (data.looks_clean)
+    max_tokens: int = 4096  # tokens per batch per process (padded)
+    accum_steps: int = 1
+    lr: float = 7e-4
+    warmup_steps: int = 1000
+    min_lr_ratio: float = 0.0  # floor of the inverse-sqrt decay, relative to lr
+    weight_decay: float = 0.01
+    label_smoothing: float = 0.1
+    clip_norm: float = 1.0
+    max_steps: int = 100_000
+    max_minutes: float = 0.0  # 0 = no limit
+    eval_every: int = 1000
+    eval_sentences: int = 500  # dev sentences translated for BLEU
+    eval_beam: int = 1
+    patience: int = 10  # evaluations without BLEU gain before stopping; 0 = never
+    keep_last: int = 3
+    average_last: int = 0  # at the end, also try the average of the last N checkpoints
+    log_every: int = 50
+    seed: int = 1
+    dtype: str = "auto"  # auto | bf16 | fp32 (autocast; master weights stay fp32)
+    device: str = "auto"
+    compile: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown train config keys: {', '.join(unknown)}")
+        return cls(**d)
+
+
+PRESETS: dict[str, dict] = {
+    # seconds on a laptop: tests and demos
+    "tiny": {
+        "model": dict(d_model=64, n_heads=4, d_ff=128, encoder_layers=2, decoder_layers=2, dropout=0.0, max_positions=64),
+        "train": dict(vocab_size=300, max_len=60, max_tokens=2048, lr=3e-3, warmup_steps=50, eval_every=100,
+                      eval_sentences=100, log_every=10, keep_last=2, patience=0),
+    },
+    # a real small translator (~10M parameters)
+    "small": {
+        "model": dict(d_model=256, n_heads=4, d_ff=1024, encoder_layers=4, decoder_layers=3, dropout=0.1),
+        "train": dict(vocab_size=8000, max_tokens=4096, lr=1e-3, warmup_steps=1000, eval_every=1000),
+    },
+    # the shipped en-fr size (~22M parameters)
+    "base": {
+        "model": dict(d_model=384, n_heads=6, d_ff=1536, encoder_layers=6, decoder_layers=3, dropout=0.2),
+        "train": dict(vocab_size=10000, max_tokens=8192, lr=1e-3, warmup_steps=2000, eval_every=1000),
+    },
+}
+
+
+def load_config(config_file: str | None, preset: str | None) -> tuple[ModelConfig, TrainConfig]:
+    """Preset values (``--preset`` or ``preset = "..."`` in the file), overridden by the
+    TOML file's [model] and [train] tables."""
+    data: dict = {}
+    if config_file:
+        with open(config_file, "rb") as f:
+            data = tomllib.load(f)
+        unknown = sorted(set(data) - {"model", "train", "preset"})
+        if unknown:
+            raise ValueError(f"{config_file}: unknown keys {unknown}; expected preset, [model] and [train]")
+    preset = preset or data.get("preset")
+    if preset and preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    base = PRESETS[preset] if preset else {}
+    merged = {k: {**base.get(k, {}), **data.get(k, {})} for k in ("model", "train")}
+    return ModelConfig.from_dict(merged["model"]), TrainConfig.from_dict(merged["train"])
+
+
+# -- checkpoints ---------------------------------------------------------------------
+def write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move a fully written directory into place; the old one goes only afterwards."""
+    for p in tmp.iterdir():
+        with open(p, "rb") as f:
+            os.fsync(f.fileno())
+    old = final.with_name(final.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """AdamW state as flat tensors (safetensors) + JSON for the rest."""
+    sd = opt.state_dict()
+    tensors, meta = {}, {"param_groups": sd["param_groups"], "state_keys": {}}
+    for idx, st in sd["state"].items():
+        meta["state_keys"][str(idx)] = sorted(st)
+        for name, value in st.items():
+            tensors[f"{idx}.{name}"] = (value if torch.is_tensor(value) else torch.tensor(value)).detach().cpu()
+    return tensors, meta
+
+
+def load_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    state = {int(i): {n: tensors[f"{i}.{n}"] for n in names} for i, names in meta["state_keys"].items()}
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+# -- the trainer -----------------------------------------------------------------------
+class Trainer:
+    def __init__(self, args, model_cfg: ModelConfig, cfg: TrainConfig):
+        self.args, self.cfg = args, cfg
+        self.out = Path(args.out)
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.device = pick_device(cfg.device)
+        if self.world > 1:
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+                torch.cuda.set_device(self.device)
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.amp_dtype = pick_dtype(cfg.dtype, self.device)
+        self.main = self.rank == 0
+        torch.manual_seed(cfg.seed)
+        self.log(f"device {self.device}, autocast {self.amp_dtype}, {self.world} process(es)")
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._prepare_data(model_cfg)
+        self.model = Seq2SeqTransformer(self.model_cfg).to(self.device)
+        self.log(f"model: {self.model.num_parameters() / 1e6:.2f}M parameters")
+        decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
+        no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
+        self.opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr, betas=(0.9, 0.98), eps=1e-9,
+        )
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.best_bleu, self.evals_without_gain = -1.0, 0
+        if args.resume and self._latest_checkpoint():
+            self._load_checkpoint(self._latest_checkpoint())
+        self.ddp = self.model
+        if self.world > 1:
+            self.ddp = torch.nn.parallel.DistributedDataParallel(self.model)
+        self.forward = torch.compile(self.ddp) if cfg.compile else self.ddp
+
+    def log(self, msg: str) -> None:
+        if self.main:
+            print(msg, file=sys.stderr, flush=True)
+
+    # -- data -----------------------------------------------------------------------
+    def _prepare_data(self, model_cfg: ModelConfig) -> None:
+        cfg = self.cfg
+        train_paths = [parse_corpus_arg(p) for p in self.args.train]
+        pairs, stats = load_corpus(train_paths, max_ratio=cfg.max_ratio, keep=looks_clean if cfg.clean_filter else None)
+        self.log(f"train: {stats.summary()}")
+        if not pairs:
+            raise ValueError("no usable training pairs")
+        valid, vstats = load_corpus([parse_corpus_arg(self.args.valid)], max_ratio=None, dedup=False)
+        self.log(f"valid: {vstats.summary()}")
+        if not valid:
+            raise ValueError("no usable validation pairs")
+        tok_path = self.out / "tokenizer.model"
+        if self.main and not tok_path.exists():
+            texts = [s for s, _ in pairs] + [t for _, t in pairs]
+            Tokenizer.train(texts, tok_path, cfg.vocab_size, cfg.tokenizer_type, log=self.log)
+        if self.world > 1:
+            dist.barrier()
+        self.tokenizer = Tokenizer(tok_path)
+        self.model_cfg = ModelConfig.from_dict({**model_cfg.to_dict(), "vocab_size": self.tokenizer.vocab_size})
+        max_len = min(cfg.max_len, self.model_cfg.max_positions)
+        self.src, self.tgt, dropped = encode_corpus(pairs, self.tokenizer, max_len)
+        self.log(f"{len(self.src)} training pairs ({dropped} longer than {max_len} tokens dropped), "
+                 f"{sum(map(len, self.tgt)) + len(self.tgt)} target tokens per epoch")
+        self.valid_pairs = valid
+        self.vsrc, self.vtgt, _ = encode_corpus(valid, self.tokenizer, max_len)
+        self.batcher = TokenBatcher([len(s) + 1 for s in self.src], [len(t) + 1 for t in self.tgt], cfg.max_tokens,
+                                    seed=cfg.seed, rank=self.rank, world_size=self.world)
+        if self.main:
+            write_json_atomic(self.out / "run.json", {
+                "model": self.model_cfg.to_dict(), "train": asdict(cfg),
+                "data": {"train": list(self.args.train), "valid": self.args.valid},
+                "command": " ".join(sys.argv),
+            })
+
+    # -- schedule -------------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        """Linear warmup, then inverse square root decay (Vaswani et al.)."""
+        cfg, s = self.cfg, max(step, 1)
+        factor = min(s / cfg.warmup_steps, math.sqrt(cfg.warmup_steps / s)) if cfg.warmup_steps else 1 / math.sqrt(s)
+        return cfg.lr * max(factor, cfg.min_lr_ratio if s > cfg.warmup_steps else 0.0)
+
+    def autocast(self):
+        enabled = self.amp_dtype != torch.float32
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=enabled)
+
+    def loss_on(self, idx: list[int], src_ids, tgt_ids) -> tuple[torch.Tensor, int]:
+        src, tgt_in, tgt_out = (t.to(self.device, non_blocking=True) for t in
+                                collate([src_ids[i] for i in idx], [tgt_ids[i] for i in idx]))
+        with self.autocast():
+            logits = self.forward(src, tgt_in).logits
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), tgt_out.view(-1),
+                               ignore_index=self.model_cfg.pad_id, label_smoothing=self.cfg.label_smoothing,
+                               reduction="sum")
+        return loss, int(tgt_out.ne(self.model_cfg.pad_id).sum())
+
+    # -- the loop -------------------------------------------------------------------
+    def train(self) -> Path:
+        cfg = self.cfg
+        stop_requested = []
+        signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(1))
+        deadline = time.time() + cfg.max_minutes * 60 if cfg.max_minutes else None
+        batches = self.batcher.iterate(self.epoch, self.batch_in_epoch)
+        progress = None
+        if self.main:
+            from tqdm import tqdm
+            progress = tqdm(total=cfg.max_steps, initial=self.step, dynamic_ncols=True, file=sys.stderr,
+                            disable=not sys.stderr.isatty() and not os.environ.get("CROSSATTN_PROGRESS"))
+        window_loss, window_tokens, window_start = 0.0, 0, time.time()
+        self.model.train()
+        stop_reason = "max_steps"
+        while self.step < cfg.max_steps:
+            for group in self.opt.param_groups:
+                group["lr"] = self.lr_at(self.step + 1)
+            tokens_total, loss_total = 0, 0.0
+            for micro in range(cfg.accum_steps):
+                epoch, b, idx = next(batches)
+                sync = micro == cfg.accum_steps - 1 or self.world == 1
+                ctx = self.ddp.no_sync() if (self.world > 1 and not sync) else _nullcontext()
+                with ctx:
+                    loss, ntok = self.loss_on(idx, self.src, self.tgt)
+                    (loss / max(ntok, 1) / cfg.accum_steps).backward()
+                tokens_total += ntok
+                loss_total += loss.item()
+            self.epoch, self.batch_in_epoch = epoch, b + 1
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+            self.step += 1
+            window_loss += loss_total
+            window_tokens += tokens_total
+
+            if self.step % cfg.log_every == 0:
+                elapsed = time.time() - window_start
+                rec = {"step": self.step, "epoch": self.epoch, "train_loss": window_loss / max(window_tokens, 1),
+                       "tokens_per_s": window_tokens * self.world / elapsed, "lr": self.lr_at(self.step)}
+                self._record(rec)
+                if progress:
+                    progress.set_postfix(loss=f"{rec['train_loss']:.3f}", tok_s=f"{rec['tokens_per_s']:.0f}",
+                                         lr=f"{rec['lr']:.2e}")
+                window_loss, window_tokens, window_start = 0.0, 0, time.time()
+            if progress:
+                progress.update(1)
+
+            out_of_time = deadline is not None and time.time() > deadline
+            if self.world > 1:  # every rank must agree to stop at the same step
+                flag = torch.tensor([float(bool(stop_requested) or out_of_time)], device=self.device)
+                dist.all_reduce(flag)
+                stop_now = bool(flag.item())
+            else:
+                stop_now = bool(stop_requested) or out_of_time
+            if self.step % cfg.eval_every == 0 or stop_now or self.step == cfg.max_steps:
+                improved = self.evaluate_and_save()
+                if cfg.patience and not improved:
+                    self.evals_without_gain += 1
+                    if self.evals_without_gain >= cfg.patience:
+                        stop_reason = f"no BLEU gain in {cfg.patience} evaluations"
+                        break
+                elif improved:
+                    self.evals_without_gain = 0
+            if stop_now:
+                stop_reason = "signal" if stop_requested else "time limit"
+                break
+        if progress:
+            progress.close()
+        self.log(f"stopped at step {self.step}: {stop_reason}; best dev BLEU {self.best_bleu:.2f}")
+        if self.main and cfg.average_last > 1:
+            self._try_average()
+        if self.world > 1:
+            dist.barrier()
+            dist.destroy_process_group()
+        return self.out / "model"
+
+    def _record(self, rec: dict) -> None:
+        if not self.main:
+            return
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    # -- evaluation -------------------------------------------------------------------
+    @torch.no_grad()
+    def validation_loss(self) -> float:
+        self.model.eval()
+        total, count = 0.0, 0
+        vb = TokenBatcher([len(s) + 1 for s in self.vsrc], [len(t) + 1 for t in self.vtgt], self.cfg.max_tokens,
+                          shuffle=False)
+        saved_forward, self.forward = self.forward, self.model
+        for idx in vb.epoch_batches(0):
+            loss, n = self.loss_on(idx, self.vsrc, self.vtgt)
+            total, count = total + loss.item(), count + n
+        self.forward = saved_forward
+        self.model.train()
+        return total / max(count, 1)
+
+    def dev_bleu(self, model: Seq2SeqTransformer) -> float:
+        import copy
+
+        import sacrebleu
+
+        sample = self.valid_pairs[: self.cfg.eval_sentences]
+        infer = copy.deepcopy(model)
+        translator = Translator(infer, self.tokenizer, {"beam": self.cfg.eval_beam}, device=str(self.device),
+                                dtype="auto" if self.device.type == "cuda" else "fp32")
+        hyps = translator.translate([s for s, _ in sample])
+        return sacrebleu.corpus_bleu(hyps, [[t for _, t in sample]]).score
+
+    def evaluate_and_save(self) -> bool:
+        improved = False
+        if self.main:
+            vloss = self.validation_loss()
+            bleu = self.dev_bleu(self.model)
+            improved = bleu > self.best_bleu
+            if improved:
+                self.best_bleu = bleu
+                self._save_model_dir(self.model, "model", bleu)
+            self._record({"step": self.step, "valid_loss": vloss, "valid_bleu": bleu, "best_bleu": self.best_bleu})
+            self.log(f"step {self.step}: valid loss {vloss:.3f}, dev BLEU {bleu:.2f} (best {self.best_bleu:.2f})")
+            self._save_checkpoint()
+            self._plot()
+        if self.world > 1:
+            flag = torch.tensor([float(improved)], device=self.device)
+            dist.broadcast(flag, 0)
+            improved = bool(flag.item())
+            dist.barrier()
+        return improved
+
+    def _save_model_dir(self, model: Seq2SeqTransformer, name: str, bleu: float) -> None:
+        tmp = self.out / f"{name}.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        save_model_dir(model, self.tokenizer, tmp, extra={"training": {"step": self.step, "dev_bleu": bleu}})
+        replace_dir(tmp, self.out / name)
+
+    # -- checkpoints ------------------------------------------------------------------
+    def _checkpoints(self) -> list[Path]:
+        root = self.out / "checkpoints"
+        return sorted(root.glob("step-*[0-9]"), key=lambda p: int(p.name.split("-")[1])) if root.exists() else []
+
+    def _latest_checkpoint(self) -> Path | None:
+        ckpts = self._checkpoints()
+        return ckpts[-1] if ckpts else None
+
+    def _save_checkpoint(self) -> None:
+        root = self.out / "checkpoints"
+        root.mkdir(exist_ok=True)
+        final = root / f"step-{self.step:07d}"
+        tmp = root / f"step-{self.step:07d}.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        save_model(self.model, tmp / "model.safetensors")
+        opt_tensors, opt_meta = optimizer_tensors(self.opt)
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        save_file({**opt_tensors, **{f"rng.{k}": v for k, v in rng.items()}}, str(tmp / "optimizer.safetensors"))
+        write_json_atomic(tmp / "state.json", {
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "best_bleu": self.best_bleu, "evals_without_gain": self.evals_without_gain, "optimizer": opt_meta,
+        })
+        replace_dir(tmp, final)
+        for old in self._checkpoints()[: -self.cfg.keep_last]:
+            shutil.rmtree(old)
+
+    def _load_checkpoint(self, path: Path) -> None:
+        state = json.loads((path / "state.json").read_text())
+        load_weights(self.model, path / "model.safetensors")
+        tensors = load_file(str(path / "optimizer.safetensors"))
+        load_optimizer(self.opt, {k: v.to(self.device) if not k.endswith(".step") else v for k, v in tensors.items()
+                                  if not k.startswith("rng.")}, state["optimizer"])
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.best_bleu, self.evals_without_gain = state["best_bleu"], state["evals_without_gain"]
+        self.log(f"resumed from {path} (step {self.step}, epoch {self.epoch}, batch {self.batch_in_epoch})")
+
+    def _try_average(self) -> None:
+        """Average the last N checkpoints; keep the result if it beats the best on dev."""
+        ckpts = self._checkpoints()[-self.cfg.average_last:]
+        if len(ckpts) < 2:
+            return
+        avg = average_checkpoints(ckpts, self.model_cfg).to(self.device)
+        bleu = self.dev_bleu(avg)
+        self.log(f"average of {len(ckpts)} checkpoints: dev BLEU {bleu:.2f} (best single {self.best_bleu:.2f})")
+        self._record({"step": self.step, "averaged": len(ckpts), "valid_bleu": bleu})
+        if bleu > self.best_bleu:
+            self.best_bleu = bleu
+            self._save_model_dir(avg, "model", bleu)
+
+    def _plot(self) -> None:
+        try:
+            plot_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+        except Exception as e:  # a plot must never stop training
+            self.log(f"(could not draw curves: {e})")
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def average_checkpoints(paths: list[Path], model_cfg: ModelConfig) -> Seq2SeqTransformer:
+    total = None
+    for p in paths:
+        sd = load_file(str(p / "model.safetensors"))
+        total = {k: v.double() for k, v in sd.items()} if total is None else {k: total[k] + sd[k].double() for k in total}
+    model = Seq2SeqTransformer(model_cfg)
+    model.load_state_dict({k: (v / len(paths)).float() for k, v in total.items()}, strict=False)
+    return model
+
+
+def plot_curves(metrics: Path, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    train = [(r["step"], r["train_loss"]) for r in rows if "train_loss" in r]
+    valid = [(r["step"], r["valid_loss"], r["valid_bleu"]) for r in rows if "valid_loss" in r]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    if train:
+        ax1.plot(*zip(*train), label="train (label-smoothed)", lw=1)
+    if valid:
+        steps, vloss, bleu = zip(*valid)
+        ax1.plot(steps, vloss, "o-", label="valid", ms=3)
+        ax2.plot(steps, bleu, "o-", color="C2", ms=3)
+    ax1.set(xlabel="step", ylabel="loss per target token", title="loss")
+    ax1.legend()
+    ax2.set(xlabel="step", ylabel="BLEU", title="dev BLEU (sample)")
+    fig.tight_layout()
+    tmp = png.with_name(png.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, png)
+
+
+def run(args) -> Path:
+    """Entry point used by the CLI (``crossattn train``)."""
+    out = Path(args.out)
+    if args.resume and (out / "run.json").exists():
+        saved = json.loads((out / "run.json").read_text())
+        model_cfg = ModelConfig.from_dict(saved["model"])
+        cfg = TrainConfig.from_dict(saved["train"])
+    else:
+        model_cfg, cfg = load_config(args.config, args.preset or (None if args.config else "tiny"))
+    overrides = {k: getattr(args, k) for k in ("max_steps", "max_minutes", "seed", "device", "dtype", "max_tokens",
+                                               "eval_every") if getattr(args, k, None) is not None}
+    cfg = TrainConfig.from_dict({**asdict(cfg), **overrides})
+    torch.set_num_threads(int(os.environ.get("CROSSATTN_THREADS", torch.get_num_threads())))
+    return Trainer(args, model_cfg, cfg).train()

@@ -1,0 +1,236 @@
+"""Translator: a model, its tokenizer and decoding settings, loaded from one directory.
+
+A model directory holds::
+
+    config.json        {"model": ModelConfig, "decoding": {...}, "files": {name: sha256}}
+    model.safetensors  weights (tied output stored once)
+    tokenizer.model    the joint SentencePiece model
+
+Loading never unpickles anything: safetensors + JSON only, and every file is checked
+against the checksum recorded in config.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .decode import beam_search
+from .model import ModelConfig, Seq2SeqTransformer, load_weights, save_model
+from .tokenizer import Tokenizer
+
+PRETRAINED_DIR = Path(__file__).parent / "pretrained" / "en-fr"
+WEIGHTS, TOKENIZER, CONFIG = "model.safetensors", "tokenizer.model", "config.json"
+DEFAULT_DECODING = {"beam": 4, "alpha": 0.6}
+
+
+class ModelDirError(ValueError):
+    """A model directory that is missing, incomplete, corrupt or inconsistent."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cpu_has_fast_bf16() -> bool:
+    """bf16 matmuls are only fast with AMX or AVX512-BF16; elsewhere they are ~100x slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        fast = device.type == "cuda" or cpu_has_fast_bf16()
+        return torch.bfloat16 if fast else torch.float32
+    return {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}[dtype]
+
+
+def normalize(text: str) -> str:
+    """NFC and single spaces: what training saw."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def resolve_model_dir(path: str | Path | None) -> Path:
+    """A model directory, or a training output directory holding ``model/``."""
+    if path is None:
+        return PRETRAINED_DIR
+    p = Path(path)
+    if not p.exists():
+        raise ModelDirError(f"model directory not found: {p}")
+    if not (p / CONFIG).exists() and (p / "model" / CONFIG).exists():
+        return p / "model"
+    return p
+
+
+def save_model_dir(model: Seq2SeqTransformer, tokenizer: Tokenizer, out: str | Path, decoding: dict | None = None,
+                   dtype: torch.dtype | None = None, extra: dict | None = None) -> None:
+    """Write an inference-ready model directory (checksums included)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(model, out / WEIGHTS, dtype)
+    tokenizer.save(out / TOKENIZER)
+    config = {
+        "model": model.config.to_dict(),
+        "decoding": dict(decoding or DEFAULT_DECODING),
+        "files": {name: sha256_file(out / name) for name in (WEIGHTS, TOKENIZER)},
+        **(extra or {}),
+    }
+    (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+
+
+def load_model_dir(path: str | Path | None, verify: bool = True) -> tuple[Seq2SeqTransformer, Tokenizer, dict]:
+    root = resolve_model_dir(path)
+    for name in (CONFIG, WEIGHTS, TOKENIZER):
+        if not (root / name).is_file():
+            raise ModelDirError(f"{root}: missing {name}")
+    try:
+        config = json.loads((root / CONFIG).read_text())
+        model_cfg = ModelConfig.from_dict(config["model"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelDirError(f"{root / CONFIG}: invalid config ({e})") from None
+    if verify:
+        for name, digest in config.get("files", {}).items():
+            if sha256_file(root / name) != digest:
+                raise ModelDirError(f"{root / name}: checksum mismatch (file corrupt or replaced)")
+    try:
+        tokenizer = Tokenizer(root / TOKENIZER)
+    except Exception as e:  # sentencepiece raises plain RuntimeError/OSError on garbage
+        raise ModelDirError(f"{root / TOKENIZER}: cannot load tokenizer ({e})") from None
+    if tokenizer.vocab_size != model_cfg.vocab_size:
+        raise ModelDirError(f"{root}: tokenizer has {tokenizer.vocab_size} pieces but the model expects {model_cfg.vocab_size}")
+    model = Seq2SeqTransformer(model_cfg)
+    try:
+        load_weights(model, root / WEIGHTS)
+    except ValueError as e:
+        raise ModelDirError(f"{root / WEIGHTS}: {e}") from None
+    except Exception as e:  # safetensors raises its own error types on truncated files
+        raise ModelDirError(f"{root / WEIGHTS}: cannot read weights ({e})") from None
+    return model.eval(), tokenizer, config
+
+
+@dataclass
+class AttentionResult:
+    """One translation with the cross-attention that produced it."""
+
+    translation: str
+    source_tokens: list[str]  # pieces, EOS included as "</s>"
+    target_tokens: list[str]  # pieces, EOS included as "</s>"
+    attention: Tensor  # (layers, heads, target_len, source_len), float32
+
+
+class Translator:
+    def __init__(self, model: Seq2SeqTransformer, tokenizer: Tokenizer, decoding: dict | None = None,
+                 device: str = "auto", dtype: str = "auto"):
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(dtype, self.device)
+        self.model = model.to(self.device, self.dtype).eval()
+        self.tokenizer = tokenizer
+        self.decoding = {**DEFAULT_DECODING, **(decoding or {})}
+        # keep one position for BOS/EOS bookkeeping
+        self.max_source_tokens = model.config.max_positions - 1
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: str = "auto", dtype: str = "auto") -> "Translator":
+        model, tokenizer, config = load_model_dir(path)
+        return cls(model, tokenizer, config.get("decoding"), device, dtype)
+
+    # -- text <-> ids -----------------------------------------------------------------
+    def _chunks(self, ids: list[int], text: str) -> list[list[int]]:
+        """Inputs longer than the model's limit are split at sentence ends, then by length."""
+        if len(ids) + 1 <= self.max_source_tokens:
+            return [ids]
+        chunks: list[list[int]] = []
+        for sentence in re.split(r"(?<=[.!?;])\s+", text):
+            piece = self.tokenizer.encode(sentence)
+            if chunks and len(chunks[-1]) + len(piece) + 1 <= self.max_source_tokens:
+                chunks[-1] = chunks[-1] + piece
+                continue
+            step = self.max_source_tokens - 1
+            chunks.extend(piece[i : i + step] for i in range(0, len(piece), step))
+        return [c for c in chunks if c]
+
+    def _batch(self, seqs: list[list[int]]) -> Tensor:
+        eos, pad = self.model.config.eos_id, self.model.config.pad_id
+        width = max(len(s) for s in seqs) + 1
+        out = torch.full((len(seqs), width), pad, dtype=torch.long)
+        for i, s in enumerate(seqs):
+            out[i, : len(s) + 1] = torch.tensor(s + [eos])
+        return out.to(self.device)
+
+    # -- translation ------------------------------------------------------------------
+    def translate(self, texts: list[str], beam: int | None = None, alpha: float | None = None,
+                  batch_size: int = 64, max_batch_tokens: int = 4096) -> list[str]:
+        """One output per input, in order; empty input gives empty output."""
+        beam = beam or self.decoding["beam"]
+        alpha = self.decoding["alpha"] if alpha is None else alpha
+        texts = [normalize(t) for t in texts]
+        encoded = self.tokenizer.encode_batch(texts)
+        pieces: list[tuple[int, list[int]]] = []  # (input index, chunk ids)
+        for i, (text, ids) in enumerate(zip(texts, encoded)):
+            pieces.extend((i, c) for c in self._chunks(ids, text))
+        # sort by length so each batch has little padding; restore order at the end
+        order = sorted(range(len(pieces)), key=lambda j: len(pieces[j][1]))
+        results: list[list[int]] = [[] for _ in pieces]
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while (end < len(order) and end - start < batch_size
+                   and (end - start + 1) * (len(pieces[order[end]][1]) + 1) * beam <= max_batch_tokens):
+                end += 1
+            batch_idx = order[start:end]
+            src = self._batch([pieces[j][1] for j in batch_idx])
+            for j, hyp in zip(batch_idx, beam_search(self.model, src, beam, alpha)):
+                results[j] = hyp
+            start = end
+        outputs = [[] for _ in texts]
+        for (i, _), hyp in zip(pieces, results):
+            outputs[i].append(self.tokenizer.decode(hyp))
+        return [" ".join(o) for o in outputs]
+
+    @torch.inference_mode()
+    def translate_with_attention(self, text: str, beam: int | None = None, alpha: float | None = None) -> AttentionResult:
+        """Translate one text and return the cross-attention of every layer and head.
+
+        The hypothesis is found by the normal search; its attention is then read by one
+        teacher-forced pass over it, which computes exactly the weights each step used
+        (the decoder is causal), so the plain translate path never pays for weights.
+        """
+        beam = beam or self.decoding["beam"]
+        alpha = self.decoding["alpha"] if alpha is None else alpha
+        text = normalize(text)
+        ids = self.tokenizer.encode(text)[: self.max_source_tokens - 1]
+        src = self._batch([ids])
+        hyp = beam_search(self.model, src, beam, alpha)[0]
+        cfg = self.model.config
+        hyp = hyp[: cfg.max_positions - 1]
+        tgt_in = torch.tensor([[cfg.bos_id] + hyp], device=self.device)
+        out = self.model(src, tgt_in, need_weights=True)
+        attention = torch.stack([w[0] for w in out.cross_attention]).float().cpu()  # (L, H, T, S)
+        piece = self.tokenizer.id_to_piece
+        return AttentionResult(
+            translation=self.tokenizer.decode(hyp),
+            source_tokens=[piece(i) for i in ids] + ["</s>"],
+            target_tokens=[piece(i) for i in hyp] + ["</s>"],
+            attention=attention,
+        )
+
