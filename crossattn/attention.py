@@ -130,7 +130,8 @@ class MultiHeadAttention(nn.Module):
             q = q.reshape(-1, self.n_heads, beams * tgt_len, self.head_dim)
 
         blocked = None if key_padding_mask is None else key_padding_mask[:, None, None, :]
-        plain_causal = causal and kv.length == q.size(2) and blocked is None
+        # is_causal only exists on the fast path: the explicit path needs the mask itself
+        plain_causal = causal and kv.length == q.size(2) and blocked is None and not need_weights
         if causal and not plain_causal:
             future = causal_blocked(q.size(2), kv.length, q.device)
             blocked = future if blocked is None else blocked | future

@@ -8,6 +8,8 @@ cold ``crossattn translate "..."`` only pays for what it uses. Expected failures
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -138,13 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_decoding_options(p)
     p.set_defaults(func=cmd_evaluate)
 
-    for extra in EXTRA_COMMANDS:
-        extra(sub)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f".{name}", __package__)
+        module.add_commands(sub)
     return parser
 
 
-# Other modules register their subcommands here (attend, align, serve, export, explain ...).
-EXTRA_COMMANDS: list = []
+# Modules that add subcommands through ``add_commands(subparsers)``. Their top-level
+# imports must stay light (torch at most): matplotlib, fastapi etc. load inside commands.
+COMMAND_MODULES = [name for name in ("visualize", "align", "server", "export", "explain")
+                   if importlib.util.find_spec(f"{__package__}.{name}") is not None]
 
 
 def main(argv: list[str] | None = None) -> int:
