@@ -228,8 +228,24 @@ class Seq2SeqTransformer(nn.Module):
         self.encoder_norm = nn.LayerNorm(cfg.d_model) if cfg.norm_first else nn.Identity()
         self.decoder_norm = nn.LayerNorm(cfg.d_model) if cfg.norm_first else nn.Identity()
         self.output = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        if cfg.tie_output:
+        self.tie_weights()
+
+    def tie_weights(self) -> None:
+        if self.config.tie_output:
             self.output.weight = self.embed.tokens.weight
+
+    @classmethod
+    def empty(cls, cfg: ModelConfig) -> "Seq2SeqTransformer":
+        """Build without random initialisation: a fast start when weights are loaded next.
+
+        (The meta device would do this too, but its first use costs seconds of imports.)
+        """
+        saved = nn.Linear.reset_parameters, nn.Embedding.reset_parameters
+        nn.Linear.reset_parameters = nn.Embedding.reset_parameters = lambda self: None
+        try:
+            return cls(cfg)
+        finally:
+            nn.Linear.reset_parameters, nn.Embedding.reset_parameters = saved
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

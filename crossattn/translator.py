@@ -118,7 +118,7 @@ def load_model_dir(path: str | Path | None, verify: bool = True) -> tuple[Seq2Se
         raise ModelDirError(f"{root / TOKENIZER}: cannot load tokenizer ({e})") from None
     if tokenizer.vocab_size != model_cfg.vocab_size:
         raise ModelDirError(f"{root}: tokenizer has {tokenizer.vocab_size} pieces but the model expects {model_cfg.vocab_size}")
-    model = Seq2SeqTransformer(model_cfg)
+    model = Seq2SeqTransformer.empty(model_cfg)
     try:
         load_weights(model, root / WEIGHTS)
     except ValueError as e:
