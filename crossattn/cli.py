@@ -31,7 +31,12 @@ def read_lines(path: str) -> list[str]:
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise CLIError(f"{'<stdin>' if path == '-' else path}:{line}: invalid UTF-8") from None
-    return text.splitlines()
+    # "\n" only: str.splitlines() also breaks at U+2028, \x85, \x0b..., which would give
+    # more translations than input lines
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def write_lines(path: str | None, lines: list[str]) -> None:
@@ -93,7 +98,8 @@ def cmd_evaluate(args) -> None:
 def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model directory (default: the shipped en-fr model)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--dtype", default="auto", help="auto | fp32 | bf16 (auto: bf16 where the hardware is fast at it)")
+    p.add_argument("--dtype", default="auto", help="auto | fp32 | bf16 | int8 (auto: bf16 where the hardware is fast at it, else fp32; "
+                        "int8: dynamic quantization on CPU)")
 
 
 def add_decoding_options(p: argparse.ArgumentParser) -> None:
@@ -173,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # a full disk, an output path under a file, no permission
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"crossattn: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_ERROR
     return 0
 
 

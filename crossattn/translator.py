@@ -65,6 +65,20 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}[dtype]
 
 
+def quantize_int8(model: Seq2SeqTransformer, device: torch.device) -> Seq2SeqTransformer:
+    """Dynamic int8 quantization of every Linear (weights int8, activations quantized
+    per batch): about 2x faster matmuls on CPUs without fast bf16, small BLEU cost."""
+    if device.type != "cpu":
+        raise ValueError("int8 inference is CPU-only; use bf16 on GPU")
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
 def normalize(text: str) -> str:
     """NFC and single spaces: what training saw."""
     return " ".join(unicodedata.normalize("NFC", text).split())
@@ -142,8 +156,11 @@ class Translator:
     def __init__(self, model: Seq2SeqTransformer, tokenizer: Tokenizer, decoding: dict | None = None,
                  device: str = "auto", dtype: str = "auto"):
         self.device = pick_device(device)
-        self.dtype = pick_dtype(dtype, self.device)
+        self.int8 = dtype == "int8"
+        self.dtype = torch.float32 if self.int8 else pick_dtype(dtype, self.device)
         self.model = model.to(self.device, self.dtype).eval()
+        if self.int8:
+            self.model = quantize_int8(self.model, self.device)
         self.tokenizer = tokenizer
         self.decoding = {**DEFAULT_DECODING, **(decoding or {})}
         # keep one position for BOS/EOS bookkeeping
@@ -187,7 +204,7 @@ class Translator:
         encoded = self.tokenizer.encode_batch(texts)
         pieces: list[tuple[int, list[int]]] = []  # (input index, chunk ids)
         for i, (text, ids) in enumerate(zip(texts, encoded)):
-            pieces.extend((i, c) for c in self._chunks(ids, text))
+            pieces.extend((i, c) for c in self._chunks(ids, text) if c)  # empty input: no model call, ""
         # sort by length so each batch has little padding; restore order at the end
         order = sorted(range(len(pieces)), key=lambda j: len(pieces[j][1]))
         results: list[list[int]] = [[] for _ in pieces]

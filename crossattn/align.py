@@ -1,0 +1,285 @@
+"""Word alignment read off cross-attention: ``crossattn align`` and ``crossattn align-eval``.
+
+1. Forced decoding: the given translation is fed to the decoder (teacher forcing) and
+   every layer's cross-attention is kept, ``model(src, tgt_in, need_weights=True)``.
+2. Pieces -> words: words are the whitespace-separated tokens of each side *as given*
+   (so a gold set's tokenisation is respected). Each word is encoded on its own and the
+   piece ids are concatenated, so every piece belongs to exactly one word. SentencePiece
+   splits on whitespace before segmenting, so this is also exactly how it encodes the
+   space-joined sentence: the model sees its usual input.
+3. Word-level matrix (see visualize.py): source pieces summed, target pieces averaged;
+   the source "</s>" column stays, as the "no source word" option.
+4. Extraction: Pharaoh ``i-j`` links (0-based, source first) from that matrix.
+
+Row t of the attention is the step that *predicts* target token t (its input is token
+t-1); ``shift`` uses row t+1 instead, the step whose input *is* token t.
+The default (layer, heads, shift, rule) was chosen on a selection set: docs/alignment.md.
+"""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .visualize import check_index, merge_attention, select
+
+RULES = ("target", "source", "intersect", "union")
+
+
+@dataclass(frozen=True)
+class Method:
+    layer: int | None = None  # decoder layer; None = mean over layers; negative counts from the end
+    head: int | None = None  # None = mean over heads
+    shift: bool = False  # use the step whose input is the target word (row t+1)
+    rule: str = "source"  # target: argmax per target word; source: argmax per source word
+    null: bool = False  # a target word whose argmax is </s> stays unaligned (target-side rules)
+
+    def describe(self) -> str:
+        layer = "mean" if self.layer is None else self.layer
+        head = "mean" if self.head is None else self.head
+        return f"layer={layer} head={head} shift={int(self.shift)} rule={self.rule} null={int(self.null)}"
+
+
+DEFAULT = Method()
+CHUNK = 2000  # pairs whose full attention is held in memory at once
+
+
+# -- input ------------------------------------------------------------------------------
+def read_pairs(arg: str) -> list[tuple[list[str], list[str]]]:
+    """'pairs.tsv' (source<TAB>target) or 'src.txt:tgt.txt'; one pair per line, words = whitespace tokens."""
+    from .cli import CLIError, read_lines
+
+    if not Path(arg).is_file() and ":" in arg:
+        a, b = arg.split(":", 1)
+        src, tgt = read_lines(a), read_lines(b)
+        if len(src) != len(tgt):
+            raise CLIError(f"{a} has {len(src)} lines but {b} has {len(tgt)}")
+    else:
+        src, tgt = [], []
+        for n, line in enumerate(read_lines(arg), 1):
+            if line.strip() and "\t" not in line:
+                raise CLIError(f"{arg}:{n}: expected source<TAB>target")
+            s, _, t = line.partition("\t")
+            src.append(s)
+            tgt.append(t.split("\t")[0])
+    norm = lambda s: unicodedata.normalize("NFC", s).split()  # noqa: E731
+    return [(norm(s), norm(t)) for s, t in zip(src, tgt)]
+
+
+def encode_words(tokenizer, words: list[str]) -> tuple[list[int], list[list[int]]]:
+    """Piece ids of the space-joined words, and the piece positions of each word."""
+    ids: list[int] = []
+    spans: list[list[int]] = []
+    for w in words:
+        piece_ids = tokenizer.encode(w)
+        spans.append(list(range(len(ids), len(ids) + len(piece_ids))))
+        ids += piece_ids
+    return ids, spans
+
+
+# -- forced decoding --------------------------------------------------------------------
+@torch.inference_mode()
+def word_attention(model, tokenizer, pairs: list[tuple[list[str], list[str]]], shifts: tuple[bool, ...] = (False, True),
+                   max_tokens: int = 6000, device: torch.device | str = "cpu") -> list[dict[bool, Tensor] | None]:
+    """Per pair and shift: (layers, heads, target words, source words + </s>), or None if not alignable.
+
+    Pairs with an empty side, or too long for the model's positions, give None.
+    """
+    cfg = model.config
+    items = []
+    for k, (s, t) in enumerate(pairs):
+        (sid, sspans), (tid, tspans) = encode_words(tokenizer, s), encode_words(tokenizer, t)
+        if s and t and len(sid) + 1 <= cfg.max_positions and len(tid) + 1 <= cfg.max_positions:
+            items.append((k, sid, sspans, tid, tspans))
+    items.sort(key=lambda it: len(it[1]) + len(it[3]))
+    out: list[dict[bool, Tensor] | None] = [None] * len(pairs)
+    start = 0
+    while start < len(items):  # batches of similar length under a padded-token budget
+        end = start + 1
+        while end < len(items) and (end - start + 1) * (len(items[end][1]) + len(items[end][3]) + 2) <= max_tokens:
+            end += 1
+        batch = items[start:end]
+        src = torch.full((len(batch), max(len(b[1]) for b in batch) + 1), cfg.pad_id, dtype=torch.long)
+        tgt = torch.full((len(batch), max(len(b[3]) for b in batch) + 1), cfg.pad_id, dtype=torch.long)
+        for r, (_, sid, _, tid, _) in enumerate(batch):
+            src[r, : len(sid) + 1] = torch.tensor(sid + [cfg.eos_id])
+            tgt[r, : len(tid) + 1] = torch.tensor([cfg.bos_id] + tid)
+        weights = model(src.to(device), tgt.to(device), need_weights=True).cross_attention
+        attn = torch.stack(weights, 1).float().cpu()  # (B, layers, heads, T+1, S)
+        for r, (k, sid, sspans, tid, tspans) in enumerate(batch):
+            a = attn[r, :, :, : len(tid) + 1, : len(sid) + 1]
+            cols = sspans + [[len(sid)]]  # + </s>
+            out[k] = {sh: merge_attention(a[:, :, int(sh): int(sh) + len(tid)], tspans, cols) for sh in shifts}
+        start = end
+    return out
+
+
+# -- extraction -------------------------------------------------------------------------
+def extract(matrix: Tensor, rule: str = "intersect", null: bool = True) -> set[tuple[int, int]]:
+    """(target words, source words + </s>) -> {(source i, target j)} links."""
+    n_src = matrix.size(1) - 1
+    links: set[tuple[int, int]] = set()
+    if rule in ("target", "intersect", "union"):
+        best = matrix.argmax(1) if null else matrix[:, :n_src].argmax(1)
+        links |= {(i, j) for j, i in enumerate(best.tolist()) if i < n_src}
+    if rule in ("source", "intersect", "union"):
+        by_source = {(i, j) for i, j in enumerate(matrix[:, :n_src].argmax(0).tolist())}
+        links = links & by_source if rule == "intersect" else links | by_source
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}; choose from {', '.join(RULES)}")
+    return links
+
+
+def align(attention: list[dict[bool, Tensor] | None], method: Method) -> list[set[tuple[int, int]]]:
+    out = []
+    for a in attention:
+        if a is None:
+            out.append(set())
+            continue
+        out.append(extract(select(a[method.shift], method.layer, method.head), method.rule, method.null))
+    return out
+
+
+def format_links(links: set[tuple[int, int]]) -> str:
+    return " ".join(f"{i}-{j}" for i, j in sorted(links))
+
+
+# -- evaluation -------------------------------------------------------------------------
+def parse_links(line: str, where: str = "") -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    """'0-0 1?2' -> (sure, possible); possible includes sure (P = S u P)."""
+    sure, possible = set(), set()
+    for tok in line.split():
+        sep = "-" if "-" in tok else "?"
+        a, _, b = tok.partition(sep)
+        if not (a.isdigit() and b.isdigit()):
+            raise ValueError(f"{where}bad link {tok!r} (expected i-j or i?j)")
+        link = (int(a), int(b))
+        possible.add(link)
+        if sep == "-":
+            sure.add(link)
+    return sure, possible
+
+
+@dataclass
+class Scores:
+    precision: float
+    recall: float
+    aer: float
+    links: int
+    sentences: int
+
+    def __str__(self) -> str:
+        return (f"AER {100 * self.aer:.1f}\tprecision {100 * self.precision:.1f}\trecall {100 * self.recall:.1f}"
+                f"\tlinks {self.links}\tsentences {self.sentences}")
+
+
+def score(gold: list[tuple[set, set]], pred: list[set[tuple[int, int]]]) -> Scores:
+    """Corpus-level AER = 1 - (|A&S| + |A&P|) / (|A| + |S|), precision |A&P|/|A|, recall |A&S|/|S|."""
+    if len(gold) != len(pred):
+        raise ValueError(f"gold has {len(gold)} sentences but the prediction has {len(pred)}")
+    a_s = sum(len(a & s) for (s, _), a in zip(gold, pred))
+    a_p = sum(len(a & p) for (_, p), a in zip(gold, pred))
+    n_a = sum(len(a) for a in pred)
+    n_s = sum(len(s) for s, _ in gold)
+    return Scores(a_p / n_a if n_a else 0.0, a_s / n_s if n_s else 0.0,
+                  1.0 - (a_s + a_p) / (n_a + n_s) if n_a + n_s else 0.0, n_a, len(gold))
+
+
+def read_links(path: str) -> list[tuple[set, set]]:
+    from .cli import read_lines
+
+    return [parse_links(line, f"{path}:{n}: ") for n, line in enumerate(read_lines(path), 1)]
+
+
+def sweep(attention: list[dict[bool, Tensor] | None], gold: list[tuple[set, set]], layers: int, heads: int
+          ) -> list[tuple[Scores, Method]]:
+    """Every layer (and the mean) x head (and the mean) x shift x rule x null, best first."""
+    results = []
+    for layer in [None, *range(layers)]:
+        for head in [None, *range(heads)]:
+            for shift in (False, True):
+                for rule in RULES:
+                    for null in ((False,) if rule == "source" else (False, True)):
+                        m = Method(layer, head, shift, rule, null)
+                        results.append((score(gold, align(attention, m)), m))
+    return sorted(results, key=lambda r: r[0].aer)
+
+
+# -- commands ---------------------------------------------------------------------------
+def cmd_align(args) -> None:
+    from .cli import CLIError, load_translator, write_lines
+
+    translator = load_translator(args)
+    cfg = translator.model.config
+    method = Method(DEFAULT.layer if args.layer is None else _index(args.layer, "--layer"),
+                    DEFAULT.head if args.head is None else _index(args.head, "--head"),
+                    DEFAULT.shift if args.shift is None else args.shift == "yes",
+                    args.rule or DEFAULT.rule, DEFAULT.null if args.null is None else args.null == "yes")
+    check_index(method.layer, cfg.decoder_layers, "layer")
+    check_index(method.head, cfg.n_heads, "head")
+    pairs = read_pairs(args.input)
+    if not pairs:
+        raise CLIError(f"{args.input}: no sentence pairs")
+    if args.sweep:
+        gold = read_links(args.sweep)
+        attention = word_attention(translator.model, translator.tokenizer, pairs, device=translator.device)
+        results = sweep(attention, gold, cfg.decoder_layers, cfg.n_heads)
+        write_lines(args.output, [f"{s}\t{m.describe()}" for s, m in results])
+        return
+    links, skipped = [], []
+    for start in range(0, len(pairs), CHUNK):  # bounded memory on large corpora
+        chunk = pairs[start: start + CHUNK]
+        attention = word_attention(translator.model, translator.tokenizer, chunk, (method.shift,), device=translator.device)
+        links += align(attention, method)
+        skipped += [start + n + 1 for n, (a, (s, t)) in enumerate(zip(attention, chunk)) if a is None and s and t]
+    if skipped:
+        print(f"crossattn: warning: {len(skipped)} pairs too long for the model, left unaligned "
+              f"(lines {', '.join(map(str, skipped[:5]))}{'...' if len(skipped) > 5 else ''})", file=sys.stderr)
+    write_lines(args.output, [format_links(x) for x in links])
+
+
+def cmd_align_eval(args) -> None:
+    gold, pred = read_links(args.gold), read_links(args.pred)
+    if len(gold) != len(pred):
+        raise ValueError(f"{args.gold} has {len(gold)} lines but {args.pred} has {len(pred)}: one line per sentence pair")
+    print(score(gold, [links for links, _ in pred]))
+
+
+def _index(value: str, option: str) -> int | None:
+    """'mean' -> None (average), else an integer index."""
+    if value == "mean":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{option} must be an integer or 'mean', not {value!r}") from None
+
+
+def add_commands(sub) -> None:
+    from .cli import add_model_options
+
+    p = sub.add_parser("align", help="word alignments (Pharaoh i-j) read off cross-attention by forced decoding")
+    p.add_argument("-i", "--input", required=True, metavar="PAIRS",
+                   help="TSV source<TAB>target, or SRC_FILE:TGT_FILE; words = whitespace-separated tokens")
+    p.add_argument("-o", "--output", metavar="FILE", help="one line of links per pair (default: standard output)")
+    show = lambda v: "mean" if v is None else v  # noqa: E731
+    p.add_argument("--layer", help=f"decoder layer (0-based) or 'mean' (default: {show(DEFAULT.layer)})")
+    p.add_argument("--head", help=f"head (0-based) or 'mean' (default: {show(DEFAULT.head)})")
+    p.add_argument("--shift", choices=("yes", "no"), help="use the step whose input is the target word "
+                   f"(default: {'yes' if DEFAULT.shift else 'no'})")
+    p.add_argument("--rule", choices=RULES, help=f"argmax per target word, per source word, or both (default: {DEFAULT.rule})")
+    p.add_argument("--null", choices=("yes", "no"), help="target words that attend most to </s> stay unaligned "
+                   f"(default: {'yes' if DEFAULT.null else 'no'})")
+    p.add_argument("--sweep", metavar="GOLD", help="instead: AER of every layer/head/shift/rule/null on GOLD, best first")
+    add_model_options(p)
+    p.set_defaults(func=cmd_align)
+
+    p = sub.add_parser("align-eval", help="alignment error rate (AER), precision and recall against gold links")
+    p.add_argument("--gold", required=True, metavar="GOLD", help="i-j sure links, i?j possible links, one line per pair")
+    p.add_argument("--pred", required=True, metavar="ALIGN", help="predicted links (i-j), one line per pair")
+    p.set_defaults(func=cmd_align_eval)

@@ -1,0 +1,284 @@
+"""Seeing cross-attention: word-level views, layer/head aggregation, heatmaps, ``crossattn attend``.
+
+The model attends between SentencePiece pieces; people read words. A word is a run of
+pieces that starts with the space marker "▁" (so "Hello," = ▁He ll o , is one word,
+while French "▁?" is a word of its own). Merging a weight matrix (target x source):
+
+* source pieces of one word are **summed**: the attention a word receives is the total
+  mass on its pieces, so each row still sums to 1;
+* target pieces of one word are **averaged**: each piece's row is a distribution, and
+  the word's row is their mean (still a distribution).
+
+The final "</s>" is kept as its own word: decoders park attention there when no
+source word is needed, which is worth seeing (``keep_eos=False`` drops it).
+
+Attention row t is the step that *predicts* target token t (its query is token t-1),
+so the heatmap reads "while writing this word, the decoder looked at ...".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .translator import AttentionResult
+
+SPACE, EOS = "\u2581", "</s>"
+_BYTE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")  # byte-fallback pieces
+
+
+def pieces_to_text(pieces: list[str]) -> str:
+    """Readable text of a run of pieces (space markers dropped, byte pieces decoded)."""
+    data = bytearray()
+    for p in pieces:
+        m = _BYTE.match(p)
+        data += bytes([int(m.group(1), 16)]) if m else p.replace(SPACE, " ").encode()
+    return data.decode("utf-8", errors="replace").strip()
+
+
+def group_pieces(pieces: list[str], keep_eos: bool = True, keep_pieces: bool = False) -> tuple[list[str], list[list[int]]]:
+    """Pieces -> (word labels, piece indexes of each word)."""
+    spans: list[list[int]] = []
+    new_word = True  # the first piece, and the piece after </s>, always start a word
+    for i, p in enumerate(pieces):
+        if p == EOS:
+            if keep_eos:
+                spans.append([i])
+            new_word = True
+        elif keep_pieces or new_word or p.startswith(SPACE):
+            spans.append([i])
+            new_word = False
+        else:
+            spans[-1].append(i)
+    labels = [pieces[s[0]] if keep_pieces or pieces[s[0]] == EOS else pieces_to_text([pieces[i] for i in s])
+              for s in spans]
+    return labels, spans
+
+
+def membership(spans: list[list[int]], n: int, average: bool) -> Tensor:
+    """(words, n) matrix: 1 where piece belongs to word, or 1/len(word) when averaging."""
+    m = torch.zeros(len(spans), n)
+    for w, idx in enumerate(spans):
+        m[w, idx] = 1.0 / len(idx) if average else 1.0
+    return m
+
+
+def merge_attention(attention: Tensor, target_spans: list[list[int]], source_spans: list[list[int]]) -> Tensor:
+    """(..., T, S) piece weights -> (..., target words, source words): average rows, sum columns."""
+    rows = membership(target_spans, attention.size(-2), average=True).to(attention)
+    cols = membership(source_spans, attention.size(-1), average=False).to(attention)
+    return rows @ attention @ cols.T
+
+
+@dataclass
+class WordView:
+    source: list[str]
+    target: list[str]
+    source_spans: list[list[int]]
+    target_spans: list[list[int]]
+    attention: Tensor  # (layers, heads, target words, source words)
+
+
+def word_view(result: AttentionResult, keep_eos: bool = True, keep_pieces: bool = False) -> WordView:
+    src, src_spans = group_pieces(result.source_tokens, keep_eos, keep_pieces)
+    tgt, tgt_spans = group_pieces(result.target_tokens, keep_eos, keep_pieces)
+    return WordView(src, tgt, src_spans, tgt_spans, merge_attention(result.attention.float(), tgt_spans, src_spans))
+
+
+# -- aggregation ----------------------------------------------------------------------
+def check_index(value: int | None, n: int, what: str) -> int | None:
+    """None stays None (= average); negative counts from the end; out of range is a clear error."""
+    if value is None:
+        return None
+    if not -n <= value < n:
+        raise ValueError(f"{what} {value} out of range: the model has {n} {what}s (0-{n - 1}, or -1 for the last)")
+    return value % n
+
+
+def select(attention: Tensor, layer: int | None = None, head: int | None = None) -> Tensor:
+    """(layers, heads, T, S) -> (T, S): one layer or the mean over layers, one head or the mean over heads."""
+    layer = check_index(layer, attention.size(0), "layer")
+    head = check_index(head, attention.size(1), "head")
+    a = attention.mean(0) if layer is None else attention[layer]
+    return a.mean(0) if head is None else a[head]
+
+
+def describe(layer: int | None, head: int | None, n_layers: int, n_heads: int) -> str:
+    lay = f"mean of {n_layers} layers" if layer is None else f"layer {layer % n_layers}"
+    hd = f"mean of {n_heads} heads" if head is None else f"head {head % n_heads}"
+    return f"{lay}, {hd}"
+
+
+# -- rendering ------------------------------------------------------------------------
+def text_table(matrix: Tensor, source: list[str], target: list[str], top: int = 2) -> str:
+    """For each target word, its strongest source words with weights, in aligned columns."""
+    k = min(top, len(source))
+    weights, idx = matrix.topk(k, dim=-1)
+    rows = [[t] + [f"{source[i]} {w:.2f}" for w, i in zip(ws.tolist(), ix.tolist())]
+            for t, ws, ix in zip(target, weights, idx)]
+    header = ["target", "looks at (weight)"] + ["next"] * (k - 1)
+    widths = [max(len(r[c]) for r in rows + [header]) for c in range(len(header))]
+    line = lambda r: "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def wrap(text: str, width_inches: float, fontsize: float) -> str:
+    """Wrap a caption to roughly the figure width (average glyph ~0.55 em)."""
+    import textwrap
+
+    return textwrap.fill(text, max(20, int(width_inches * 72 / (0.55 * fontsize))))
+
+
+def _heatmap(ax, matrix: Tensor, source: list[str], target: list[str], fontsize: float, annotate: bool,
+             xlabels: bool = True, ylabels: bool = True):
+    im = ax.imshow(matrix.numpy(), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(len(source)), source if xlabels else [""] * len(source), rotation=50, ha="right",
+                  rotation_mode="anchor", fontsize=fontsize)
+    ax.set_yticks(range(len(target)), target if ylabels else [""] * len(target), fontsize=fontsize)
+    ax.tick_params(length=0)
+    ax.set_xticks([x - 0.5 for x in range(1, len(source))], minor=True)
+    ax.set_yticks([y - 0.5 for y in range(1, len(target))], minor=True)
+    ax.grid(which="minor", color="white", linewidth=1)
+    ax.tick_params(which="minor", length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    if annotate:
+        for r, row in enumerate(matrix.tolist()):
+            for c, v in enumerate(row):
+                if v >= 0.1:  # ".42" keeps cells narrow; small weights stay blank to keep it readable
+                    label = f"{v:.2f}".removeprefix("0").replace("1.00", "1")
+                    ax.text(c, r, label, ha="center", va="center", fontsize=fontsize * 0.75,
+                            color="white" if v > 0.55 else "#17375e")
+    return im
+
+
+def save_heatmap(view: WordView, path: str | Path, layer: int | None = None, head: int | None = None,
+                 caption: str = "") -> None:
+    """One heatmap of the selected layer/head (or their means)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_layers, n_heads = view.attention.shape[:2]
+    matrix = select(view.attention, layer, head)
+    cols, rows = len(view.source), len(view.target)
+    size = (max(5.0, 0.55 * cols + 3.0), max(4.0, 0.48 * rows + 2.4))
+    fig, ax = plt.subplots(figsize=size, dpi=150)
+    im = _heatmap(ax, matrix, view.source, view.target, fontsize=13, annotate=cols <= 25 and rows <= 25)
+    cbar = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.03)
+    cbar.set_label("attention weight", fontsize=12)
+    cbar.ax.tick_params(labelsize=11)
+    ax.set_xlabel("source", fontsize=13)
+    ax.set_ylabel("translation", fontsize=13)
+    title = f"Cross-attention: {describe(layer, head, n_layers, n_heads)}"
+    # the title is centred on the axes, which leave ~2.5 inches to labels and colour bar
+    ax.set_title(title + ("\n" + wrap(caption, size[0] - 2.5, 13) if caption else ""), fontsize=13)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_grid(view: WordView, path: str | Path, layers: list[int] | None = None, caption: str = "") -> None:
+    """Every head of every layer (rows = layers, columns = heads), one shared colour scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_layers, n_heads = view.attention.shape[:2]
+    layers = list(range(n_layers)) if layers is None else layers
+    cols, rows = len(view.source), len(view.target)
+    cell = (max(2.4, 0.28 * cols + 1.0), max(2.2, 0.26 * rows + 0.9))
+    fig, axes = plt.subplots(len(layers), n_heads, figsize=(cell[0] * n_heads + 1.5, cell[1] * len(layers) + 1.2),
+                             dpi=120, squeeze=False)
+    fs = 9 if max(cols, rows) <= 20 else 7
+    for r, layer in enumerate(layers):
+        for h in range(n_heads):
+            ax = axes[r][h]
+            im = _heatmap(ax, view.attention[layer, h], view.source, view.target, fs, annotate=False,
+                          xlabels=r == len(layers) - 1, ylabels=h == 0)
+            ax.set_title(f"layer {layer}, head {h}", fontsize=11)
+    width = cell[0] * n_heads + 1.5
+    fig.suptitle(wrap("Cross-attention, every layer and head" + (f": {caption}" if caption else ""), width, 14),
+                 fontsize=14)
+    fig.tight_layout(rect=(0, 0, 0.95, 1))
+    cbar = fig.colorbar(im, ax=axes, fraction=0.015, pad=0.01)
+    cbar.set_label("attention weight", fontsize=11)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def to_json(result: AttentionResult, source_text: str, view: WordView, layer: int | None, head: int | None) -> dict:
+    r6 = lambda t: torch.round(t, decimals=6).tolist()  # noqa: E731
+    return {
+        "source": source_text,
+        "translation": result.translation,
+        "source_tokens": result.source_tokens,
+        "target_tokens": result.target_tokens,
+        "attention": r6(result.attention),  # [layer][head][target piece][source piece], rows sum to 1
+        "words": {
+            "source": view.source, "target": view.target,
+            "source_spans": view.source_spans, "target_spans": view.target_spans,
+            "attention": r6(view.attention),  # [layer][head][target word][source word]
+            "selected": {"layer": layer, "head": head, "attention": r6(select(view.attention, layer, head))},
+        },
+    }
+
+
+# -- command --------------------------------------------------------------------------
+def cmd_attend(args) -> None:
+    from .cli import CLIError, load_translator
+
+    text = " ".join(args.text).strip()
+    if not text:
+        raise CLIError("nothing to translate: give a sentence")
+    if args.all and not args.output:
+        raise CLIError("--all draws a grid of heatmaps: give -o FILE.png")
+    translator = load_translator(args)
+    cfg = translator.model.config
+    layer = check_index(args.layer, cfg.decoder_layers, "layer")
+    head = check_index(args.head, cfg.n_heads, "head")
+    result = translator.translate_with_attention(text, beam=args.beam, alpha=args.alpha)
+    view = word_view(result, keep_eos=not args.drop_eos, keep_pieces=args.pieces)
+    caption = f"{text}  \u2192  {result.translation}"
+    if args.output:
+        if args.all:
+            save_grid(view, args.output, None if layer is None else [layer], caption)
+        else:
+            save_heatmap(view, args.output, layer, head, caption)
+        print(f"{result.translation}\n(wrote {args.output})")
+    else:
+        print(caption)
+        print(f"cross-attention, {describe(layer, head, cfg.decoder_layers, cfg.n_heads)}, "
+              f"{'piece' if args.pieces else 'word'} level\n")
+        print(text_table(select(view.attention, layer, head), view.source, view.target))
+    if args.json:
+        data = to_json(result, text, word_view(result, keep_eos=not args.drop_eos), layer, head)
+        try:
+            Path(args.json).write_text(json.dumps(data, ensure_ascii=False) + "\n", encoding="utf-8")
+        except OSError as e:
+            raise CLIError(f"cannot write {args.json}: {e.strerror}") from None
+
+
+def add_commands(sub) -> None:
+    from .cli import add_decoding_options, add_model_options
+
+    p = sub.add_parser("attend", help="translate one sentence and show its cross-attention (text or PNG heatmap)")
+    p.add_argument("text", nargs="+", help="the sentence to translate")
+    p.add_argument("-o", "--output", metavar="FILE.png", help="draw a heatmap here (default: a text summary)")
+    p.add_argument("--layer", type=int, help="decoder layer, 0-based (default: mean over layers)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--head", type=int, help="attention head, 0-based (default: mean over heads)")
+    g.add_argument("--all", action="store_true", help="grid of every layer x head (needs -o)")
+    p.add_argument("--pieces", action="store_true", help="show SentencePiece pieces instead of words")
+    p.add_argument("--drop-eos", action="store_true", help="leave out the </s> row and column")
+    p.add_argument("--json", metavar="FILE", help="also write tokens, raw weights and the word-level view as JSON")
+    add_model_options(p)
+    add_decoding_options(p)
+    p.set_defaults(func=cmd_attend)

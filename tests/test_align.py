@@ -1,0 +1,201 @@
+"""Word alignment from cross-attention: AER, extraction rules, piece->word mapping, the
+``align``/``align-eval`` commands, and a synthetic task with reordering where the
+alignment is known."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_cli
+
+from crossattn import cli
+from crossattn.align import DEFAULT, encode_words, extract, parse_links, score, word_attention
+from crossattn.translator import Translator
+
+ALIGN_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "align"
+
+
+# -- AER -----------------------------------------------------------------------------------
+def test_parse_links_sure_and_possible():
+    sure, possible = parse_links("0-0 1?2 3-1")
+    assert sure == {(0, 0), (3, 1)} and possible == {(0, 0), (1, 2), (3, 1)}
+    with pytest.raises(ValueError, match="bad link 'x-1'"):
+        parse_links("0-0 x-1")
+
+
+def test_aer_precision_recall_by_hand():
+    # S = {0-0, 1-1}, P = S + {1-2}; A = {0-0, 1-2, 2-2}
+    gold = [parse_links("0-0 1-1 1?2")]
+    s = score(gold, [{(0, 0), (1, 2), (2, 2)}])
+    assert s.precision == pytest.approx(2 / 3)  # |A&P| / |A|
+    assert s.recall == pytest.approx(1 / 2)  # |A&S| / |S|
+    assert s.aer == pytest.approx(1 - (1 + 2) / (3 + 2))
+    assert score(gold, [{(0, 0), (1, 1)}]).aer == 0.0  # the sure links alone are perfect
+    assert score(gold, [{(0, 0), (1, 1), (1, 2)}]).aer == 0.0  # possible links cost nothing
+    # corpus level: counts are summed over sentences, not averaged
+    two = score(gold + [parse_links("0-0")], [{(0, 0)}, {(0, 1)}])
+    assert two.aer == pytest.approx(1 - (1 + 1) / (2 + 3))
+    with pytest.raises(ValueError, match="gold has 2 sentences but the prediction has 1"):
+        score(gold * 2, [set()])
+
+
+# -- extraction -----------------------------------------------------------------------------
+def test_extraction_rules_on_a_hand_matrix():
+    # rows = target words, columns = source words + </s>
+    m = torch.tensor([[0.7, 0.2, 0.1],
+                      [0.5, 0.3, 0.2],
+                      [0.1, 0.1, 0.8]])
+    assert extract(m, "target", null=True) == {(0, 0), (0, 1)}  # target 2 looks at </s>: unaligned
+    assert extract(m, "target", null=False) == {(0, 0), (0, 1), (0, 2)}  # ties go to the first word
+    assert extract(m, "source") == {(0, 0), (1, 1)}  # per source word: its strongest target word
+    assert extract(m, "intersect", null=True) == {(0, 0)}
+    assert extract(m, "union", null=True) == {(0, 0), (0, 1), (1, 1)}
+    with pytest.raises(ValueError, match="unknown rule"):
+        extract(m, "diagonal")
+
+
+# -- pieces -> words --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def shipped():
+    return Translator.load(device="cpu", dtype="fp32")
+
+
+def test_words_are_encoded_one_by_one_and_match_the_sentence_encoding(shipped):
+    tok = shipped.tokenizer
+    words = "le procès - verbal de l ' élargissement , adopté .".split()
+    ids, spans = encode_words(tok, words)
+    assert ids == tok.encode(" ".join(words))  # the model sees its usual input
+    assert [tok.decode([ids[i] for i in s]) for s in spans] == words  # and every piece has exactly one word
+    assert sum(map(len, spans)) == len(ids)
+
+
+def test_forced_attention_shapes_shift_and_batching(shipped):
+    pairs = [("hello , how are you ?".split(), "bonjour , comment allez - vous ?".split()),
+             (["thanks"], ["merci"]), ([], ["vide"])]
+    cfg = shipped.model.config
+    att = word_attention(shipped.model, shipped.tokenizer, pairs, max_tokens=20)  # forces several batches
+    assert att[2] is None  # an empty side cannot be aligned
+    for (src, tgt), a in zip(pairs[:2], att[:2]):
+        for shift in (False, True):
+            assert a[shift].shape == (cfg.decoder_layers, cfg.n_heads, len(tgt), len(src) + 1)
+            assert torch.allclose(a[shift].sum(-1), torch.ones(a[shift].shape[:3]), atol=1e-5)
+    # the same pair alone gives the same weights (padding in a batch changes nothing)
+    alone = word_attention(shipped.model, shipped.tokenizer, pairs[:1])[0]
+    assert torch.allclose(alone[False], att[0][False], atol=1e-5)
+    # shift: row t+1 of the unshifted piece rows is row t of the shifted ones (one-piece words)
+    single = word_attention(shipped.model, shipped.tokenizer, [(["thanks"], ["merci", "bien"])])[0]
+    ids, _ = encode_words(shipped.tokenizer, ["merci", "bien"])
+    if len(ids) == 2:
+        assert torch.allclose(single[True][:, :, 0], single[False][:, :, 1], atol=1e-6)
+
+
+# -- commands ---------------------------------------------------------------------------------
+def test_align_eval_command_and_errors(tmp_path, capsys):
+    gold, pred = tmp_path / "gold.txt", tmp_path / "pred.txt"
+    gold.write_text("0-0 1-1 1?2\n0-0\n")
+    pred.write_text("0-0 1-2 2-2\n0-1\n")
+    assert cli.main(["align-eval", "--gold", str(gold), "--pred", str(pred)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("AER 57.1\tprecision 50.0\trecall 33.3")  # 1 - (1 + 2) / (4 + 3)
+    pred.write_text("0-0\n")
+    assert cli.main(["align-eval", "--gold", str(gold), "--pred", str(pred)]) == 1
+    assert "has 2 lines but" in capsys.readouterr().err
+    pred.write_text("0-0\n0:1\n")
+    assert cli.main(["align-eval", "--gold", str(gold), "--pred", str(pred)]) == 1
+    assert "pred.txt:2: bad link '0:1'" in capsys.readouterr().err
+    assert cli.main(["align-eval", "--gold", str(tmp_path / "nope.txt"), "--pred", str(pred)]) == 1
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_align_command_errors(tmp_path, capsys):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("hello\tbonjour\n")
+    assert cli.main(["align", "-i", str(tmp_path / "missing.tsv"), "--device", "cpu"]) == 1
+    assert "cannot read" in capsys.readouterr().err
+    assert cli.main(["align", "-i", str(pairs), "--layer", "9", "--device", "cpu"]) == 1
+    assert "layer 9 out of range" in capsys.readouterr().err
+    assert cli.main(["align", "-i", str(pairs), "--head", "first", "--device", "cpu"]) == 1
+    assert "--head must be an integer or 'mean'" in capsys.readouterr().err
+    pairs.write_text("hello bonjour\n")
+    assert cli.main(["align", "-i", str(pairs), "--device", "cpu"]) == 1
+    assert "pairs.tsv:1: expected source<TAB>target" in capsys.readouterr().err
+
+
+def test_align_writes_one_line_per_pair(tmp_path, capsys):
+    pairs, out = tmp_path / "pairs.tsv", tmp_path / "out.txt"
+    pairs.write_text("the cat .\tle chat .\n\t\nthank you\tmerci\n")
+    assert cli.main(["align", "-i", str(pairs), "-o", str(out), "--device", "cpu"]) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == 3 and lines[1] == ""
+    assert set(lines[0].split()) == {"0-0", "1-1", "2-2"}  # rule "source": one link per source word
+    assert lines[2] == "0-0 1-0"  # both English words point at "merci"
+
+
+# -- a synthetic task with known alignment --------------------------------------------------------
+ADJ = dict(zip("red blue big small green".split(), "rouge bleu grand petit vert".split()))
+NOUN = dict(zip("cat dog house tree bird fish book man woman water".split(),
+                "chat chien maison arbre oiseau poisson livre homme femme eau".split()))
+OTHER = dict(zip("the eats sees runs sleeps".split(), "le mange voit court dort".split()))
+LEXICON = {**ADJ, **NOUN, **OTHER}
+
+
+def make_aligned(n: int, seed: int) -> list[tuple[str, str, str]]:
+    """(English, French, gold links): words map 1:1 and "adjective noun" becomes "noun adjective"."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        src: list[str] = []
+        order: list[int] = []  # source index of each French word
+        length = rng.randint(2, 6)
+        while len(src) < length:
+            kind = rng.random()
+            if kind < 0.4:
+                src += [rng.choice(list(ADJ)), rng.choice(list(NOUN))]
+                order += [len(src) - 1, len(src) - 2]
+            else:
+                src.append(rng.choice(list(NOUN) if kind < 0.7 else list(OTHER)))
+                order.append(len(src) - 1)
+        fr = [LEXICON[src[i]] for i in order]
+        rows.append((" ".join(src), " ".join(fr), " ".join(f"{i}-{j}" for j, i in sorted(enumerate(order)))))
+    return rows
+
+
+def test_synthetic_reordering_task_is_aligned_almost_perfectly(tmp_path):
+    def write(name, rows):
+        (tmp_path / f"{name}.tsv").write_text("".join(f"{s}\t{t}\n" for s, t, _ in rows))
+        (tmp_path / f"{name}.gold").write_text("".join(f"{g}\n" for *_, g in rows))
+
+    write("train", make_aligned(3000, 1))
+    write("dev", make_aligned(40, 2))
+    write("test", make_aligned(100, 3))
+    assert any(s.split()[0] in ADJ for s, _, _ in make_aligned(100, 3))  # reordering does occur
+    # the tiny preset's 300 pieces are mostly bytes; 360 leaves room for whole-word pieces
+    (tmp_path / "tiny.toml").write_text('preset = "tiny"\n[train]\nvocab_size = 360\n')
+    # about 25 s of CPU time on one thread
+    proc = run_cli(["train", "--train", tmp_path / "train.tsv", "--valid", tmp_path / "dev.tsv", "--out",
+                    tmp_path / "run", "--config", tmp_path / "tiny.toml", "--max-steps", "300", "--eval-every", "300",
+                    "--max-tokens", "512", "--seed", "1", "--device", "cpu", "--dtype", "fp32"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run_cli(["align", "--model", tmp_path / "run", "-i", tmp_path / "test.tsv", "-o", tmp_path / "test.align",
+                    "--device", "cpu"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run_cli(["align-eval", "--gold", tmp_path / "test.gold", "--pred", tmp_path / "test.align"])
+    assert proc.returncode == 0, proc.stderr
+    aer = float(proc.stdout.split()[1])
+    assert aer < 5.0, proc.stdout
+
+
+# -- the shipped model on a real gold set (the selection set of docs/alignment.md) ------------------
+@pytest.mark.skipif(not (ALIGN_DATA / "hansards_wpt03_trial").is_dir(), reason="shared alignment data not present")
+def test_shipped_default_on_the_selection_set(tmp_path, capsys):
+    d = ALIGN_DATA / "hansards_wpt03_trial"
+    out = tmp_path / "trial.align"
+    assert cli.main(["align", "-i", f"{d / 'en.txt'}:{d / 'fr.txt'}", "-o", str(out), "--device", "cpu",
+                     "--dtype", "fp32"]) == 0
+    assert cli.main(["align-eval", "--gold", str(d / "gold.talp"), "--pred", str(out)]) == 0
+    aer = float(capsys.readouterr().out.split()[1])
+    assert aer < 37.0  # 36.2 measured with the default (docs/alignment.md)
+    assert DEFAULT.rule == "source"
