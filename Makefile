@@ -21,6 +21,7 @@ docs: install
 	$(PY) docs/make_figures.py
 
 bench: install
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/run.py
 
 .PHONY: install demo test docs bench

@@ -2,6 +2,7 @@
 
     python docs/make_figures.py            # figures, explain excerpt, line anchors
     python docs/make_figures.py --check    # only verify the line anchors (no model, no writes)
+    python docs/make_figures.py --fix-links  # only move the line anchors to where the code is now
 
 * Figures in docs/img/ are drawn from the shipped model (heatmaps through
   crossattn.visualize, the rest with matplotlib here).
@@ -203,8 +204,8 @@ def figure_shapes(tr: dict, path: Path) -> None:
 
 
 def main() -> int:
-    if "--check" in sys.argv[1:]:
-        problems = check_anchors(fix=False)
+    if "--check" in sys.argv[1:] or "--fix-links" in sys.argv[1:]:
+        problems = check_anchors(fix="--fix-links" in sys.argv[1:])
         print("\n".join(problems) or "anchors ok")
         return 1 if problems else 0
     import matplotlib

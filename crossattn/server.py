@@ -1,0 +1,317 @@
+"""``crossattn serve``: a web page and a JSON API over one Translator.
+
+The model runs in a single worker thread (torch inference is not safe to call from
+many threads at once). Requests are queued; the worker takes whatever arrived within
+a few milliseconds (up to ``max_batch`` texts) and translates it as one batch, so N
+concurrent clients cost about one batched search instead of N sequential ones.
+
+Every failure a client can cause is answered as JSON ``{"error": code, "detail": ...}``
+with a 4xx status that names the limit involved; a 500 means a bug, and is JSON too.
+"""
+
+
+import asyncio
+import concurrent.futures
+import json
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+STATIC_DIR = Path(__file__).parent / "static"
+PAGE_HEADERS = {  # the page needs nothing from other origins: say so to the browser
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+@dataclass
+class Limits:
+    max_chars: int = 1000  # characters per text
+    max_texts: int = 64  # texts per request
+    max_body_bytes: int = 256 * 1024
+    max_beam: int = 8
+    max_batch: int = 32  # texts per model call
+    batch_wait_ms: float = 5.0  # how long the worker waits for more requests to batch
+    timeout_s: float = 30.0  # per request, queueing included
+    max_queue: int = 1024  # texts waiting; beyond this, 503
+
+
+class APIError(Exception):
+    def __init__(self, status: int, code: str, detail: str, **extra):
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.extra = status, code, detail, extra
+
+
+# -- attention as JSON ----------------------------------------------------------------
+def attention_payload(result, ndigits: int = 4) -> dict:
+    """An AttentionResult as JSON-ready lists, piece level and word level (the merge,
+    sum over source pieces and mean over target pieces, is visualize.word_view's)."""
+    from .visualize import word_view
+
+    scale = 10.0**ndigits
+    rounded = lambda t: (torch.round(t.double() * scale) / scale).tolist()  # noqa: E731  (smaller JSON)
+    view = word_view(result)
+    word_of = lambda spans: [w for w, span in enumerate(spans) for _ in span]  # noqa: E731
+    layers, heads = result.attention.shape[:2]
+    return {
+        "translation": result.translation,
+        "source_tokens": result.source_tokens,
+        "target_tokens": result.target_tokens,
+        "attention": rounded(result.attention),
+        "layers": layers, "heads": heads,
+        "source_words": view.source, "target_words": view.target,
+        "source_word_index": word_of(view.source_spans), "target_word_index": word_of(view.target_spans),
+        "word_attention": rounded(view.attention),
+    }
+
+
+# -- the batching worker --------------------------------------------------------------
+@dataclass
+class Job:
+    kind: str  # "translate" | "attention"
+    texts: list[str]
+    beam: int | None
+    alpha: float | None
+    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+
+
+class Batcher:
+    """One thread owns the model; jobs that arrive close together share one call."""
+
+    def __init__(self, translator, limits: Limits):
+        self.translator, self.limits = translator, limits
+        self.queue: queue.Queue[Job | None] = queue.Queue()
+        self.pending = 0  # texts queued, for the max_queue limit
+        self.lock = threading.Lock()
+        self.stats = {"batches": 0, "texts": 0, "largest_batch": 0}
+        self.thread = threading.Thread(target=self._run, name="crossattn-model", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout=30)
+
+    def submit(self, job: Job) -> concurrent.futures.Future:
+        with self.lock:
+            if self.pending + len(job.texts) > self.limits.max_queue:
+                raise APIError(503, "busy", f"server busy: more than {self.limits.max_queue} texts queued (max_queue)",
+                               limit="max_queue", max=self.limits.max_queue)
+            self.pending += len(job.texts)
+        self.queue.put(job)
+        return job.future
+
+    def _collect(self, first: Job) -> tuple[list[Job], bool]:
+        jobs, size = [first], len(first.texts)
+        deadline = time.monotonic() + self.limits.batch_wait_ms / 1000
+        while size < self.limits.max_batch and (left := deadline - time.monotonic()) > 0:
+            try:
+                job = self.queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if job is None:
+                return jobs, True
+            jobs.append(job)
+            size += len(job.texts)
+        return jobs, False
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self.queue.get()
+            if first is None:
+                break
+            jobs, stopping = self._collect(first)
+            with self.lock:
+                self.pending -= sum(len(j.texts) for j in jobs)
+            # jobs whose client already gave up (timeout) are dropped here
+            jobs = [j for j in jobs if j.future.set_running_or_notify_cancel()]
+            try:
+                self._execute(jobs)
+            except Exception as e:  # a bug here must not kill the only model thread
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(e)
+
+    def _execute(self, jobs: list[Job]) -> None:
+        groups: dict[tuple, list[Job]] = {}  # one model call per decoding setting
+        for job in jobs:
+            if job.kind == "attention":
+                self._finish(job, lambda j=job: self.translator.translate_with_attention(j.texts[0], j.beam, j.alpha))
+            else:
+                groups.setdefault((job.beam, job.alpha), []).append(job)
+        for group in groups.values():
+            self._translate(group)
+
+    def _translate(self, jobs: list[Job]) -> None:
+        texts = [t for j in jobs for t in j.texts]
+        try:
+            outputs = self.translator.translate(texts, jobs[0].beam, jobs[0].alpha, batch_size=self.limits.max_batch)
+        except Exception as e:
+            if len(jobs) == 1:
+                jobs[0].future.set_exception(e)
+            else:  # one bad input must not fail its batch-mates: retry each alone
+                for job in jobs:
+                    self._translate([job])
+            return
+        self.stats["batches"] += 1
+        self.stats["texts"] += len(texts)
+        self.stats["largest_batch"] = max(self.stats["largest_batch"], len(texts))
+        start = 0
+        for job in jobs:
+            job.future.set_result(outputs[start : start + len(job.texts)])
+            start += len(job.texts)
+
+    @staticmethod
+    def _finish(job: Job, fn) -> None:
+        try:
+            job.future.set_result(fn())
+        except Exception as e:
+            job.future.set_exception(e)
+
+
+# -- the app --------------------------------------------------------------------------
+def create_app(translator, limits: Limits | None = None, model_dir: str | Path | None = None):
+    """A FastAPI app serving `translator`; its worker thread runs during the app's lifespan."""
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.staticfiles import StaticFiles
+    from starlette.exceptions import HTTPException
+
+    from . import server_api as api
+    from .translator import CONFIG, resolve_model_dir
+
+    limits = limits or Limits()
+    batcher = Batcher(translator, limits)
+    config_path = resolve_model_dir(model_dir) / CONFIG
+    saved = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    model_info = {
+        "name": resolve_model_dir(model_dir).name,
+        "parameters": translator.model.num_parameters(),
+        "config": translator.model.config.to_dict(),
+        "decoding": translator.decoding,
+        "training": saved.get("training"),
+        "device": str(translator.device),
+        "dtype": "int8" if getattr(translator, "int8", False) else str(translator.dtype).removeprefix("torch."),
+    }
+    started = time.time()
+
+    @asynccontextmanager
+    async def lifespan(app):
+        batcher.start()
+        yield
+        await asyncio.to_thread(batcher.stop)
+
+    app = FastAPI(title="crossattn", version="1", lifespan=lifespan,
+                  description="English→French translation with the model's cross-attention.")
+    app.add_middleware(api.BodyGuard, max_bytes=limits.max_body_bytes)
+    app.state.batcher, app.state.limits = batcher, limits
+
+    def error(status: int, code: str, detail: str, **extra) -> JSONResponse:
+        return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status)
+
+    @app.exception_handler(APIError)
+    async def on_api_error(request: Request, e: APIError):
+        return error(e.status, e.code, e.detail, **e.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, e: RequestValidationError):
+        return api.validation_error(e.errors(), error)
+
+    @app.exception_handler(HTTPException)
+    async def on_http(request: Request, e: HTTPException):
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        return error(e.status_code, codes.get(e.status_code, "http_error"), str(e.detail))
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, e: Exception):
+        return error(500, "internal_error", f"unexpected {type(e).__name__}; see the server log")
+
+    async def run(job: Job):
+        if not batcher.thread.is_alive():
+            raise APIError(503, "unavailable", "model worker is not running")
+        future = asyncio.wrap_future(batcher.submit(job))
+        try:
+            return await asyncio.wait_for(future, limits.timeout_s)
+        except TimeoutError:
+            raise APIError(504, "timeout", f"no answer within {limits.timeout_s:g} s (timeout_s)",
+                           limit="timeout_s", max=limits.timeout_s) from None
+
+    @app.post("/api/translate", response_model=api.TranslateResponse, response_model_exclude_none=True,
+              responses=api.ERRORS, summary="Translate one text or a list of texts")
+    async def translate(req: api.TranslateRequest):
+        texts = [req.text] if req.text is not None else req.texts
+        api.check_request(texts, req.beam, limits)
+        outputs = await run(Job("translate", texts, req.beam, req.alpha)) if texts else []
+        return {"translation": outputs[0]} if req.text is not None else {"translations": outputs}
+
+    @app.post("/api/attention", response_model=api.AttentionResponse, responses=api.ERRORS,
+              summary="Translate one text and return its cross-attention, piece and word level")
+    async def attention(req: api.AttentionRequest):
+        api.check_request([req.text], req.beam, limits)
+        result = await run(Job("attention", [req.text], req.beam, req.alpha))
+        return await asyncio.to_thread(attention_payload, result)
+
+    @app.get("/health", summary="Liveness, model and limits")
+    async def health():
+        alive = batcher.thread.is_alive()
+        body = {"status": "ok" if alive else "error", "model": model_info, "limits": asdict(limits),
+                "queue": batcher.pending, "stats": batcher.stats, "uptime_s": round(time.time() - started, 1)}
+        return JSONResponse(body, status_code=200 if alive else 503)
+
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    async def page():
+        return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+# -- command line ---------------------------------------------------------------------
+def cmd_serve(args) -> None:
+    import uvicorn
+
+    from .cli import CLIError, load_translator
+
+    limits = Limits(max_chars=args.max_chars, max_texts=args.max_texts, max_body_bytes=args.max_body_kb * 1024,
+                    max_beam=args.max_beam, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
+                    timeout_s=args.timeout, max_queue=args.max_queue)
+    if min(args.max_chars, args.max_texts, args.max_body_kb, args.max_beam, args.max_batch, args.max_queue) < 1 \
+            or args.timeout <= 0 or args.batch_wait_ms < 0:
+        raise CLIError("limits must be positive")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    app = create_app(load_translator(args), limits, args.model)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"crossattn: warning: serving on {args.host}: anyone who can reach it can use the model")
+    print(f"crossattn: serving on http://{args.host}:{args.port}/  (API docs at /docs)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+
+
+def add_commands(subparsers) -> None:
+    from .cli import add_model_options
+
+    d = Limits()
+    p = subparsers.add_parser("serve", help="web page + JSON API with dynamic batching")
+    add_model_options(p)
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--max-batch", type=int, default=d.max_batch, help="texts per model call")
+    p.add_argument("--batch-wait-ms", type=float, default=d.batch_wait_ms, help="wait for more requests to batch")
+    p.add_argument("--timeout", type=float, default=d.timeout_s, help="seconds per request, queueing included")
+    p.add_argument("--max-chars", type=int, default=d.max_chars, help="characters per text")
+    p.add_argument("--max-texts", type=int, default=d.max_texts, help="texts per request")
+    p.add_argument("--max-body-kb", type=int, default=d.max_body_bytes // 1024, help="request body size")
+    p.add_argument("--max-beam", type=int, default=d.max_beam)
+    p.add_argument("--max-queue", type=int, default=d.max_queue, help="texts waiting before 503 busy")
+    p.add_argument("--log-level", default="warning", help="uvicorn log level")
+    p.set_defaults(func=cmd_serve)

@@ -1,0 +1,168 @@
+"""The HTTP contract of ``crossattn serve``: request/response schemas (they become the
+OpenAPI document at /openapi.json), input checks, and a guard on raw request bodies.
+
+Imported only when the server starts, so ``crossattn translate`` never loads pydantic.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .server import APIError, Limits
+
+
+class _Strict(BaseModel):
+    # strict: 123 is not a string and "4" is not a beam size; unknown fields are typos
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class TranslateRequest(_Strict):
+    text: str | None = Field(None, description="one text; the answer has `translation`")
+    texts: list[str] | None = Field(None, description="several texts; the answer has `translations`, in order")
+    beam: int | None = Field(None, ge=1, description="beam size (1 = greedy); default: the model's")
+    alpha: float | None = Field(None, ge=0, le=2, description="length penalty exponent; default: the model's")
+
+    @model_validator(mode="after")
+    def one_of(self):
+        if (self.text is None) == (self.texts is None):
+            raise ValueError("give exactly one of `text` or `texts`")
+        return self
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
+        {"text": "The cat sleeps on the sofa."}, {"texts": ["Hello.", "Where is the station?"], "beam": 4}]})
+
+
+class TranslateResponse(BaseModel):
+    translation: str | None = None
+    translations: list[str] | None = None
+
+
+class AttentionRequest(_Strict):
+    text: str
+    beam: int | None = Field(None, ge=1)
+    alpha: float | None = Field(None, ge=0, le=2)
+
+    model_config = ConfigDict(extra="forbid", strict=True,
+                              json_schema_extra={"examples": [{"text": "The cat sleeps on the sofa."}]})
+
+
+class AttentionResponse(BaseModel):
+    translation: str
+    source_tokens: list[str] = Field(description='SentencePiece pieces of the source, then "</s>"')
+    target_tokens: list[str] = Field(description='pieces of the translation, then "</s>"')
+    attention: list[list[list[list[float]]]] = Field(description="[layer][head][target piece][source piece]")
+    layers: int
+    heads: int
+    source_words: list[str] = Field(description='source pieces merged into words ("▁" starts a word)')
+    target_words: list[str]
+    source_word_index: list[int] = Field(description="for each source piece, its word")
+    target_word_index: list[int]
+    word_attention: list[list[list[list[float]]]] = Field(
+        description="[layer][head][target word][source word]: summed over source pieces, averaged over target pieces")
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="machine-readable code, e.g. text_too_long")
+    detail: str = Field(description="what was wrong, naming the limit if one was hit")
+    limit: str | None = Field(None, description="name of the limit that was hit")
+    max: float | None = Field(None, description="its value")
+
+
+ERRORS = {code: {"model": ErrorResponse, "description": text} for code, text in [
+    (400, "malformed JSON or body not UTF-8"), (413, "a size limit was hit (max_chars, max_texts, max_body_bytes)"),
+    (422, "wrong fields or types"), (503, "server busy (max_queue)"), (504, "timeout (timeout_s)")]}
+
+
+def check_request(texts: list[str], beam: int | None, limits: Limits) -> None:
+    """The limits that depend on server settings (schemas cannot know them)."""
+    if len(texts) > limits.max_texts:
+        raise APIError(413, "too_many_texts", f"{len(texts)} texts; the limit is {limits.max_texts} per request (max_texts)",
+                       limit="max_texts", max=limits.max_texts)
+    for i, text in enumerate(texts):
+        where = f"text {i}" if len(texts) > 1 else "text"
+        if len(text) > limits.max_chars:
+            raise APIError(413, "text_too_long", f"{where} has {len(text)} characters; the limit is {limits.max_chars} (max_chars)",
+                           limit="max_chars", max=limits.max_chars)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # JSON can spell lone surrogates ("\ud800"); they are not text
+            raise APIError(422, "invalid_text", f"{where} contains an unpaired surrogate (\\ud800-\\udfff)") from None
+    if beam is not None and beam > limits.max_beam:
+        raise APIError(422, "beam_too_large", f"beam {beam}; the limit is {limits.max_beam} (max_beam)",
+                       limit="max_beam", max=limits.max_beam)
+
+
+def validation_error(errors: list[dict], make_error):
+    """FastAPI's validation errors, without echoing the input back (it may be 100 kB)."""
+    if any(e.get("type") == "json_invalid" for e in errors):
+        e = errors[0]
+        return make_error(400, "invalid_json", f"body is not valid JSON: {e.get('ctx', {}).get('error', e['msg'])}")
+    clean = [{"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg")), "type": str(e.get("type"))} for e in errors]
+    detail = "; ".join(f"{'.'.join(c['loc'][1:]) or 'body'}: {c['msg']}" for c in clean)
+    return make_error(422, "invalid_request", detail, errors=clean)
+
+
+class BodyGuard:
+    """ASGI middleware: reads the body itself (bounded), so a client cannot make the
+    server buffer megabytes, and rejects bodies that are not UTF-8 before JSON parsing."""
+
+    DRAIN = 4 << 20
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit():
+            return await self._send(send, 400, {"error": "invalid_request", "detail": "bad Content-Length header"})
+        if int(declared) > self.max_bytes + self.DRAIN:
+            return await self._too_large(send)
+        # an oversized body is still read (and dropped, up to DRAIN bytes) before the 413:
+        # a client still sending when the server hangs up sees a reset, not the answer
+        chunks, size, more = [], 0, True
+        while more and size <= self.max_bytes + self.DRAIN:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size <= self.max_bytes:
+                chunks.append(chunk)
+            more = message.get("more_body", False)
+        if size > self.max_bytes:
+            return await self._too_large(send)
+        body = b"".join(chunks)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return await self._send(send, 400, {"error": "invalid_utf8", "detail": f"body is not valid UTF-8 (byte {e.start})"})
+        if scope["method"] == "POST":  # bodies are JSON whatever the header says (curl -d sends a form type)
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            scope = {**scope, "headers": headers + [(b"content-type", b"application/json")]}
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send):
+        return await self._send(send, 413, {
+            "error": "body_too_large", "limit": "max_body_bytes", "max": self.max_bytes,
+            "detail": f"request body over {self.max_bytes} bytes (max_body_bytes)"})
+
+    @staticmethod
+    async def _send(send, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": data})

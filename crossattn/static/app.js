@@ -1,0 +1,280 @@
+// crossattn page: translate, then draw the cross-attention as a heatmap and as
+// highlighted words. No libraries; text from the model is only ever set with
+// textContent, never parsed as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const SVG = "http://www.w3.org/2000/svg";
+const RAMP = [[245, 247, 255], [199, 210, 254], [129, 140, 248], [79, 70, 229], [49, 46, 129]];
+const MAX_CHARS = 1000;
+
+const state = { data: null, unit: "words", layer: "avg", head: "avg", matrix: null, labels: null, hover: null };
+
+// -- colour and numbers ---------------------------------------------------------------
+function shade(t) {  // t in [0, 1] -> rgb along RAMP
+  const x = Math.max(0, Math.min(1, t)) * (RAMP.length - 1);
+  const i = Math.min(Math.floor(x), RAMP.length - 2), f = x - i;
+  const c = RAMP[i].map((v, k) => Math.round(v + f * (RAMP[i + 1][k] - v)));
+  return `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
+}
+
+function mean(mats) {  // element-wise mean of equally shaped 2-D arrays
+  return mats[0].map((row, i) => row.map((_, j) => mats.reduce((s, m) => s + m[i][j], 0) / mats.length));
+}
+
+function currentMatrix() {
+  const d = state.data;
+  const att = state.unit === "words" ? d.word_attention : d.attention;  // [layer][head][tgt][src]
+  const layers = state.layer === "avg" ? att : [att[+state.layer]];
+  const perLayer = layers.map((heads) => (state.head === "avg" ? mean(heads) : heads[+state.head]));
+  return perLayer.length === 1 ? perLayer[0] : mean(perLayer);
+}
+
+function currentLabels() {
+  const d = state.data;
+  return state.unit === "words"
+    ? { src: d.source_words, tgt: d.target_words }
+    : { src: d.source_tokens, tgt: d.target_tokens };  // raw pieces: "▁" marks a word start
+}
+
+// -- translate ------------------------------------------------------------------------
+async function translate() {
+  const text = $("source").value.trim();
+  if (!text) { $("source").focus(); return; }
+  const button = $("translate");
+  button.disabled = true;
+  button.textContent = "Translating…";
+  $("error").hidden = true;
+  $("translation").classList.add("busy");
+  const started = performance.now();
+  try {
+    const response = await fetch("/api/attention", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ text }),
+    });
+    const body = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
+    if (!response.ok) throw new Error(body.detail || body.error || `HTTP ${response.status}`);
+    state.data = body;
+    $("translation").textContent = body.translation;
+    $("translation").classList.remove("empty");
+    $("timing").textContent = `${Math.round(performance.now() - started)} ms`;
+    setupSelectors();
+    $("attention-card").hidden = false;
+    render();
+  } catch (err) {
+    $("error").textContent = `Could not translate: ${err.message}`;
+    $("error").hidden = false;
+  } finally {
+    button.disabled = false;
+    button.textContent = "Translate";
+    $("translation").classList.remove("busy");
+  }
+}
+
+function setupSelectors() {
+  const fill = (select, n, name, keep) => {
+    select.replaceChildren(new Option("Average", "avg"));
+    for (let i = 0; i < n; i++) select.add(new Option(`${name} ${i + 1}`, String(i)));
+    select.value = keep < n || keep === "avg" ? keep : "avg";
+  };
+  fill($("layer"), state.data.layers, "Layer", state.layer);
+  fill($("head"), state.data.heads, "Head", state.head);
+  state.layer = $("layer").value;
+  state.head = $("head").value;
+}
+
+// -- drawing --------------------------------------------------------------------------
+function render(keepHover = false) {
+  state.matrix = currentMatrix();
+  state.labels = currentLabels();
+  state.width = $("attention-card").clientWidth;
+  if (!keepHover) state.hover = null;
+  renderChips();
+  renderHeatmap();
+  applyHover();
+}
+
+function chip(text, side, index) {
+  const el = document.createElement("span");
+  el.className = "word" + (text === "</s>" ? " eos" : "");
+  el.textContent = text;
+  el.tabIndex = 0;
+  el.dataset.side = side;
+  el.dataset.index = index;
+  const enter = () => setHover({ side, index });
+  el.addEventListener("mouseenter", enter);
+  el.addEventListener("focus", enter);
+  el.addEventListener("mouseleave", () => setHover(null));
+  el.addEventListener("blur", () => setHover(null));
+  return el;
+}
+
+function renderChips() {
+  $("src-words").replaceChildren(...state.labels.src.map((w, j) => chip(w, "src", j)));
+  $("tgt-words").replaceChildren(...state.labels.tgt.map((w, i) => chip(w, "tgt", i)));
+}
+
+function textWidth(text, font) {
+  const ctx = (textWidth.canvas ||= document.createElement("canvas")).getContext("2d");
+  ctx.font = font;
+  return ctx.measureText(text).width;
+}
+
+function svgEl(name, attrs, parent) {
+  const el = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (parent) parent.appendChild(el);
+  return el;
+}
+
+function renderHeatmap() {
+  const svg = $("heatmap");
+  const { src, tgt } = state.labels;
+  const m = state.matrix;
+  const font = "13px " + getComputedStyle(document.body).fontFamily;
+  const avail = Math.max(320, $("attention-card").clientWidth - 60);
+  const rowLabel = Math.min(180, Math.max(...tgt.map((t) => textWidth(t, font)))) + 14;
+  const colLabel = Math.min(160, Math.max(...src.map((s) => textWidth(s, font)))) * 0.72 + 22;
+  const cell = Math.max(16, Math.min(52, Math.floor((avail - rowLabel - colLabel * 0.7) / src.length)));
+  const width = rowLabel + cell * src.length + colLabel * 0.7;
+  const height = colLabel + cell * tgt.length + 4;
+  const peak = Math.max(1e-9, ...m.flat());
+  $("legend-max").textContent = peak.toFixed(2);
+  svg.replaceChildren();
+  svg.setAttribute("width", width);
+  svg.setAttribute("height", height);
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  const grid = svgEl("g", { transform: `translate(${rowLabel}, ${colLabel})` }, svg);
+
+  m.forEach((row, i) => row.forEach((w, j) => {
+    const rect = svgEl("rect", {
+      class: "cell", x: j * cell, y: i * cell, width: cell, height: cell, fill: shade(w / peak),
+      "data-row": i, "data-col": j,
+    }, grid);
+    rect.addEventListener("mouseenter", () => setHover({ side: "cell", row: i, col: j }));
+    rect.addEventListener("mouseleave", () => setHover(null));
+    if (cell >= 30 && w >= 0.1) {  // print the strong weights when there is room
+      const t = svgEl("text", {
+        class: "value", x: j * cell + cell / 2, y: i * cell + cell / 2 + 4, "text-anchor": "middle",
+        fill: w / peak > 0.55 ? "#fff" : "#1f2937",
+      }, grid);
+      t.textContent = w.toFixed(2).replace(/^0/, "");
+    }
+  }));
+  tgt.forEach((word, i) => {
+    const t = svgEl("text", {
+      class: "label" + (word === "</s>" ? " eos" : ""), x: -8, y: i * cell + cell / 2 + 4.5,
+      "text-anchor": "end", "data-side": "tgt", "data-index": i,
+    }, grid);
+    t.textContent = word;
+    t.addEventListener("mouseenter", () => setHover({ side: "tgt", index: i }));
+    t.addEventListener("mouseleave", () => setHover(null));
+  });
+  src.forEach((word, j) => {
+    const x = j * cell + cell / 2, y = -8;
+    const t = svgEl("text", {
+      class: "label" + (word === "</s>" ? " eos" : ""), x, y, transform: `rotate(-40 ${x} ${y})`,
+      "data-side": "src", "data-index": j,
+    }, grid);
+    t.textContent = word;
+    t.addEventListener("mouseenter", () => setHover({ side: "src", index: j }));
+    t.addEventListener("mouseleave", () => setHover(null));
+  });
+  state.grid = { grid, cell, rows: tgt.length, cols: src.length };
+}
+
+// -- hover: one word lights up the words on the other side, shaded by weight ------------
+function setHover(h) {
+  state.hover = h;
+  applyHover();
+}
+
+function applyHover() {
+  const h = state.hover, m = state.matrix;
+  const words = document.querySelectorAll(".word");
+  const labels = document.querySelectorAll("#heatmap .label");
+  document.querySelectorAll("#heatmap .band").forEach((b) => b.remove());
+  document.querySelectorAll("#heatmap .cell.hot").forEach((c) => c.classList.remove("hot"));
+  $("cell-info").textContent = "";
+  $("src-words").parentElement.parentElement.classList.toggle("hovering", !!h);
+
+  // weights[side][index] in [0, 1], relative to the strongest link of the hovered word
+  const weights = { src: null, tgt: null };
+  let row = null, col = null;
+  if (h && (h.side === "tgt" || h.side === "cell")) row = h.side === "tgt" ? h.index : h.row;
+  if (h && (h.side === "src" || h.side === "cell")) col = h.side === "src" ? h.index : h.col;
+  if (h && h.side === "tgt") {
+    const r = m[row], top = Math.max(1e-9, ...r);
+    weights.src = r.map((w) => w / top);
+  } else if (h && h.side === "src") {
+    const c = m.map((r) => r[col]), top = Math.max(1e-9, ...c);
+    weights.tgt = c.map((w) => w / top);
+  }
+  for (const el of words) {
+    const i = +el.dataset.index, side = el.dataset.side;
+    const w = weights[side] ? weights[side][i] : 0;
+    const active = (side === "tgt" && i === row) || (side === "src" && i === col);
+    el.style.setProperty("--w", w.toFixed(3));
+    el.classList.toggle("lit", w >= 0.15);
+    el.classList.toggle("strong", w >= 0.55);
+    el.classList.toggle("active", active);
+  }
+  for (const el of labels) {
+    const i = +el.dataset.index, side = el.dataset.side;
+    el.classList.toggle("on", (side === "tgt" && i === row) || (side === "src" && i === col));
+  }
+  const g = state.grid;
+  if (!g || !h) return;
+  if (row !== null) svgEl("rect", { class: "band", x: 0, y: row * g.cell, width: g.cols * g.cell, height: g.cell, rx: 2 }, g.grid);
+  if (col !== null) svgEl("rect", { class: "band", x: col * g.cell, y: 0, width: g.cell, height: g.rows * g.cell, rx: 2 }, g.grid);
+  if (row !== null && col !== null) {
+    g.grid.querySelector(`.cell[data-row="${row}"][data-col="${col}"]`)?.classList.add("hot");
+    $("cell-info").textContent =
+      `“${state.labels.tgt[row]}” → “${state.labels.src[col]}”: ${m[row][col].toFixed(3)}`;
+  } else if (row !== null) {
+    const best = m[row].indexOf(Math.max(...m[row]));
+    $("cell-info").textContent = `“${state.labels.tgt[row]}” looks most at “${state.labels.src[best]}”`;
+  }
+}
+
+// -- wiring ---------------------------------------------------------------------------
+function updateCount() {
+  const n = $("source").value.length;
+  $("count").textContent = `${n} / ${MAX_CHARS}`;
+  $("count").classList.toggle("over", n >= MAX_CHARS);
+}
+
+async function showModel() {
+  try {
+    const h = await (await fetch("/health")).json();
+    const c = h.model.config;
+    $("model-info").textContent =
+      `${h.model.name} · ${(h.model.parameters / 1e6).toFixed(1)}M parameters · ` +
+      `${c.encoder_layers}+${c.decoder_layers} layers × ${c.n_heads} heads · beam ${h.model.decoding.beam}`;
+  } catch { /* the page works without it */ }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("translate").addEventListener("click", translate);
+  $("source").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); translate(); }
+  });
+  $("source").addEventListener("input", updateCount);
+  for (const b of document.querySelectorAll(".example")) {
+    b.addEventListener("click", () => { $("source").value = b.textContent; updateCount(); translate(); });
+  }
+  for (const b of document.querySelectorAll(".seg button")) {
+    b.addEventListener("click", () => {
+      state.unit = b.dataset.unit;
+      document.querySelectorAll(".seg button").forEach((x) => x.classList.toggle("on", x === b));
+      if (state.data) render();
+    });
+  }
+  // same words, other weights: whatever is hovered stays hovered
+  $("layer").addEventListener("change", (e) => { state.layer = e.target.value; render(true); });
+  $("head").addEventListener("change", (e) => { state.head = e.target.value; render(true); });
+  window.addEventListener("resize", () => {  // only a new width changes the layout
+    if (state.data && $("attention-card").clientWidth !== state.width) render(true);
+  });
+  showModel();
+  updateCount();
+});

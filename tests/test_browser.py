@@ -1,0 +1,142 @@
+"""The page in a real headless Chromium: translate, heatmap, hover highlights, selectors.
+
+Needs the `playwright` Python package (test extra) and a Chromium binary: Debian's
+/usr/bin/chromium (.ci/run installs it; Playwright's own browser download is not
+used). Set UPDATE_SCREENSHOTS=1 to refresh docs/img/serve.png.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install -e '.[test]')")
+
+from crossattn.server import create_app  # noqa: E402
+from crossattn.translator import Translator  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("CHROMIUM") or next(
+    (p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), shutil.which("google-chrome")) if p), None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
+
+SENTENCE = "The cat sleeps on the red sofa."
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A real uvicorn server in a thread of this process, on a free loopback port."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(Translator.load()), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+            "--disable-extensions", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+        page.goto(server + "/")
+        yield page
+        browser.close()
+
+
+def css_weight(page, selector: str) -> float:
+    return float(page.eval_on_selector(selector, "el => el.style.getPropertyValue('--w') || '0'"))
+
+
+def test_translate_heatmap_and_hover(page, server, tmp_path):
+    api = httpx.post(server + "/api/attention", json={"text": SENTENCE}, timeout=60).json()
+    page.fill("#source", SENTENCE)
+    page.press("#source", "Enter")
+    page.wait_for_selector("#heatmap .cell", timeout=60_000)
+    assert page.text_content("#translation") == api["translation"]
+    src_words, tgt_words = api["source_words"], api["target_words"]
+    assert page.locator("#heatmap .cell").count() == len(src_words) * len(tgt_words)
+    assert page.locator("#src-words .word").all_text_contents() == src_words
+    assert page.locator("#tgt-words .word").all_text_contents() == tgt_words
+
+    # hover a target word: source words light up, the most attended one fully
+    layers = api["word_attention"]
+    row = 1
+    avg = [sum(h[row][j] for layer in layers for h in layer) for j in range(len(src_words))]
+    best = avg.index(max(avg))
+    page.hover(f'#tgt-words .word[data-index="{row}"]')
+    assert "active" in page.get_attribute(f'#tgt-words .word[data-index="{row}"]', "class")
+    top = f'#src-words .word[data-index="{best}"]'
+    assert "lit" in page.get_attribute(top, "class").split()
+    assert css_weight(page, top) == pytest.approx(1.0)
+    others = [css_weight(page, f'#src-words .word[data-index="{j}"]') for j in range(len(src_words)) if j != best]
+    assert max(others) < 1.0
+    assert page.locator("#heatmap .band").count() == 1  # the row is outlined
+    assert "on" in page.get_attribute(f'#heatmap .label[data-side="tgt"][data-index="{row}"]', "class").split()
+    page.wait_for_timeout(300)  # let the highlight transition finish before the picture
+    page.screenshot(path=str(tmp_path / "serve.png"), full_page=True)
+    if os.environ.get("UPDATE_SCREENSHOTS"):
+        (REPO / "docs" / "img").mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(REPO / "docs" / "img" / "serve.png"), full_page=True)
+
+    # hover a source word: the target words attending to it light up
+    page.hover(top)
+    lit = page.locator("#tgt-words .word.lit").count()
+    assert lit >= 1 and "active" in page.get_attribute(top, "class")
+    page.mouse.move(0, 0)
+    page.wait_for_function("document.querySelectorAll('.word.lit').length === 0")
+    assert page.errors == []
+
+
+def test_selectors_and_pieces_view(page, server):
+    api = httpx.post(server + "/api/attention", json={"text": SENTENCE}, timeout=60).json()
+    layer_options = page.locator("#layer option").all_text_contents()
+    assert layer_options[0] == "Average" and len(layer_options) == api["layers"] + 1
+    assert len(page.locator("#head option").all_text_contents()) == api["heads"] + 1
+    page.click('.seg button[data-unit="pieces"]')
+    page.select_option("#layer", "0")
+    page.select_option("#head", str(api["heads"] - 1))
+    assert page.locator("#heatmap .cell").count() == len(api["source_tokens"]) * len(api["target_tokens"])
+    # one head of one layer: the shade of each cell follows that head's weights
+    weights = api["attention"][0][api["heads"] - 1]
+    i, j = max(((i, j) for i in range(len(weights)) for j in range(len(weights[0]))), key=lambda ij: weights[ij[0]][ij[1]])
+    page.hover(f'#heatmap .cell[data-row="{i}"][data-col="{j}"]')
+    assert f"{weights[i][j]:.3f}" in page.text_content("#cell-info")
+    page.click('.seg button[data-unit="words"]')
+    assert page.errors == []
+
+
+def test_text_is_never_html_and_errors_show(page):
+    page.fill("#source", '<img src=x onerror="window.pwned=1"> Hello')
+    page.click("#translate")
+    page.wait_for_selector("#translate:not([disabled])", timeout=60_000)
+    page.wait_for_function("document.querySelector('#translation').textContent.length > 0")
+    assert page.evaluate("document.querySelectorAll('#translation img, .word img, #heatmap img').length") == 0
+    assert page.evaluate("window.pwned === undefined")
+    # an over-long text is refused by the server with a readable message
+    page.evaluate("document.querySelector('#source').removeAttribute('maxlength')")
+    page.fill("#source", "a" * 1500)
+    page.click("#translate")
+    page.wait_for_selector("#error:not([hidden])", timeout=30_000)
+    assert "max_chars" in page.text_content("#error")
