@@ -18,6 +18,15 @@ def max_output_length(src_len: int, max_positions: int, ratio: float = 1.5, extr
     return max(1, min(int(ratio * src_len + extra), max_positions - 1))
 
 
+def output_limits(model: Seq2SeqTransformer, src: Tensor, max_len: int | None) -> list[int]:
+    """Per-sentence length budget from each sentence's own length, so a translation
+    never depends on what else is in its batch."""
+    if max_len:
+        return [max_len] * src.size(0)
+    lengths = src.ne(model.config.pad_id).sum(1).tolist()
+    return [max_output_length(n, model.config.max_positions) for n in lengths]
+
+
 def length_penalty(length: int, alpha: float) -> float:
     """GNMT length penalty ((5 + len) / 6) ** alpha; 0 means raw log-probability."""
     return ((5.0 + length) / 6.0) ** alpha
@@ -30,18 +39,18 @@ def greedy_search(model: Seq2SeqTransformer, src: Tensor, max_len: int | None = 
     memory, src_pad = model.encode(src)
     state = model.start_decoding(memory, src_pad)
     batch = src.size(0)
-    max_len = max_len or max_output_length(src.size(1), cfg.max_positions)
+    limits = torch.tensor(output_limits(model, src, max_len), device=src.device)
     alive = torch.arange(batch, device=src.device)  # original index of each row
     outputs: list[list[int]] = [[] for _ in range(batch)]
     tokens = torch.full((batch, 1), cfg.bos_id, dtype=torch.long, device=src.device)
-    for step in range(max_len):
+    for step in range(int(limits.max())):
         logits, _ = model.decode_step(tokens, state)
         next_tok = logits.argmax(-1)
         for row, tok in zip(alive.tolist(), next_tok.tolist()):
             if tok != cfg.eos_id:
                 outputs[row].append(tok)
-        running = next_tok.ne(cfg.eos_id)
-        if step == max_len - 1 or not bool(running.any()):
+        running = next_tok.ne(cfg.eos_id) & limits[alive].gt(step + 1)
+        if not bool(running.any()):
             break
         if not bool(running.all()):
             keep = running.nonzero().squeeze(1)
@@ -71,7 +80,7 @@ def beam_search(
     memory, src_pad = model.encode(src)
     state = model.start_decoding(memory, src_pad, beam_size=k)
     batch, device = src.size(0), src.device
-    max_len = max_len or max_output_length(src.size(1), cfg.max_positions)
+    limits = output_limits(model, src, max_len)
 
     alive = list(range(batch))  # original sentence index of each live sentence
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
@@ -81,7 +90,7 @@ def beam_search(
     hyps = torch.empty(batch, k, 0, dtype=torch.long, device=device)
     tokens = torch.full((batch * k, 1), cfg.bos_id, dtype=torch.long, device=device)
 
-    for step in range(max_len):
+    for step in range(max(limits)):
         logits, _ = model.decode_step(tokens, state)
         n = len(alive)
         logp = logits.float().log_softmax(-1).view(n, k, -1)
@@ -91,7 +100,6 @@ def beam_search(
         top_scores, top_idx = cand.topk(2 * k, dim=1)
         top_beam, top_tok = top_idx // vocab, top_idx % vocab
         is_eos = top_tok.eq(cfg.eos_id)
-        last = step == max_len - 1
 
         # finished hypotheses, scored with the length penalty (EOS counts as a token)
         lp = length_penalty(step + 1, alpha)
@@ -109,15 +117,14 @@ def beam_search(
         tok_of = top_tok.gather(1, order)
         hyps = torch.cat([hyps.gather(1, beam_of[:, :, None].expand(-1, -1, hyps.size(2))), tok_of[:, :, None]], 2)
 
-        if last:  # out of length budget: the live hypotheses compete as they are
-            lp_live = length_penalty(step + 1, alpha)
-            for r in range(n):
-                for b in range(k):
-                    if scores[r, b] > float("-inf"):
-                        finished[alive[r]].append((scores[r, b].item() / lp_live, hyps[r, b].tolist()))
-            break
+        # out of length budget: the live hypotheses compete as they are
+        at_limit = [step + 1 >= limits[sent] for sent in alive]
+        for r in (r for r in range(n) if at_limit[r]):
+            for b in range(k):
+                if scores[r, b] > float("-inf"):
+                    finished[alive[r]].append((scores[r, b].item() / lp, hyps[r, b].tolist()))
 
-        done = torch.tensor([len(finished[s]) >= k for s in alive], device=device)
+        done = torch.tensor([len(finished[s]) >= k or at_limit[r] for r, s in enumerate(alive)], device=device)
         rows = (torch.arange(n, device=device)[:, None] * k + beam_of).flatten()
         state.reorder_beams(rows)
         if bool(done.all()):

@@ -210,7 +210,8 @@ def create_app(translator, limits: Limits | None = None, model_dir: str | Path |
         yield
         await asyncio.to_thread(batcher.stop)
 
-    app = FastAPI(title="crossattn", version="1", lifespan=lifespan,
+    # docs_url=None: the Swagger page loads its assets from a CDN; /openapi.json stays
+    app = FastAPI(title="crossattn", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="English→French translation with the model's cross-attention.")
     app.add_middleware(api.BodyGuard, max_bytes=limits.max_body_bytes)
     app.state.batcher, app.state.limits = batcher, limits
