@@ -51,6 +51,15 @@ def write_lines(path: str | None, lines: list[str]) -> None:
         raise CLIError(f"cannot write {path}: {e.strerror}") from None
 
 
+def write_json(path: str, data) -> None:
+    import json
+
+    try:
+        Path(path).write_text(json.dumps(data, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as e:
+        raise CLIError(f"cannot write {path}: {e.strerror}") from None
+
+
 def load_translator(args):
     from .translator import Translator
 

@@ -10,11 +10,9 @@ more and checked against what the modules returned (``checks`` in the trace).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
-from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -381,7 +379,7 @@ def render(tr: dict, color: bool = False) -> str:
 
 # -- command --------------------------------------------------------------------------
 def cmd_explain(args) -> None:
-    from .cli import CLIError, load_translator
+    from .cli import CLIError, load_translator, write_json
 
     text = " ".join(args.text).strip()
     if not text:
@@ -390,10 +388,7 @@ def cmd_explain(args) -> None:
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     sys.stdout.write(render(tr, color) + "\n")
     if args.json:
-        try:
-            Path(args.json).write_text(json.dumps(tr, ensure_ascii=False) + "\n", encoding="utf-8")
-        except OSError as e:
-            raise CLIError(f"cannot write {args.json}: {e.strerror}") from None
+        write_json(args.json, tr)
 
 
 def add_commands(sub) -> None:

@@ -24,6 +24,7 @@ import signal
 import sys
 import time
 import tomllib
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -211,7 +212,9 @@ class Trainer:
         tok_path = self.out / "tokenizer.model"
         if self.main and not tok_path.exists():
             texts = [s for s, _ in pairs] + [t for _, t in pairs]
-            Tokenizer.train(texts, tok_path, cfg.vocab_size, cfg.tokenizer_type, log=self.log)
+            tmp = tok_path.with_name(tok_path.name + ".tmp")
+            Tokenizer.train(texts, tmp, cfg.vocab_size, cfg.tokenizer_type, log=self.log)
+            os.replace(tmp, tok_path)
         if self.world > 1:
             dist.barrier()
         self.tokenizer = Tokenizer(tok_path)
@@ -254,9 +257,15 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------
     def train(self) -> Path:
+        stop_requested: list[int] = []
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(1))
+        try:
+            return self._train_loop(stop_requested)
+        finally:  # in-process callers (tests, notebooks) keep their own SIGTERM behaviour
+            signal.signal(signal.SIGTERM, previous)
+
+    def _train_loop(self, stop_requested: list[int]) -> Path:
         cfg = self.cfg
-        stop_requested = []
-        signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(1))
         deadline = time.time() + cfg.max_minutes * 60 if cfg.max_minutes else None
         batches = self.batcher.iterate(self.epoch, self.batch_in_epoch)
         progress = None
@@ -274,7 +283,7 @@ class Trainer:
             for micro in range(cfg.accum_steps):
                 epoch, b, idx = next(batches)
                 sync = micro == cfg.accum_steps - 1 or self.world == 1
-                ctx = self.ddp.no_sync() if (self.world > 1 and not sync) else _nullcontext()
+                ctx = self.ddp.no_sync() if (self.world > 1 and not sync) else nullcontext()
                 with ctx:
                     loss, ntok = self.loss_on(idx, self.src, self.tgt)
                     (loss / max(ntok, 1) / cfg.accum_steps).backward()
@@ -384,10 +393,11 @@ class Trainer:
 
     def _save_model_dir(self, model: Seq2SeqTransformer, name: str, bleu: float) -> None:
         tmp = self.out / f"{name}.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        save_model_dir(model, self.tokenizer, tmp, extra={"training": {"step": self.step, "dev_bleu": bleu}})
-        replace_dir(tmp, self.out / name)
+        with writing(tmp, f"model directory {self.out / name}"):
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            save_model_dir(model, self.tokenizer, tmp, extra={"training": {"step": self.step, "dev_bleu": bleu}})
+            replace_dir(tmp, self.out / name)
 
     # -- checkpoints ------------------------------------------------------------------
     def _checkpoints(self) -> list[Path]:
@@ -403,21 +413,25 @@ class Trainer:
         root.mkdir(exist_ok=True)
         final = root / f"step-{self.step:07d}"
         tmp = root / f"step-{self.step:07d}.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-        save_model(self.model, tmp / "model.safetensors")
-        opt_tensors, opt_meta = optimizer_tensors(self.opt)
-        rng = {"torch": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        save_file({**opt_tensors, **{f"rng.{k}": v for k, v in rng.items()}}, str(tmp / "optimizer.safetensors"))
-        write_json_atomic(tmp / "state.json", {
-            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-            "best_bleu": self.best_bleu, "evals_without_gain": self.evals_without_gain, "optimizer": opt_meta,
-        })
-        replace_dir(tmp, final)
-        for old in self._checkpoints()[: -self.cfg.keep_last]:
+        with writing(tmp, f"checkpoint {final}"):
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir()
+            save_model(self.model, tmp / "model.safetensors")
+            opt_tensors, opt_meta = optimizer_tensors(self.opt)
+            rng = {"torch": torch.get_rng_state()}
+            if self.device.type == "cuda":
+                rng["cuda"] = torch.cuda.get_rng_state(self.device)
+            save_file({**opt_tensors, **{f"rng.{k}": v for k, v in rng.items()}}, str(tmp / "optimizer.safetensors"))
+            write_json_atomic(tmp / "state.json", {
+                "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "best_bleu": self.best_bleu, "evals_without_gain": self.evals_without_gain, "optimizer": opt_meta,
+            })
+            replace_dir(tmp, final)
+        # rename first: a crash mid-delete must not leave a gutted checkpoint under a valid name
+        for old in self._checkpoints()[: -self.cfg.keep_last] + list(root.glob("step-*.del")):
+            if not old.name.endswith(".del"):
+                old = old.rename(old.with_name(old.name + ".del"))
             shutil.rmtree(old)
 
     def _load_checkpoint(self, path: Path) -> None:
@@ -453,12 +467,15 @@ class Trainer:
             self.log(f"(could not draw curves: {e})")
 
 
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+@contextmanager
+def writing(tmp: Path, what: str):
+    """Turn a failed write (full disk, no permission) into one clear error and remove the
+    partial copy in ``tmp``; whatever was already in place is left untouched."""
+    try:
+        yield
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(e.errno, f"cannot write {what}: {e.strerror or e}; earlier files are kept") from None
 
 
 def average_checkpoints(paths: list[Path], model_cfg: ModelConfig) -> Seq2SeqTransformer:

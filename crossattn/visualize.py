@@ -18,7 +18,6 @@ so the heatmap reads "while writing this word, the decoder looked at ...".
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,7 +232,7 @@ def to_json(result: AttentionResult, source_text: str, view: WordView, layer: in
 
 # -- command --------------------------------------------------------------------------
 def cmd_attend(args) -> None:
-    from .cli import CLIError, load_translator
+    from .cli import CLIError, load_translator, write_json
 
     text = " ".join(args.text).strip()
     if not text:
@@ -260,10 +259,7 @@ def cmd_attend(args) -> None:
         print(text_table(select(view.attention, layer, head), view.source, view.target))
     if args.json:
         data = to_json(result, text, word_view(result, keep_eos=not args.drop_eos), layer, head)
-        try:
-            Path(args.json).write_text(json.dumps(data, ensure_ascii=False) + "\n", encoding="utf-8")
-        except OSError as e:
-            raise CLIError(f"cannot write {args.json}: {e.strerror}") from None
+        write_json(args.json, data)
 
 
 def add_commands(sub) -> None:
