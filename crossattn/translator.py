@@ -222,7 +222,8 @@ class Translator:
         outputs = [[] for _ in texts]
         for (i, _), hyp in zip(pieces, results):
             outputs[i].append(self.tokenizer.decode(hyp))
-        return [" ".join(o) for o in outputs]
+        # one line per input, whatever bytes the model writes (byte fallback can spell "\n")
+        return [" ".join(" ".join(o).split()) for o in outputs]
 
     @torch.inference_mode()
     def translate_with_attention(self, text: str, beam: int | None = None, alpha: float | None = None) -> AttentionResult:

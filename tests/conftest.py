@@ -1,0 +1,112 @@
+"""Shared fixtures: a synthetic word-substitution task and a tiny model trained on it.
+
+The task (English-like words -> French-like words, one for one, 1-6 words) is easy
+enough that the ``tiny`` preset learns it in a few hundred steps on one CPU thread,
+so the whole pipeline (CLI training, checkpoints, decoding) can be tested for real.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+EN = "the cat dog house red blue big small eats sees runs sleeps green tree bird fish water book man woman".split()
+FR = "le chat chien maison rouge bleu grand petit mange voit court dort vert arbre oiseau poisson eau livre homme femme".split()
+EN_TO_FR = dict(zip(EN, FR))
+
+# Shared by the session model and the resume test, which must reproduce it exactly.
+TINY_STEPS, TINY_EVAL_EVERY = 240, 40
+TINY_OPTIONS = ["--preset", "tiny", "--max-steps", str(TINY_STEPS), "--eval-every", str(TINY_EVAL_EVERY),
+                "--max-tokens", "512", "--seed", "1", "--device", "cpu", "--dtype", "fp32"]
+
+
+def make_pairs(n: int, seed: int) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        words = [rng.choice(EN) for _ in range(rng.randint(1, 6))]
+        pairs.append((" ".join(words), " ".join(EN_TO_FR[w] for w in words)))
+    return pairs
+
+
+def write_tsv(path: Path, pairs: list[tuple[str, str]]) -> Path:
+    path.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
+    return path
+
+
+def cli_env() -> dict[str, str]:
+    """One thread per process: the machines running the tests are shared and small."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "CROSSATTN_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def run_cli(args: list[str], input: str | bytes | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m crossattn ARGS`` in a fresh process; text mode unless input is bytes."""
+    return subprocess.run([sys.executable, "-m", "crossattn", *map(str, args)], input=input, capture_output=True,
+                          text=not isinstance(input, bytes), env=cli_env(), cwd=REPO, timeout=timeout)
+
+
+@dataclass
+class SynthData:
+    root: Path
+    train: Path  # 3000 generated pairs (about 2300 distinct)
+    dev: Path  # 40 pairs
+    test: Path  # 100 pairs, none of them in train
+
+    def train_args(self, out: Path) -> list[str]:
+        return ["train", "--train", str(self.train), "--valid", str(self.dev), "--out", str(out), *TINY_OPTIONS]
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory) -> SynthData:
+    root = tmp_path_factory.mktemp("synth")
+    train = make_pairs(3000, seed=1)
+    seen = set(train)
+    test = [p for p in make_pairs(400, seed=3) if p not in seen][:100]
+    return SynthData(root, write_tsv(root / "train.tsv", train), write_tsv(root / "dev.tsv", make_pairs(40, seed=2)),
+                     write_tsv(root / "test.tsv", test))
+
+
+@dataclass
+class TinyRun:
+    out: Path  # the training output directory (model/ inside)
+    proc: subprocess.CompletedProcess
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def tiny_run(synth_data, tmp_path_factory) -> TinyRun:
+    """``crossattn train --preset tiny`` run once per session through the real CLI."""
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    start = time.time()
+    proc = run_cli(synth_data.train_args(out))
+    if proc.returncode != 0:
+        pytest.fail(f"tiny training failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return TinyRun(out, proc, time.time() - start)
+
+
+@pytest.fixture(scope="session")
+def tiny_translator(tiny_run):
+    from crossattn.translator import Translator
+
+    return Translator.load(tiny_run.out, device="cpu", dtype="fp32")
+
+
+@pytest.fixture
+def one_thread():
+    """In-process model work on one thread: on a busy 2-core machine, OpenMP with two
+    threads is about 10x slower. The caller's setting is restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,0 +1,187 @@
+"""Training that survives being killed, and data-parallel training that stays in sync.
+
+Resume is meant to be exact: a run killed with SIGKILL at any moment and continued
+with ``--resume`` must end with bit-identical weights and optimizer state to a run
+that was never interrupted (same seed, same steps, one CPU thread).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import REPO, TINY_EVAL_EVERY, TINY_STEPS, cli_env, run_cli
+
+CHECKPOINT_FILES = ["model.safetensors", "optimizer.safetensors", "state.json"]
+
+
+def complete_checkpoints(out: Path) -> dict[int, Path]:
+    root = out / "checkpoints"
+    dirs = [p for p in root.iterdir() if re.fullmatch(r"step-\d+", p.name)] if root.exists() else []
+    return {int(p.name[5:]): p for p in dirs}
+
+
+def assert_nothing_half_written(out: Path) -> None:
+    """Every checkpoint (and model/) under its final name is whole and loads;
+    work in progress may only live under a temporary name (.tmp, .old)."""
+    from crossattn.translator import load_model_dir
+
+    for step, path in complete_checkpoints(out).items():
+        assert sorted(p.name for p in path.iterdir()) == CHECKPOINT_FILES, path
+        assert json.loads((path / "state.json").read_text())["step"] == step
+        load_file(str(path / "model.safetensors"))
+        load_file(str(path / "optimizer.safetensors"))
+    if (out / "model").exists():
+        load_model_dir(out / "model")  # verifies checksums too
+
+
+def assert_same_final_state(ref: Path, got: Path) -> None:
+    last = f"checkpoints/step-{TINY_STEPS:07d}"
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        a, b = load_file(str(ref / last / name)), load_file(str(got / last / name))
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), f"{name}: {k} differs after resume"
+    assert json.loads((ref / last / "state.json").read_text()) == json.loads((got / last / "state.json").read_text())
+    assert (ref / "model" / "model.safetensors").read_bytes() == (got / "model" / "model.safetensors").read_bytes()
+    assert (ref / "tokenizer.model").read_bytes() == (got / "tokenizer.model").read_bytes()
+
+
+class Run:
+    """One `crossattn train --resume` process whose stderr goes to a file we can poll."""
+
+    def __init__(self, args: list[str], log: Path):
+        self.log = log
+        with open(log, "w") as f:
+            self.proc = subprocess.Popen([sys.executable, "-m", "crossattn", *args], stdout=subprocess.DEVNULL,
+                                         stderr=f, env=cli_env(), cwd=REPO)
+
+    def wait_for(self, condition, timeout: float = 240) -> None:
+        deadline = time.time() + timeout
+        while not condition():
+            if self.proc.poll() is not None:
+                pytest.fail(f"training ended (rc {self.proc.returncode}) before it could be killed:\n"
+                            f"{self.log.read_text()[-2000:]}")
+            if time.time() > deadline:
+                self.kill()
+                pytest.fail("timed out waiting for training progress")
+            time.sleep(0.001)
+
+    def evals_logged(self) -> list[int]:
+        return [int(s) for s in re.findall(r"^step (\d+): valid loss", self.log.read_text(), re.M)]
+
+    def kill(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+def test_resume_after_repeated_sigkill_is_exact(tiny_run, synth_data, tmp_path):
+    out = tmp_path / "run"
+    args = synth_data.train_args(out) + ["--resume"]
+    rng = random.Random(7)
+    ckpt_root = out / "checkpoints"
+    moments = []
+
+    # 1. somewhere after the first checkpoint exists
+    run = Run(args, tmp_path / "log1.txt")
+    run.wait_for(lambda: complete_checkpoints(out))
+    time.sleep(rng.uniform(0, 1.5))
+    run.kill()
+    moments.append("after first checkpoint")
+    assert_nothing_half_written(out)
+
+    # 2. while a checkpoint is being written: its evaluation is logged, its .tmp dir exists
+    start = max(complete_checkpoints(out))
+    run = Run(args, tmp_path / "log2.txt")
+    run.wait_for(lambda: any(s > start for s in run.evals_logged()) and any(ckpt_root.glob("*.tmp")))
+    run.kill()
+    hit = not any(s > start for s in complete_checkpoints(out))
+    moments.append("during checkpoint write" if hit else "just after checkpoint write")
+    assert_nothing_half_written(out)
+
+    # 3. right after a new checkpoint is in place, maybe while older ones are being deleted
+    start = max(complete_checkpoints(out))
+    run = Run(args, tmp_path / "log3.txt")
+    run.wait_for(lambda: max(complete_checkpoints(out)) > start)
+    time.sleep(rng.uniform(0, 0.05))
+    run.kill()
+    moments.append("after checkpoint rename")
+    assert_nothing_half_written(out)
+
+    proc = run_cli(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resumed from" in proc.stderr
+    print(f"killed: {moments}")
+    assert_nothing_half_written(out)
+    assert_same_final_state(tiny_run.out, out)
+    assert sorted(complete_checkpoints(out)) == [TINY_STEPS - TINY_EVAL_EVERY, TINY_STEPS]  # keep_last=2
+    assert not list(ckpt_root.glob("*.tmp")) and not list(ckpt_root.glob("*.old"))
+
+
+DDP_SCRIPT = textwrap.dedent('''
+    """`crossattn train` under torchrun, then every rank dumps what it trained."""
+    import sys
+
+    import torch
+    from safetensors.torch import save_file
+
+    from crossattn import train
+    from crossattn.cli import main
+
+    _train = train.Trainer.train
+
+
+    def train_and_dump(self):
+        result = _train(self)
+        state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        state["_world"] = torch.tensor(self.world)
+        state["_first_batch"] = torch.tensor(self.batcher.epoch_batches(0)[0])
+        save_file(state, str(self.out / f"rank{self.rank}.safetensors"))
+        return result
+
+
+    train.Trainer.train = train_and_dump
+    sys.exit(main(sys.argv[1:]))
+''')
+
+
+def test_ddp_two_processes_stay_in_sync(synth_data, tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT)
+    out = tmp_path / "ddp"
+    torchrun = Path(sys.executable).parent / "torchrun"
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), "train",
+           "--train", str(synth_data.train), "--valid", str(synth_data.dev), "--out", str(out), "--preset", "tiny",
+           "--max-steps", "12", "--eval-every", "12", "--max-tokens", "512", "--device", "cpu", "--dtype", "fp32"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(), cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 process(es)" in proc.stderr
+
+    r0, r1 = load_file(str(out / "rank0.safetensors")), load_file(str(out / "rank1.safetensors"))
+    assert int(r0.pop("_world")) == int(r1.pop("_world")) == 2
+    # the ranks trained on different batches...
+    assert not torch.equal(r0.pop("_first_batch"), r1.pop("_first_batch"))
+    # ...yet hold the same weights
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), f"replicas diverged at {k}"
+    ckpt = load_file(str(out / "checkpoints" / "step-0000012" / "model.safetensors"))
+    for k in ckpt:
+        assert torch.equal(ckpt[k], r0[k]), k
+    # ...which moved away from the shared initialisation (seed 1, as in the trainer)
+    from crossattn.model import ModelConfig, Seq2SeqTransformer
+
+    torch.manual_seed(1)
+    init = Seq2SeqTransformer(ModelConfig.from_dict(json.loads((out / "run.json").read_text())["model"])).state_dict()
+    assert all(not torch.equal(init[k], ckpt[k]) for k in ckpt if k.endswith("weight") and "norm" not in k)
