@@ -26,6 +26,14 @@ from torch import Tensor, nn
 from .attention import KVCache, MultiHeadAttention
 
 
+def dataclass_from_dict(cls, d: dict, what: str):
+    """Build a config dataclass, refusing unknown keys (a typo must not pass silently)."""
+    unknown = sorted(set(d) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ValueError(f"unknown {what} config keys: {', '.join(unknown)}")
+    return cls(**d)
+
+
 @dataclass
 class ModelConfig:
     vocab_size: int = 8000
@@ -58,11 +66,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "model")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

@@ -25,7 +25,7 @@ import sys
 import time
 import tomllib
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from .data import TokenBatcher, collate, encode_corpus, load_corpus, looks_clean, parse_corpus_arg
-from .model import ModelConfig, Seq2SeqTransformer, load_weights, save_model
+from .model import ModelConfig, Seq2SeqTransformer, dataclass_from_dict, load_weights, save_model
 from .tokenizer import Tokenizer
 from .translator import Translator, pick_device, pick_dtype, save_model_dir
 
@@ -70,11 +70,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown train config keys: {', '.join(unknown)}")
-        return cls(**d)
+        return dataclass_from_dict(cls, d, "train")
 
 
 PRESETS: dict[str, dict] = {
