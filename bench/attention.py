@@ -14,7 +14,6 @@ import math
 import time
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from common import median, print_table, timed
@@ -83,27 +82,37 @@ def make_call(impl: str, shape: dict, dtype: torch.dtype, need_weights: bool):
     return mod, call
 
 
-def bench_one(impl: str, shape: dict, dtype: torch.dtype, mode: str, need_weights: bool, repeats: int) -> float:
+def make_step(impl: str, shape: dict, dtype: torch.dtype, mode: str, need_weights: bool):
     train = mode == "fwd+bwd"
     x, mem, pad = make_inputs(shape, dtype, train)
     mod, call = make_call(impl, shape, dtype, need_weights)
     if train:
         mod.train()
+        return lambda: call(x, mem, pad).float().sum().backward()
+    mod.eval()
 
-        def step():
-            call(x, mem, pad).float().sum().backward()
-    else:
-        mod.eval()
+    def step():
+        with torch.inference_mode():
+            call(x, mem, pad)
+    return step
 
-        def step():
-            with torch.inference_mode():
-                call(x, mem, pad)
-    # slow cases (bf16 without hardware support, 4k tokens) get fewer repeats
-    first = time.perf_counter()
-    step()
-    first = time.perf_counter() - first
-    n = max(1, min(repeats, int(8.0 / max(first, 1e-6))))  # ~8 s per cell at most
-    return median(timed(step, n, warmup=0, clock=time.process_time))
+
+def bench_cell(variants: list[tuple[str, bool]], shape: dict, dtype: torch.dtype, mode: str,
+               repeats: int) -> dict[str, float]:
+    """Median CPU seconds per variant, the variants timed in turn (round robin), so a burst
+    of load from other users hits all of them rather than whichever ran at the time."""
+    steps = {f"{impl}{' +w' if nw else ''}": make_step(impl, shape, dtype, mode, nw) for impl, nw in variants}
+    slowest = 0.0
+    for step in steps.values():  # warm-up, and the slowest one sets the repeat count
+        start = time.perf_counter()
+        step()
+        slowest = max(slowest, time.perf_counter() - start)
+    n = max(1, min(repeats, int(8.0 / max(slowest, 1e-6))))  # ~8 s per variant at most
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(n):
+        for key, step in steps.items():
+            times[key].append(timed(step, 1, warmup=0, clock=time.process_time)[0])
+    return {k: median(v) for k, v in times.items()}
 
 
 def attention_flops(shape: dict, train: bool) -> float:
@@ -128,7 +137,7 @@ VARIANTS = [("ours", False), ("nn.MHA", False), ("plain", False), ("ours", True)
 
 
 def run(quick: bool) -> dict:
-    repeats = 3 if quick else 7
+    repeats = 3 if quick else 9
     plans = []  # (shapes, dtype, modes, variants)
     if quick:
         plans.append((TRANSLATION[1:2], torch.float32, ["fwd", "fwd+bwd"], VARIANTS))
@@ -142,9 +151,8 @@ def run(quick: bool) -> dict:
         for shape in shapes:
             for mode in modes:
                 row = {"shape": shape["name"], "dtype": str(dtype).replace("torch.", ""), "mode": mode}
-                for impl, nw in variants:
-                    key = f"{impl}{' +w' if nw else ''}"
-                    row[key + " ms"] = 1e3 * bench_one(impl, shape, dtype, mode, nw, repeats)
+                for key, seconds in bench_cell(variants, shape, dtype, mode, repeats).items():
+                    row[key + " ms"] = 1e3 * seconds
                 ours = row["ours ms"]
                 row["nn.MHA/ours"] = row["nn.MHA ms"] / ours
                 row["plain/ours"] = row["plain ms"] / ours

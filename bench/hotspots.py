@@ -1,6 +1,6 @@
 """Where the time goes: operator profiles (torch.profiler, self CPU time) and Python
 profiles (cProfile, own time) of our translation (greedy and beam 4, batched and one
-sentence at a time) and of one training step.
+sentence at a time) and of one training step, plus the dominant decode GEMMs timed alone.
 
     python bench/hotspots.py [--quick]
 """
@@ -10,12 +10,13 @@ from __future__ import annotations
 import cProfile
 import pstats
 import sys
+import time
 
 import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from common import REPO, dev_sentences, print_table
+from common import REPO, dev_sentences, median, print_table, timed
 
 TOP = 12
 
@@ -66,10 +67,43 @@ def run(quick: bool) -> dict:
         print_table(f"Operators, translate {name} ({n} sentences)", ops, ["op", "calls", "self ms", "% self"])
         print_table(f"Python functions, translate {name}", py, ["function", "calls", "own ms", "% own", "cum ms"])
         out[name] = {"ops": ops, "python": py}
+    out["decode gemms"] = decode_gemms(quick)
     out["training step"] = {"ops": op_profile(training_step(quick))}
     print_table("Operators, one training step (ours, shipped size)", out["training step"]["ops"],
                 ["op", "calls", "self ms", "% self"])
     return out
+
+
+def decode_gemms(quick: bool) -> list[dict]:
+    """The two GEMMs that dominate decoding, at decode shapes (rows = live hypotheses):
+    the tied output projection in three layouts, and q/k/v as three Linears or one."""
+    from crossattn.translator import Translator
+
+    emb = Translator.load().model.output.weight.detach()  # (vocab, d): the tied embedding
+    vocab, d = emb.shape
+    emb_t = emb.t().contiguous()
+    w = [torch.randn(d, d) for _ in range(3)]
+    b = [torch.randn(d) for _ in range(3)]
+    w_qkv, b_qkv = torch.cat(w), torch.cat(b)
+
+    def us(fn, reps: int) -> float:
+        return 1e6 * median(timed(fn, reps, warmup=3, clock=time.process_time))
+
+    rows = []
+    for m in (1, 4, 16, 64):
+        x = torch.randn(m, d)
+        reps = 10 if quick else 40
+        rows.append({
+            "rows": m,
+            "F.linear(x, E) us": us(lambda: F.linear(x, emb), reps),
+            "x @ E_t us": us(lambda: x @ emb_t, reps),
+            "(E @ x.T).T us": us(lambda: (emb @ x.t()).t(), reps),
+            "q,k,v Linears us": us(lambda: [F.linear(x, wi, bi) for wi, bi in zip(w, b)], 5 * reps),
+            "fused qkv us": us(lambda: F.linear(x, w_qkv, b_qkv), 5 * reps),
+        })
+    print_table(f"Decode GEMMs: output projection ({vocab}x{d}, 3 layouts) and q/k/v ({d}x{d}, 3 vs 1 fused)",
+                rows, list(rows[0]))
+    return rows
 
 
 def training_step(quick: bool):
