@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # random-init HF models only: never download
+# The NumPy engine's OpenBLAS reads its thread count when numpy loads (with torch, below):
+# one thread, like every other system at the default --threads 1.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402

@@ -4,6 +4,8 @@ Systems, all on the same sentences, tokenisation included in the timings:
 
 * ours: crossattn Translator with the shipped model (whatever decode.py/model.py hold now);
   ours int8: the same with dynamic int8 quantization of the Linear layers (dtype="int8");
+  ours numpy: the NumPy engine (numpy_engine.py; latency and cold start only: it translates
+  one sentence at a time, for the command line's few-sentence case);
 * CT2 fp32 / CT2 int8: CTranslate2 running our model exported by ``crossattn export``
   (int8 = weights quantized at load time);
 * HF Marian: ``MarianMTModel.generate`` of identical size. Marian is post-LN without final
@@ -28,7 +30,8 @@ from pathlib import Path
 import torch
 
 from common import REPO, dev_sentences, median, percentile, print_table
-from crossattn.translator import Translator, normalize
+from crossattn.modeldir import normalize
+from crossattn.translator import Translator
 
 BATCH = 64
 
@@ -40,6 +43,18 @@ class Ours:
 
     def translate(self, texts: list[str], beam: int, batch_size: int, lengths: list[int]) -> list[str]:
         return self.tr.translate(texts, beam=beam, batch_size=batch_size)
+
+
+class OursNumpy:
+    name = "ours numpy"
+
+    def __init__(self):
+        from crossattn.numpy_engine import NumpyTranslator
+
+        self.tr = NumpyTranslator.load()
+
+    def translate(self, texts: list[str], beam: int, batch_size: int, lengths: list[int]) -> list[str]:
+        return self.tr.translate(texts, beam=beam)
 
 
 class CT2:
@@ -139,20 +154,42 @@ def latency(system, texts: list[str], beam: int) -> dict:
     return {"p50 ms": 1e3 * percentile(times, 50), "p99 ms": 1e3 * percentile(times, 99), "n": len(times)}
 
 
-def cold_start(repeats: int) -> dict:
-    """Translator.load() in this process, and a whole one-shot ``crossattn translate`` command."""
-    loads = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        Translator.load()
-        loads.append(time.perf_counter() - t0)
-    cli = []
+CT2_ONE_SHOT = """
+import sys, ctranslate2, sentencepiece as spm
+model_dir, text = sys.argv[1], sys.argv[2]
+sp = spm.SentencePieceProcessor(model_file=model_dir + "/tokenizer.model")
+tr = ctranslate2.Translator(model_dir, device="cpu", compute_type="float32", intra_threads=1)
+r = tr.translate_batch([sp.encode(text, out_type=str)], beam_size=2, length_penalty=0.4)
+print(sp.decode(r[0].hypotheses[0]))
+"""
+
+
+def cold_start(repeats: int, ct2_dir: Path | None) -> dict:
+    """Fresh processes translating "Hello, how are you?" once: wall time, median of ``repeats``.
+
+    ours = the ``crossattn translate`` command (its default picks the NumPy engine for a few
+    sentences given as arguments), ours torch = the same with ``--engine torch``, CT2 = a
+    minimal Python script around CTranslate2 with our exported model. ``import torch`` alone
+    is the floor any torch-based command pays.
+    """
     exe = Path(sys.executable).parent / "crossattn"
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        subprocess.run([str(exe), "translate", "Hello, how are you?"], check=True, capture_output=True)
-        cli.append(time.perf_counter() - t0)
-    return {"Translator.load s": median(loads), "CLI one-shot s": median(cli)}
+    text = "Hello, how are you?"
+    commands = {
+        "ours (crossattn translate)": [str(exe), "translate", text],
+        "ours torch (--engine torch)": [str(exe), "translate", "--engine", "torch", text],
+        "python -c 'import torch'": [sys.executable, "-c", "import torch"],
+    }
+    if ct2_dir is not None:
+        commands["CT2 fp32 script"] = [sys.executable, "-c", CT2_ONE_SHOT, str(ct2_dir), text]
+    result = {}
+    for name, command in commands.items():
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            times.append(time.perf_counter() - t0)
+        result[name] = median(times)
+    return result
 
 
 def run(quick: bool, sentences: int, single_sentences: int) -> dict:
@@ -175,6 +212,7 @@ def run(quick: bool, sentences: int, single_sentences: int) -> dict:
             ct2_dir = export_ctranslate2(None, tmp / "ct2")
             systems += [CT2(ct2_dir, "float32"), CT2(ct2_dir, "int8")]
         except Exception as e:  # ctranslate2 missing: still benchmark the rest
+            ct2_dir = None
             print(f"skipping CTranslate2: {e}")
         try:
             systems.append(HFMarian(tok))
@@ -210,14 +248,14 @@ def run(quick: bool, sentences: int, single_sentences: int) -> dict:
 
         short = [s for s, _ in dev_sentences(2217) if len(s.split()) <= 6][: 8 if quick else 100]
         lat_rows = []
-        for system in [s for s in systems if not isinstance(s, HFMarian)]:
+        for system in [s for s in systems if not isinstance(s, HFMarian)] + [OursNumpy()]:
             for beam in (1, 4):
                 lat_rows.append({"system": system.name, "beam": beam, **latency(system, short, beam)})
         print_table(f"Latency, one short sentence per call (<= 6 words, n={len(short)})", lat_rows,
                     ["system", "beam", "p50 ms", "p99 ms", "n"])
-        cold = cold_start(1 if quick else 3)
-        print(f"cold start: Translator.load() {cold['Translator.load s']:.2f} s, "
-              f"`crossattn translate` one-shot {cold['CLI one-shot s']:.2f} s")
+        cold = cold_start(1 if quick else 5, ct2_dir)
+        print_table("Cold start: one sentence in a fresh process, wall s (median)",
+                    [{"command": k, "s": v} for k, v in cold.items()], ["command", "s"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"throughput": rows, "latency": lat_rows, "cold_start": cold, "identical_to_ours": agreement,

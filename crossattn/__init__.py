@@ -7,17 +7,30 @@ import os
 # little here. Set before torch loads; an explicit OMP_WAIT_POLICY wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .attention import KVCache, MultiHeadAttention
-from .model import DecoderLayer, DecoderState, EncoderLayer, ModelConfig, Seq2SeqOutput, Seq2SeqTransformer
-
 __version__ = "0.1.0"
-__all__ = [
-    "KVCache",
-    "MultiHeadAttention",
-    "ModelConfig",
-    "EncoderLayer",
-    "DecoderLayer",
-    "DecoderState",
-    "Seq2SeqOutput",
-    "Seq2SeqTransformer",
-]
+
+# The library's classes, loaded on first use (PEP 562): importing the package, as the
+# command line does, must not import torch, which alone takes seconds on a small CPU.
+_EXPORTS = {
+    "KVCache": "attention",
+    "MultiHeadAttention": "attention",
+    "ModelConfig": "config",
+    "EncoderLayer": "model",
+    "DecoderLayer": "model",
+    "DecoderState": "model",
+    "Seq2SeqOutput": "model",
+    "Seq2SeqTransformer": "model",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'crossattn' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -11,11 +11,7 @@ import torch
 from torch import Tensor
 
 from .model import Seq2SeqTransformer
-
-
-def max_output_length(src_len: int, max_positions: int, ratio: float = 1.5, extra: int = 10) -> int:
-    """Longest translation we allow for a source of ``src_len`` tokens."""
-    return max(1, min(int(ratio * src_len + extra), max_positions - 1))
+from .modeldir import max_output_length
 
 
 def output_limits(model: Seq2SeqTransformer, src: Tensor, max_len: int | None) -> list[int]:

@@ -17,8 +17,8 @@ import sys
 import torch
 from torch import Tensor
 
-from .decode import max_output_length
-from .translator import Translator, normalize
+from .modeldir import max_output_length, normalize
+from .translator import Translator
 
 BAR = "\u2587"  # ▇
 

@@ -149,7 +149,8 @@ def export_ctranslate2(model_dir: str | Path | None, out: str | Path, quantizati
         import ctranslate2  # noqa: F401
     except ImportError:
         raise CLIError("ctranslate2 is not installed: pip install 'crossattn[export]'") from None
-    from .translator import DEFAULT_DECODING, TOKENIZER, load_model_dir, resolve_model_dir
+    from .modeldir import DEFAULT_DECODING, TOKENIZER, resolve_model_dir
+    from .translator import load_model_dir
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not force:

@@ -14,9 +14,8 @@ to train without a long warmup) or post-LN as in "Attention Is All You Need".
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,56 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import KVCache, MultiHeadAttention
-
-
-def dataclass_from_dict(cls, d: dict, what: str):
-    """Build a config dataclass, refusing unknown keys (a typo must not pass silently)."""
-    unknown = sorted(set(d) - {f.name for f in fields(cls)})
-    if unknown:
-        raise ValueError(f"unknown {what} config keys: {', '.join(unknown)}")
-    return cls(**d)
-
-
-@dataclass
-class ModelConfig:
-    vocab_size: int = 8000
-    d_model: int = 512
-    n_heads: int = 8
-    d_ff: int = 2048
-    encoder_layers: int = 6
-    decoder_layers: int = 6
-    dropout: float = 0.1
-    attention_dropout: float = 0.0
-    activation: str = "relu"  # relu | gelu
-    norm_first: bool = True  # pre-LN; False = post-LN as in the original paper
-    positions: str = "sinusoidal"  # sinusoidal | learned
-    max_positions: int = 256
-    tie_output: bool = True  # output projection = shared embedding matrix
-    pad_id: int = 0
-    bos_id: int = 2
-    eos_id: int = 3
-
-    def __post_init__(self) -> None:
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
-        if self.activation not in ("relu", "gelu"):
-            raise ValueError(f"activation must be relu or gelu, not {self.activation!r}")
-        if self.positions not in ("sinusoidal", "learned"):
-            raise ValueError(f"positions must be sinusoidal or learned, not {self.positions!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        return dataclass_from_dict(cls, d, "model")
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> "ModelConfig":
-        return cls.from_dict(json.loads(text))
+from .config import ModelConfig
 
 
 def sinusoidal_table(length: int, d_model: int) -> Tensor:

@@ -187,7 +187,7 @@ def create_app(translator, limits: Limits | None = None, model_dir: str | Path |
     from starlette.exceptions import HTTPException
 
     from . import server_api as api
-    from .translator import CONFIG, resolve_model_dir
+    from .modeldir import CONFIG, resolve_model_dir
 
     limits = limits or Limits()
     batcher = Batcher(translator, limits)

@@ -33,8 +33,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from .config import ModelConfig, dataclass_from_dict
 from .data import TokenBatcher, collate, encode_corpus, load_corpus, looks_clean, parse_corpus_arg
-from .model import ModelConfig, Seq2SeqTransformer, dataclass_from_dict, load_weights, save_model
+from .model import Seq2SeqTransformer, load_weights, save_model
 from .tokenizer import Tokenizer
 from .translator import Translator, pick_device, pick_dtype, save_model_dir
 

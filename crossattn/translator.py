@@ -1,21 +1,10 @@
-"""Translator: a model, its tokenizer and decoding settings, loaded from one directory.
-
-A model directory holds::
-
-    config.json        {"model": ModelConfig, "decoding": {...}, "files": {name: sha256}}
-    model.safetensors  weights (tied output stored once)
-    tokenizer.model    the joint SentencePiece model
-
-Loading never unpickles anything: safetensors + JSON only, and every file is checked
-against the checksum recorded in config.json.
+"""Translator: a model, its tokenizer and decoding settings, loaded from a model directory
+(see modeldir.py) and run with torch on CPU or GPU, in fp32, bf16 or int8.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,24 +12,10 @@ import torch
 from torch import Tensor
 
 from .decode import beam_search
-from .model import ModelConfig, Seq2SeqTransformer, load_weights, save_model
+from .model import Seq2SeqTransformer, load_weights, save_model
+from .modeldir import (CONFIG, DEFAULT_DECODING, TOKENIZER, WEIGHTS, ModelDirError, join_outputs, normalize,
+                       read_model_dir, sha256_file, split_long_input)
 from .tokenizer import Tokenizer
-
-PRETRAINED_DIR = Path(__file__).parent / "pretrained" / "en-fr"
-WEIGHTS, TOKENIZER, CONFIG = "model.safetensors", "tokenizer.model", "config.json"
-DEFAULT_DECODING = {"beam": 4, "alpha": 0.6}
-
-
-class ModelDirError(ValueError):
-    """A model directory that is missing, incomplete, corrupt or inconsistent."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -79,23 +54,6 @@ def quantize_int8(model: Seq2SeqTransformer, device: torch.device) -> Seq2SeqTra
         return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
-def normalize(text: str) -> str:
-    """NFC and single spaces: what training saw."""
-    return " ".join(unicodedata.normalize("NFC", text).split())
-
-
-def resolve_model_dir(path: str | Path | None) -> Path:
-    """A model directory, or a training output directory holding ``model/``."""
-    if path is None:
-        return PRETRAINED_DIR
-    p = Path(path)
-    if not p.exists():
-        raise ModelDirError(f"model directory not found: {p}")
-    if not (p / CONFIG).exists() and (p / "model" / CONFIG).exists():
-        return p / "model"
-    return p
-
-
 def save_model_dir(model: Seq2SeqTransformer, tokenizer: Tokenizer, out: str | Path, decoding: dict | None = None,
                    dtype: torch.dtype | None = None, extra: dict | None = None) -> None:
     """Write an inference-ready model directory (checksums included)."""
@@ -113,25 +71,7 @@ def save_model_dir(model: Seq2SeqTransformer, tokenizer: Tokenizer, out: str | P
 
 
 def load_model_dir(path: str | Path | None, verify: bool = True) -> tuple[Seq2SeqTransformer, Tokenizer, dict]:
-    root = resolve_model_dir(path)
-    for name in (CONFIG, WEIGHTS, TOKENIZER):
-        if not (root / name).is_file():
-            raise ModelDirError(f"{root}: missing {name}")
-    try:
-        config = json.loads((root / CONFIG).read_text())
-        model_cfg = ModelConfig.from_dict(config["model"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ModelDirError(f"{root / CONFIG}: invalid config ({e})") from None
-    if verify:
-        for name, digest in config.get("files", {}).items():
-            if sha256_file(root / name) != digest:
-                raise ModelDirError(f"{root / name}: checksum mismatch (file corrupt or replaced)")
-    try:
-        tokenizer = Tokenizer(root / TOKENIZER)
-    except Exception as e:  # sentencepiece raises plain RuntimeError/OSError on garbage
-        raise ModelDirError(f"{root / TOKENIZER}: cannot load tokenizer ({e})") from None
-    if tokenizer.vocab_size != model_cfg.vocab_size:
-        raise ModelDirError(f"{root}: tokenizer has {tokenizer.vocab_size} pieces but the model expects {model_cfg.vocab_size}")
+    root, config, model_cfg, tokenizer = read_model_dir(path, verify)
     model = Seq2SeqTransformer.empty(model_cfg)
     try:
         load_weights(model, root / WEIGHTS)
@@ -172,20 +112,6 @@ class Translator:
         return cls(model, tokenizer, config.get("decoding"), device, dtype)
 
     # -- text <-> ids -----------------------------------------------------------------
-    def _chunks(self, ids: list[int], text: str) -> list[list[int]]:
-        """Inputs longer than the model's limit are split at sentence ends, then by length."""
-        if len(ids) + 1 <= self.max_source_tokens:
-            return [ids]
-        chunks: list[list[int]] = []
-        for sentence in re.split(r"(?<=[.!?;])\s+", text):
-            piece = self.tokenizer.encode(sentence)
-            if chunks and len(chunks[-1]) + len(piece) + 1 <= self.max_source_tokens:
-                chunks[-1] = chunks[-1] + piece
-                continue
-            step = self.max_source_tokens - 1
-            chunks.extend(piece[i : i + step] for i in range(0, len(piece), step))
-        return [c for c in chunks if c]
-
     def _batch(self, seqs: list[list[int]]) -> Tensor:
         eos, pad = self.model.config.eos_id, self.model.config.pad_id
         width = max(len(s) for s in seqs) + 1
@@ -204,7 +130,7 @@ class Translator:
         encoded = self.tokenizer.encode_batch(texts)
         pieces: list[tuple[int, list[int]]] = []  # (input index, chunk ids)
         for i, (text, ids) in enumerate(zip(texts, encoded)):
-            pieces.extend((i, c) for c in self._chunks(ids, text) if c)  # empty input: no model call, ""
+            pieces.extend((i, c) for c in split_long_input(self.tokenizer, ids, text, self.max_source_tokens))
         # sort by length so each batch has little padding; restore order at the end
         order = sorted(range(len(pieces)), key=lambda j: len(pieces[j][1]))
         results: list[list[int]] = [[] for _ in pieces]
@@ -222,8 +148,7 @@ class Translator:
         outputs = [[] for _ in texts]
         for (i, _), hyp in zip(pieces, results):
             outputs[i].append(self.tokenizer.decode(hyp))
-        # one line per input, whatever bytes the model writes (byte fallback can spell "\n")
-        return [" ".join(" ".join(o).split()) for o in outputs]
+        return join_outputs(outputs)
 
     @torch.inference_mode()
     def translate_with_attention(self, text: str, beam: int | None = None, alpha: float | None = None) -> AttentionResult:

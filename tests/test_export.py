@@ -14,7 +14,8 @@ ctranslate2 = pytest.importorskip("ctranslate2")
 from crossattn.cli import CLIError, main  # noqa: E402
 from crossattn.export import export_ctranslate2  # noqa: E402
 from crossattn.model import ModelConfig, Seq2SeqTransformer  # noqa: E402
-from crossattn.translator import PRETRAINED_DIR, Translator, normalize, save_model_dir  # noqa: E402
+from crossattn.modeldir import PRETRAINED_DIR, normalize  # noqa: E402
+from crossattn.translator import Translator, save_model_dir  # noqa: E402
 
 SENTENCES = [
     "Hello, how are you?", "I finished the work.", "You have one hour.", "Where is the station?",

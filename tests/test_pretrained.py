@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from crossattn.translator import PRETRAINED_DIR, Translator, sha256_file
+from crossattn.modeldir import PRETRAINED_DIR, sha256_file
+from crossattn.translator import Translator
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from crossattn import cli
-from crossattn.translator import PRETRAINED_DIR, AttentionResult
+from crossattn.modeldir import PRETRAINED_DIR
+from crossattn.translator import AttentionResult
 from crossattn.visualize import (check_index, group_pieces, merge_attention, pieces_to_text, select, text_table,
                                  word_view)
 
