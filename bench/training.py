@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from common import dev_sentences, matmul_ceiling, median, print_table
 from crossattn.data import TokenBatcher, collate
 from crossattn.model import ModelConfig, Seq2SeqTransformer, sinusoidal_table
-from crossattn.translator import PRETRAINED_DIR
+from crossattn.modeldir import PRETRAINED_DIR
 from crossattn.tokenizer import Tokenizer
 
 SIZE = dict(vocab_size=8000, d_model=384, n_heads=6, d_ff=1536, encoder_layers=6, decoder_layers=3)
