@@ -72,12 +72,12 @@ def load_translator(args):
 NUMPY_MAX_SENTENCES = 16
 
 
-def use_numpy_engine(args) -> bool:
-    """``--engine auto``: a few sentences given as arguments are translated on the CPU by
-    the NumPy engine, which gives the same translations as torch in fp32; files, many
-    sentences and other devices or dtypes use torch."""
+def use_numpy_engine(args, sentences: int) -> bool:
+    """``--engine auto``: a few sentences (arguments, a short file or standard input) are
+    translated on the CPU by the NumPy engine, which gives the same translations as torch
+    in fp32; more sentences and other devices or dtypes use torch."""
     if args.engine == "auto":
-        return (0 < len(args.text) <= NUMPY_MAX_SENTENCES and args.device in ("auto", "cpu")
+        return (0 < sentences <= NUMPY_MAX_SENTENCES and args.device in ("auto", "cpu")
                 and args.dtype in ("auto", "fp32"))
     if args.engine == "numpy" and (args.device not in ("auto", "cpu") or args.dtype not in ("auto", "fp32")):
         raise CLIError("--engine numpy runs on the CPU in fp32 only (--device cpu, --dtype fp32)")
@@ -98,7 +98,7 @@ def cmd_translate(args) -> None:
     lines = args.text if args.text else read_lines(args.input or "-")
     if args.beam is not None and args.beam < 1:
         raise CLIError(f"--beam must be at least 1, not {args.beam}")
-    if use_numpy_engine(args):
+    if use_numpy_engine(args, len(lines)):
         from .numpy_engine import NumpyTranslator
 
         translations = NumpyTranslator.load(args.model).translate(lines, beam=args.beam, alpha=args.alpha)
@@ -172,7 +172,7 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     add_model_options(p)
     add_decoding_options(p)
     p.add_argument("--engine", choices=("auto", "torch", "numpy"), default="auto",
-                   help="auto: NumPy for sentences given as arguments (fast start, CPU fp32), torch otherwise")
+                   help=f"auto: NumPy for up to {NUMPY_MAX_SENTENCES} sentences (fast start, CPU fp32), torch otherwise")
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("evaluate", help="BLEU and chrF on a test set")

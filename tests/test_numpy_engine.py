@@ -124,3 +124,24 @@ def test_numpy_engine_refuses_other_devices_and_dtypes():
                              capture_output=True, text=True, env=cli_env(), timeout=120)
         assert out.returncode == 1 and out.stdout == ""
         assert out.stderr.strip() == "crossattn: error: --engine numpy runs on the CPU in fp32 only (--device cpu, --dtype fp32)"
+
+
+def test_auto_engine_rule():
+    from crossattn.cli import NUMPY_MAX_SENTENCES, build_parser, use_numpy_engine
+
+    parse = lambda *a: build_parser(extensions=False).parse_args(["translate", *a])  # noqa: E731
+    assert use_numpy_engine(parse("Hi."), 1) and use_numpy_engine(parse("-i", "f.txt"), NUMPY_MAX_SENTENCES)
+    assert not use_numpy_engine(parse("-i", "f.txt"), NUMPY_MAX_SENTENCES + 1)  # many lines: batched torch
+    assert not use_numpy_engine(parse("-i", "f.txt"), 0)
+    for options in (["--dtype", "int8"], ["--dtype", "bf16"], ["--device", "cuda"], ["--engine", "torch"]):
+        assert not use_numpy_engine(parse(*options, "Hi."), 1), options
+    assert use_numpy_engine(parse("--engine", "numpy", "-i", "f.txt"), 1000)
+
+
+def test_standard_input_of_a_few_lines_skips_torch_too():
+    code = ("import sys; from crossattn.cli import main; code = main(['translate']); "
+            "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(code)")
+    out = subprocess.run([sys.executable, "-c", code], input="I am hungry.\n\nThank you!\n", capture_output=True,
+                         text=True, env=cli_env(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:3] == ["J'ai faim.", "", "Merci !"]
