@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from .model import Seq2SeqTransformer
-from .modeldir import max_output_length
+from .modeldir import length_penalty, max_output_length
 
 
 def output_limits(model: Seq2SeqTransformer, src: Tensor, max_len: int | None) -> list[int]:
@@ -21,11 +21,6 @@ def output_limits(model: Seq2SeqTransformer, src: Tensor, max_len: int | None) -
         return [max_len] * src.size(0)
     lengths = src.ne(model.config.pad_id).sum(1).tolist()
     return [max_output_length(n, model.config.max_positions) for n in lengths]
-
-
-def length_penalty(length: int, alpha: float) -> float:
-    """GNMT length penalty ((5 + len) / 6) ** alpha; 0 means raw log-probability."""
-    return ((5.0 + length) / 6.0) ** alpha
 
 
 @torch.inference_mode()

@@ -1,4 +1,5 @@
-"""A model directory, and the conventions every inference engine follows around the network.
+"""A model directory, and the conventions every inference engine follows around the network
+(text normalisation, splitting long inputs, the output-length budget, the length penalty).
 
 A model directory holds::
 
@@ -112,3 +113,8 @@ def join_outputs(outputs: list[list[str]]) -> list[str]:
 def max_output_length(src_len: int, max_positions: int, ratio: float = 1.5, extra: int = 10) -> int:
     """Longest translation we allow for a source of ``src_len`` tokens (EOS included)."""
     return max(1, min(int(ratio * src_len + extra), max_positions - 1))
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT length penalty ((5 + len) / 6) ** alpha; 0 means raw log-probability."""
+    return ((5.0 + length) / 6.0) ** alpha

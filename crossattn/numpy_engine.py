@@ -1,8 +1,8 @@
 """The same network in NumPy: translation without importing torch.
 
 ``import torch`` takes 2-3 s on a small CPU, ten times the work of translating one
-sentence with the shipped model. For a few sentences typed on the command line,
-``crossattn translate`` runs this engine instead: the computations of model.py and
+sentence with the shipped model. For a few sentences, ``crossattn translate`` runs
+this engine instead: the computations of model.py and
 decode.py written as plain array functions (fp32, one sentence at a time), reading
 the same model directory. Tests hold both engines to the same logits and the same
 translations; model.py stays the one definition of the network (and the one that
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import ModelConfig
-from .modeldir import (DEFAULT_DECODING, WEIGHTS, ModelDirError, join_outputs, max_output_length, normalize,
-                       read_model_dir, split_long_input)
+from .modeldir import (DEFAULT_DECODING, WEIGHTS, ModelDirError, join_outputs, length_penalty, max_output_length,
+                       normalize, read_model_dir, split_long_input)
 
 
 def load_safetensors(path: Path) -> dict[str, np.ndarray]:
@@ -255,8 +255,8 @@ def beam_search(model: NumpyModel, src: list[int], beam: int, alpha: float) -> l
         cand = (scores[:, None] + logp).ravel()
         top = np.argpartition(-cand, 2 * k)[: 2 * k] if cand.size > 2 * k else np.arange(cand.size)
         top = top[np.argsort(-cand[top], kind="stable")]
-        lp = ((5.0 + step + 1) / 6.0) ** alpha
-        next_scores, next_beams, next_tokens = [], [], []
+        lp = length_penalty(step + 1, alpha)
+        survivors = []  # (score, beam, token): the best k candidates that do not end here
         for rank, idx in enumerate(top):
             b, tok, s = int(idx) // logp.shape[1], int(idx) % logp.shape[1], float(cand[idx])
             if s == -np.inf:
@@ -264,19 +264,17 @@ def beam_search(model: NumpyModel, src: list[int], beam: int, alpha: float) -> l
             if tok == cfg.eos_id:
                 if rank < k:  # only candidates that would have been among the top k
                     finished.append((s / lp, list(hyps[b])))
-            elif len(next_scores) < k:
-                next_scores.append(s), next_beams.append(b), next_tokens.append(tok)
-        next_scores += [-np.inf] * (k - len(next_scores))
-        next_beams += [0] * (k - len(next_beams))
-        next_tokens += [cfg.eos_id] * (k - len(next_tokens))
-        hyps = [hyps[b] + [t] for b, t in zip(next_beams, next_tokens)]
-        scores = np.array(next_scores, dtype=np.float32)
+            elif len(survivors) < k:
+                survivors.append((s, b, tok))
+        survivors += [(-np.inf, 0, cfg.eos_id)] * (k - len(survivors))
+        hyps = [hyps[b] + [t] for _, b, t in survivors]
+        scores = np.array([s for s, _, _ in survivors], dtype=np.float32)
         if step + 1 >= limit:  # out of length budget: the live hypotheses compete as they are
             finished += [(float(s) / lp, h) for s, h in zip(scores, hyps) if s > -np.inf]
         if len(finished) >= k or step + 1 >= limit:
             break
-        model.reorder_beams(state, np.array(next_beams))
-        tokens = np.array(next_tokens)
+        model.reorder_beams(state, np.array([b for _, b, _ in survivors]))
+        tokens = np.array([t for _, _, t in survivors])
     return max(finished, key=lambda t: t[0])[1] if finished else []
 
 
