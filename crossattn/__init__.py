@@ -1,6 +1,7 @@
 """crossattn: a readable, fast Transformer encoder-decoder built around cross-attention."""
 
 import os
+from typing import TYPE_CHECKING
 
 # Worker threads that spin while waiting turn a busy laptop into a 2-10x slowdown (one
 # short sentence with torch: 3.7 s instead of 0.2 s with the other core loaded). Sleeping
@@ -25,6 +26,11 @@ _EXPORTS = {
     "Seq2SeqTransformer": "model",
 }
 __all__ = list(_EXPORTS)
+
+if TYPE_CHECKING:  # what static analysers and IDEs see
+    from .attention import KVCache, MultiHeadAttention
+    from .config import ModelConfig
+    from .model import DecoderLayer, DecoderState, EncoderLayer, Seq2SeqOutput, Seq2SeqTransformer
 
 
 def __getattr__(name: str):

@@ -96,8 +96,6 @@ def cmd_translate(args) -> None:
     if args.text and args.input:
         raise CLIError("give either TEXT arguments or -i FILE, not both")
     lines = args.text if args.text else read_lines(args.input or "-")
-    if args.beam is not None and args.beam < 1:
-        raise CLIError(f"--beam must be at least 1, not {args.beam}")
     if use_numpy_engine(args, len(lines)):
         from .numpy_engine import NumpyTranslator
 

@@ -110,6 +110,15 @@ def join_outputs(outputs: list[list[str]]) -> list[str]:
     return [" ".join(" ".join(o).split()) for o in outputs]
 
 
+def decoding_settings(defaults: dict, beam: int | None, alpha: float | None) -> tuple[int, float]:
+    """The beam and length-penalty exponent to use: the caller's, else the model's."""
+    beam = defaults["beam"] if beam is None else beam
+    alpha = defaults["alpha"] if alpha is None else alpha
+    if not isinstance(beam, int) or beam < 1:
+        raise ValueError(f"beam must be a positive integer, not {beam!r}")
+    return beam, float(alpha)
+
+
 def max_output_length(src_len: int, max_positions: int, ratio: float = 1.5, extra: int = 10) -> int:
     """Longest translation we allow for a source of ``src_len`` tokens (EOS included)."""
     return max(1, min(int(ratio * src_len + extra), max_positions - 1))

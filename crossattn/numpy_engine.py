@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import ModelConfig
-from .modeldir import (DEFAULT_DECODING, WEIGHTS, ModelDirError, join_outputs, length_penalty, max_output_length,
-                       normalize, read_model_dir, split_long_input)
+from .modeldir import (DEFAULT_DECODING, WEIGHTS, ModelDirError, decoding_settings, join_outputs, length_penalty,
+                       max_output_length, normalize, read_model_dir, split_long_input)
 
 
 def load_safetensors(path: Path) -> dict[str, np.ndarray]:
@@ -296,8 +296,7 @@ class NumpyTranslator:
         return cls(model, tokenizer, config.get("decoding"))
 
     def translate(self, texts: list[str], beam: int | None = None, alpha: float | None = None) -> list[str]:
-        beam = beam or self.decoding["beam"]
-        alpha = self.decoding["alpha"] if alpha is None else alpha
+        beam, alpha = decoding_settings(self.decoding, beam, alpha)
         outputs = []
         for text in map(normalize, texts):
             chunks = split_long_input(self.tokenizer, self.tokenizer.encode(text), text, self.max_source_tokens)

@@ -13,8 +13,8 @@ from torch import Tensor
 
 from .decode import beam_search
 from .model import Seq2SeqTransformer, load_weights, save_model
-from .modeldir import (CONFIG, DEFAULT_DECODING, TOKENIZER, WEIGHTS, ModelDirError, join_outputs, normalize,
-                       read_model_dir, sha256_file, split_long_input)
+from .modeldir import (CONFIG, DEFAULT_DECODING, TOKENIZER, WEIGHTS, ModelDirError, decoding_settings, join_outputs,
+                       normalize, read_model_dir, sha256_file, split_long_input)
 from .tokenizer import Tokenizer
 
 
@@ -124,8 +124,7 @@ class Translator:
     def translate(self, texts: list[str], beam: int | None = None, alpha: float | None = None,
                   batch_size: int = 64, max_batch_tokens: int = 4096) -> list[str]:
         """One output per input, in order; empty input gives empty output."""
-        beam = beam or self.decoding["beam"]
-        alpha = self.decoding["alpha"] if alpha is None else alpha
+        beam, alpha = decoding_settings(self.decoding, beam, alpha)
         texts = [normalize(t) for t in texts]
         encoded = self.tokenizer.encode_batch(texts)
         pieces: list[tuple[int, list[int]]] = []  # (input index, chunk ids)
@@ -158,8 +157,7 @@ class Translator:
         teacher-forced pass over it, which computes exactly the weights each step used
         (the decoder is causal), so the plain translate path never pays for weights.
         """
-        beam = beam or self.decoding["beam"]
-        alpha = self.decoding["alpha"] if alpha is None else alpha
+        beam, alpha = decoding_settings(self.decoding, beam, alpha)
         text = normalize(text)
         ids = self.tokenizer.encode(text)[: self.max_source_tokens - 1]
         src = self._batch([ids])

@@ -145,3 +145,13 @@ def test_standard_input_of_a_few_lines_skips_torch_too():
                          text=True, env=cli_env(), timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:3] == ["J'ai faim.", "", "Merci !"]
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_bad_beam_is_the_same_one_line_error_on_both_engines(engine, tiny_run, capsys):
+    from crossattn.cli import main
+
+    for beam in ("0", "-2"):
+        assert main(["translate", "--engine", engine, "--model", str(tiny_run.out), "--beam", beam, "the cat"]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err == f"crossattn: error: beam must be a positive integer, not {beam}\n"
