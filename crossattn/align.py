@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .data import collate
 from .visualize import check_index, merge_attention, select
 
 RULES = ("target", "source", "intersect", "union")
@@ -104,11 +105,7 @@ def word_attention(model, tokenizer, pairs: list[tuple[list[str], list[str]]], s
         while end < len(items) and (end - start + 1) * (len(items[end][1]) + len(items[end][3]) + 2) <= max_tokens:
             end += 1
         batch = items[start:end]
-        src = torch.full((len(batch), max(len(b[1]) for b in batch) + 1), cfg.pad_id, dtype=torch.long)
-        tgt = torch.full((len(batch), max(len(b[3]) for b in batch) + 1), cfg.pad_id, dtype=torch.long)
-        for r, (_, sid, _, tid, _) in enumerate(batch):
-            src[r, : len(sid) + 1] = torch.tensor(sid + [cfg.eos_id])
-            tgt[r, : len(tid) + 1] = torch.tensor([cfg.bos_id] + tid)
+        src, tgt, _ = collate([b[1] for b in batch], [b[3] for b in batch], cfg.pad_id, cfg.bos_id, cfg.eos_id)
         weights = model(src.to(device), tgt.to(device), need_weights=True).cross_attention
         attn = torch.stack(weights, 1).float().cpu()  # (B, layers, heads, T+1, S)
         for r, (k, sid, sspans, tid, tspans) in enumerate(batch):

@@ -283,14 +283,16 @@ def collate(src: list[list[int]], tgt: list[list[int]], pad_id: int = PAD_ID, bo
     tgt_out (B,T) = tgt + EOS (tgt_in shifted left by one: the next-token targets)."""
     if len(src) != len(tgt) or not src:
         raise ValueError(f"need equal, non-zero numbers of sources and targets, got {len(src)} and {len(tgt)}")
-    src_ids, src_lens = _pad(src, 0, pad_id)
-    tgt_in, tgt_lens = _pad(tgt, 1, pad_id)
-    tgt_out, _ = _pad(tgt, 0, pad_id)
-    rows = np.arange(len(src))
-    src_ids[rows, src_lens] = eos_id
+    tgt_in, _ = _pad(tgt, 1, pad_id)
     tgt_in[:, 0] = bos_id
-    tgt_out[rows, tgt_lens] = eos_id
-    return torch.from_numpy(src_ids), torch.from_numpy(tgt_in), torch.from_numpy(tgt_out)
+    return pad_sources(src, pad_id, eos_id), torch.from_numpy(tgt_in), pad_sources(tgt, pad_id, eos_id)
+
+
+def pad_sources(rows: list[list[int]], pad_id: int = PAD_ID, eos_id: int = EOS_ID) -> torch.Tensor:
+    """(B, longest + 1) int64: each row + EOS, right-padded (encoder input, decoder target)."""
+    ids, lens = _pad(rows, 0, pad_id)
+    ids[np.arange(len(rows)), lens] = eos_id
+    return torch.from_numpy(ids)
 
 
 def _pad(rows: list[list[int]], offset: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .data import pad_sources
 from .decode import beam_search
 from .model import Seq2SeqTransformer, load_weights, save_model
 from .modeldir import (CONFIG, DEFAULT_DECODING, TOKENIZER, WEIGHTS, ModelDirError, decoding_settings, join_outputs,
@@ -113,12 +114,7 @@ class Translator:
 
     # -- text <-> ids -----------------------------------------------------------------
     def _batch(self, seqs: list[list[int]]) -> Tensor:
-        eos, pad = self.model.config.eos_id, self.model.config.pad_id
-        width = max(len(s) for s in seqs) + 1
-        out = torch.full((len(seqs), width), pad, dtype=torch.long)
-        for i, s in enumerate(seqs):
-            out[i, : len(s) + 1] = torch.tensor(s + [eos])
-        return out.to(self.device)
+        return pad_sources(seqs, self.model.config.pad_id, self.model.config.eos_id).to(self.device)
 
     # -- translation ------------------------------------------------------------------
     def translate(self, texts: list[str], beam: int | None = None, alpha: float | None = None,

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"  # ../shared/data: used when present, never required
 
 EN = "the cat dog house red blue big small eats sees runs sleeps green tree bird fish water book man woman".split()
 FR = "le chat chien maison rouge bleu grand petit mange voit court dort vert arbre oiseau poisson eau livre homme femme".split()
@@ -98,6 +99,14 @@ def tiny_translator(tiny_run):
     from crossattn.translator import Translator
 
     return Translator.load(tiny_run.out, device="cpu", dtype="fp32")
+
+
+@pytest.fixture(scope="session")
+def shipped_translator():
+    """The shipped en-fr model on the CPU in fp32, loaded once for every test that reads it."""
+    from crossattn.translator import Translator
+
+    return Translator.load(device="cpu", dtype="fp32")
 
 
 @pytest.fixture

@@ -5,17 +5,15 @@ alignment is known."""
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import SHARED_DATA, run_cli
 
 from crossattn import cli
 from crossattn.align import DEFAULT, encode_words, extract, parse_links, score, word_attention
-from crossattn.translator import Translator
 
-ALIGN_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "align"
+ALIGN_DATA = SHARED_DATA / "align"
 
 
 # -- AER -----------------------------------------------------------------------------------
@@ -59,8 +57,8 @@ def test_extraction_rules_on_a_hand_matrix():
 
 # -- pieces -> words --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def shipped():
-    return Translator.load(device="cpu", dtype="fp32")
+def shipped(shipped_translator):
+    return shipped_translator
 
 
 def test_words_are_encoded_one_by_one_and_match_the_sentence_encoding(shipped):

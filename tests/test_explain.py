@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def translator() -> Translator:
-    return Translator.load(device="cpu", dtype="fp32")
+def translator(shipped_translator) -> Translator:
+    return shipped_translator
 
 
 @pytest.fixture(scope="module")

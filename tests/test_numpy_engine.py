@@ -20,9 +20,8 @@ from crossattn.model import Seq2SeqTransformer, save_model
 from crossattn.numpy_engine import NumpyModel, NumpyTranslator, beam_search, load_safetensors
 from crossattn.translator import Translator
 
-from conftest import REPO, cli_env, make_pairs
+from conftest import SHARED_DATA, cli_env, make_pairs
 
-SHARED = REPO.parent / "shared" / "data"
 VARIANTS = {
     "pre-LN relu sinusoidal tied": {},
     "post-LN gelu learned untied": dict(norm_first=False, activation="gelu", positions="learned", tie_output=False),
@@ -95,16 +94,16 @@ def shipped_model_inputs() -> list[str]:
     inputs = ["Hello, how are you?", "I am hungry.", "Tom doesn't like cheese.", "Where is the station?",
               "A man in a blue shirt is standing on a ladder cleaning windows.", "It's 5 o'clock.", "Thank you!",
               "The 3 children are playing in the park with their dog, Max."]
-    dev = SHARED / "tatoeba" / "dev.tsv"
+    dev = SHARED_DATA / "tatoeba" / "dev.tsv"
     if dev.exists():  # plus 40 real dev sentences
         inputs += [line.split("\t")[0] for line in dev.read_text(encoding="utf-8").splitlines()[:40]]
     return inputs
 
 
-def test_shipped_model_translations_are_identical(one_thread):
+def test_shipped_model_translations_are_identical(shipped_translator, one_thread):
     inputs = shipped_model_inputs()
     numpy_out = NumpyTranslator.load().translate(inputs)
-    assert numpy_out == Translator.load(device="cpu", dtype="fp32").translate(inputs)
+    assert numpy_out == shipped_translator.translate(inputs)
     assert numpy_out[0] == "Bonjour, comment êtes-vous ?"
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from crossattn.modeldir import PRETRAINED_DIR, sha256_file
 from crossattn.translator import Translator
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from conftest import SHARED_DATA
+
 
 # (English, words the French must contain: any of each alternative tuple)
 KNOWN = [
@@ -26,8 +26,8 @@ KNOWN = [
 
 
 @pytest.fixture(scope="module")
-def translator() -> Translator:
-    return Translator.load()
+def translator(shipped_translator) -> Translator:
+    return shipped_translator
 
 
 def test_shipped_files_and_budget():
@@ -63,11 +63,11 @@ def test_cli_default_model_translates_the_article_example():
     assert "comment" in out.stdout.lower() and out.stdout.count("\n") == 1
 
 
-@pytest.mark.skipif(not (SHARED / "tatoeba" / "dev.tsv").exists(), reason="../shared/data not present")
+@pytest.mark.skipif(not (SHARED_DATA / "tatoeba" / "dev.tsv").exists(), reason="../shared/data not present")
 def test_dev_bleu_floor(tmp_path):
     """A broken model or tokenizer on main shows up here (measured: see MODEL_CARD.md)."""
     dev = tmp_path / "dev300.tsv"
-    lines = (SHARED / "tatoeba" / "dev.tsv").read_text(encoding="utf-8").splitlines()[:300]
+    lines = (SHARED_DATA / "tatoeba" / "dev.tsv").read_text(encoding="utf-8").splitlines()[:300]
     dev.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = subprocess.run([sys.executable, "-m", "crossattn", "evaluate", "--test", str(dev), "--beam", "1"],
                          capture_output=True, text=True, timeout=600)

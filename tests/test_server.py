@@ -22,8 +22,8 @@ STATIC = REPO / "crossattn" / "static"
 
 
 @pytest.fixture(scope="module")
-def translator() -> Translator:
-    return Translator.load()
+def translator(shipped_translator) -> Translator:
+    return shipped_translator
 
 
 @pytest.fixture(scope="module")
