@@ -19,13 +19,14 @@ The default (layer, heads, shift, rule) was chosen on a selection set: docs/alig
 from __future__ import annotations
 
 import sys
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from .errors import InputError
+from .text import clean_text
 from .data import collate
 from .visualize import check_index, merge_attention, select
 
@@ -68,8 +69,8 @@ def read_pairs(arg: str) -> list[tuple[list[str], list[str]]]:
             s, _, t = line.partition("\t")
             src.append(s)
             tgt.append(t.split("\t")[0])
-    norm = lambda s: unicodedata.normalize("NFC", s).split()  # noqa: E731
-    return [(norm(s), norm(t)) for s, t in zip(src, tgt)]
+    # the given tokens are kept as they are: cleaning never merges or splits them
+    return [(clean_text(s).split(), clean_text(t).split()) for s, t in zip(src, tgt)]
 
 
 def encode_words(tokenizer, words: list[str]) -> tuple[list[int], list[list[int]]]:
@@ -128,7 +129,7 @@ def extract(matrix: Tensor, rule: str = "intersect", null: bool = True) -> set[t
         by_source = {(i, j) for i, j in enumerate(matrix[:, :n_src].argmax(0).tolist())}
         links = links & by_source if rule == "intersect" else links | by_source
     if rule not in RULES:
-        raise ValueError(f"unknown rule {rule!r}; choose from {', '.join(RULES)}")
+        raise InputError(f"unknown rule {rule!r}; choose from {', '.join(RULES)}")
     return links
 
 
@@ -154,7 +155,7 @@ def parse_links(line: str, where: str = "") -> tuple[set[tuple[int, int]], set[t
         sep = "-" if "-" in tok else "?"
         a, _, b = tok.partition(sep)
         if not (a.isdigit() and b.isdigit()):
-            raise ValueError(f"{where}bad link {tok!r} (expected i-j or i?j)")
+            raise InputError(f"{where}bad link {tok!r} (expected i-j or i?j)")
         link = (int(a), int(b))
         possible.add(link)
         if sep == "-":
@@ -178,7 +179,7 @@ class Scores:
 def score(gold: list[tuple[set, set]], pred: list[set[tuple[int, int]]]) -> Scores:
     """Corpus-level AER = 1 - (|A&S| + |A&P|) / (|A| + |S|), precision |A&P|/|A|, recall |A&S|/|S|."""
     if len(gold) != len(pred):
-        raise ValueError(f"gold has {len(gold)} sentences but the prediction has {len(pred)}")
+        raise InputError(f"gold has {len(gold)} sentences but the prediction has {len(pred)}")
     a_s = sum(len(a & s) for (s, _), a in zip(gold, pred))
     a_p = sum(len(a & p) for (_, p), a in zip(gold, pred))
     n_a = sum(len(a) for a in pred)
@@ -209,7 +210,7 @@ def sweep(attention: list[dict[bool, Tensor] | None], gold: list[tuple[set, set]
 
 # -- commands ---------------------------------------------------------------------------
 def cmd_align(args) -> None:
-    from .cli import CLIError, load_translator, write_lines
+    from .cli import CLIError, load_torch_translator as load_translator, write_lines
 
     translator = load_translator(args)
     cfg = translator.model.config
@@ -243,7 +244,7 @@ def cmd_align(args) -> None:
 def cmd_align_eval(args) -> None:
     gold, pred = read_links(args.gold), read_links(args.pred)
     if len(gold) != len(pred):
-        raise ValueError(f"{args.gold} has {len(gold)} lines but {args.pred} has {len(pred)}: one line per sentence pair")
+        raise InputError(f"{args.gold} has {len(gold)} lines but {args.pred} has {len(pred)}: one line per sentence pair")
     print(score(gold, [links for links, _ in pred]))
 
 
@@ -254,7 +255,7 @@ def _index(value: str, option: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"{option} must be an integer or 'mean', not {value!r}") from None
+        raise InputError(f"{option} must be an integer or 'mean', not {value!r}") from None
 
 
 def add_commands(sub) -> None:

@@ -156,8 +156,7 @@ class MultiHeadAttention(nn.Module):
     def _explicit(self, q: Tensor, kv: KVCache, mask: Tensor | None, dropout: float) -> tuple[Tensor, Tensor]:
         """softmax(Q K^T / sqrt(d_head) + mask) V, keeping the weights."""
         scores = (q @ kv.k.transpose(-2, -1)) / math.sqrt(self.head_dim)
-        if mask is not None:
-            scores = scores + mask
-        # softmax in fp32 so weights from bf16 models still sum to 1
-        weights = scores.float().softmax(dim=-1).to(q.dtype)
-        return F.dropout(weights, dropout) @ kv.v, weights
+        # softmax in fp32, and the fp32 weights are what callers get: from a bf16 model
+        # they still sum to 1 (within 1e-5); only the product with V runs in q's dtype
+        weights = (scores.float() + (0.0 if mask is None else mask.float())).softmax(dim=-1)
+        return F.dropout(weights, dropout).to(q.dtype) @ kv.v, weights

@@ -1,9 +1,10 @@
 """The ``crossattn`` command line.
 
-Heavy imports (torch, sentencepiece, matplotlib) happen inside each command, so a
-cold ``crossattn translate "..."`` only pays for what it uses: with the NumPy engine
-it never imports torch. Expected failures (bad files, a broken model directory, bad
-options) print one line and exit 1.
+The only module that knows about argparse and exit codes. Heavy imports (torch,
+matplotlib) happen inside each command, so a cold ``crossattn translate "..."`` pays
+only for CTranslate2 and SentencePiece. Expected failures (bad files, a broken model
+directory, bad options: the library's CrossattnError) print one line and exit 1; bad
+option values exit 2 through argparse; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -11,77 +12,117 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import itertools
+import os
 import sys
 from pathlib import Path
+
+from .errors import CrossattnError
 
 EXIT_ERROR = 1
 
 
-class CLIError(Exception):
+class CLIError(CrossattnError):
     """A problem the user can fix; printed as one line."""
 
 
-def read_lines(path: str) -> list[str]:
-    """Lines of a UTF-8 file, or of standard input for '-'; invalid UTF-8 is a clear error."""
+def _decode_line(raw: bytes, where: str, lineno: int) -> str:
     try:
-        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CLIError(f"{where}:{lineno}: invalid UTF-8") from None
+    line = line[:-1] if line.endswith("\n") else line
+    return line[:-1] if line.endswith("\r") else line
+
+
+def iter_lines(path: str):
+    """Lines of a UTF-8 file, or of standard input for '-', one at a time (memory flat in
+    the file size); invalid UTF-8 is a clear error naming the line. Lines break at "\\n"
+    only: str.splitlines() also breaks at U+2028, \\x85, \\x0b..., which would give more
+    translations than input lines."""
+    where = "<stdin>" if path == "-" else path
+    try:
+        f = sys.stdin.buffer if path == "-" else open(path, "rb")
     except OSError as e:
         raise CLIError(f"cannot read {path}: {e.strerror}") from None
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise CLIError(f"{'<stdin>' if path == '-' else path}:{line}: invalid UTF-8") from None
-    # "\n" only: str.splitlines() also breaks at U+2028, \x85, \x0b..., which would give
-    # more translations than input lines
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+        for lineno, raw in enumerate(f, 1):
+            yield _decode_line(raw, where, lineno)
+    except OSError as e:
+        raise CLIError(f"cannot read {path}: {e.strerror}") from None
+    finally:
+        if f is not sys.stdin.buffer:
+            f.close()
+
+
+def read_lines(path: str) -> list[str]:
+    return list(iter_lines(path))
+
+
+class AtomicOutput:
+    """Standard output, or a file written under a temporary name and renamed into place
+    when complete: a killed run leaves the previous file (or none), never a truncated one."""
+
+    def __init__(self, path: str | None):
+        self.path = None if path in (None, "-") else Path(path)
+        self.tmp = None if self.path is None else self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+
+    def __enter__(self):
+        if self.tmp is None:
+            return sys.stdout
+        try:
+            self.file = open(self.tmp, "w", encoding="utf-8", newline="\n")
+        except OSError as e:
+            raise CLIError(f"cannot write {self.path}: {e.strerror}") from None
+        return self.file
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.tmp is None:
+            sys.stdout.flush()
+            return
+        try:
+            self.file.close()
+            if exc_type is None:
+                os.replace(self.tmp, self.path)
+        except OSError as e:
+            raise CLIError(f"cannot write {self.path}: {e.strerror}") from None
+        finally:
+            self.tmp.unlink(missing_ok=True)
 
 
 def write_lines(path: str | None, lines: list[str]) -> None:
-    text = "".join(line + "\n" for line in lines)
-    if path is None or path == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise CLIError(f"cannot write {path}: {e.strerror}") from None
+    with AtomicOutput(path) as out:
+        out.write("".join(line + "\n" for line in lines))
 
 
 def write_json(path: str, data) -> None:
     import json
 
-    try:
-        Path(path).write_text(json.dumps(data, ensure_ascii=False) + "\n", encoding="utf-8")
-    except OSError as e:
-        raise CLIError(f"cannot write {path}: {e.strerror}") from None
+    with AtomicOutput(path) as out:
+        out.write(json.dumps(data, ensure_ascii=False) + "\n")
+
+
+def model_arg(args) -> str:
+    """--model DIR, else the shipped model for --from/--to."""
+    if args.model:
+        return args.model
+    if args.source_lang == args.target_lang:
+        raise CLIError(f"--from and --to are both {args.source_lang}: choose two languages")
+    return f"{args.source_lang}-{args.target_lang}"
 
 
 def load_translator(args):
+    """The CTranslate2 Translator: translate, evaluate, serve."""
     from .translator import Translator
 
-    return Translator.load(args.model, device=args.device, dtype=args.dtype)
+    return Translator.load(model_arg(args), device=args.device, dtype=args.dtype)
 
 
-# Measured with the shipped model on a 2-core CPU: the NumPy engine starts ~2.5 s sooner
-# (no torch import) but takes ~0.1 s per sentence against ~0.02 s for batched torch.
-NUMPY_MAX_SENTENCES = 16
+def load_torch_translator(args):
+    """The torch engine: the commands that read the network's attention."""
+    from .torch_engine import TorchTranslator
 
-
-def use_numpy_engine(args, sentences: int) -> bool:
-    """``--engine auto``: a few sentences (arguments, a short file or standard input) are
-    translated on the CPU by the NumPy engine, which gives the same translations as torch
-    in fp32; more sentences and other devices or dtypes use torch."""
-    if args.engine == "auto":
-        return (0 < sentences <= NUMPY_MAX_SENTENCES and args.device in ("auto", "cpu")
-                and args.dtype in ("auto", "fp32"))
-    if args.engine == "numpy" and (args.device not in ("auto", "cpu") or args.dtype not in ("auto", "fp32")):
-        raise CLIError("--engine numpy runs on the CPU in fp32 only (--device cpu, --dtype fp32)")
-    return args.engine == "numpy"
+    return TorchTranslator.load(model_arg(args), device=args.device, dtype=args.dtype)
 
 
 # -- commands -------------------------------------------------------------------------
@@ -92,17 +133,42 @@ def cmd_train(args) -> None:
     print(model_dir)
 
 
+# Lines translated per call when streaming a file: big enough for good batches, small
+# enough that memory stays flat in the file size.
+STREAM_CHUNK = 2000
+
+
 def cmd_translate(args) -> None:
     if args.text and args.input:
         raise CLIError("give either TEXT arguments or -i FILE, not both")
-    lines = args.text if args.text else read_lines(args.input or "-")
-    if use_numpy_engine(args, len(lines)):
-        from .numpy_engine import NumpyTranslator
+    translator = load_translator(args)
+    options = dict(beam=args.beam, alpha=args.alpha, batch_size=args.batch_size, split_sentences=not args.no_split)
+    if args.text:
+        write_lines(args.output, translator.translate(args.text, **options))
+        return
+    path = args.input or "-"
+    progress = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
 
-        translations = NumpyTranslator.load(args.model).translate(lines, beam=args.beam, alpha=args.alpha)
-    else:
-        translations = load_translator(args).translate(lines, beam=args.beam, alpha=args.alpha, batch_size=args.batch_size)
-    write_lines(args.output, translations)
+        total = None if path == "-" else count_lines(path)
+        progress = tqdm(total=total, unit=" lines", file=sys.stderr, dynamic_ncols=True)
+    with AtomicOutput(args.output) as out:
+        lines = iter_lines(path)
+        while chunk := list(itertools.islice(lines, STREAM_CHUNK)):
+            out.write("".join(t + "\n" for t in translator.translate(chunk, **options)))
+            if progress:
+                progress.update(len(chunk))
+    if progress:
+        progress.close()
+
+
+def count_lines(path: str) -> int | None:
+    try:
+        with open(path, "rb") as f:
+            return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+    except OSError:
+        return None  # iter_lines reports it
 
 
 def cmd_evaluate(args) -> None:
@@ -116,7 +182,8 @@ def cmd_evaluate(args) -> None:
     if args.limit:
         pairs = pairs[: args.limit]
     translator = load_translator(args)
-    hyps = translator.translate([s for s, _ in pairs], beam=args.beam, alpha=args.alpha, batch_size=args.batch_size)
+    hyps = translator.translate([s for s, _ in pairs], beam=args.beam, alpha=args.alpha, batch_size=args.batch_size,
+                                split_sentences=args.split)
     refs = [t for _, t in pairs]
     bleu = sacrebleu.corpus_bleu(hyps, [refs])
     chrf = sacrebleu.corpus_chrf(hyps, [refs])
@@ -127,11 +194,28 @@ def cmd_evaluate(args) -> None:
 
 
 # -- parser ---------------------------------------------------------------------------
+def device_choice(value: str) -> str:
+    """argparse type for --device: auto, cpu, cuda or cuda:N, and a GPU must exist for cuda."""
+    if value in ("auto", "cpu"):
+        return value
+    head, _, index = value.partition(":")
+    if head != "cuda" or (index and not index.isdigit()):
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from auto, cpu, cuda, cuda:N)")
+    import torch  # only asked for a GPU: then the import is worth its seconds
+
+    if not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{value!r}: no CUDA GPU on this machine (choose from auto, cpu)")
+    return value
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="model directory (default: the shipped en-fr model)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--dtype", default="auto", help="auto | fp32 | bf16 | int8 (auto: bf16 where the hardware is fast at it, else fp32; "
-                        "int8: dynamic quantization on CPU)")
+    p.add_argument("--from", dest="source_lang", default="en", choices=("en", "fr"), help="source language")
+    p.add_argument("--to", dest="target_lang", default="fr", choices=("en", "fr"), help="target language")
+    p.add_argument("--model", help="model directory (default: the shipped model for --from/--to)")
+    p.add_argument("--device", default="auto", type=device_choice, metavar="{auto,cpu,cuda,cuda:N}",
+                   help="auto: a GPU if there is one, else the CPU")
+    p.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "int8"),
+                   help="auto: bf16 on a GPU, fp32 on a CPU (precision.py); int8: dynamic quantization on the CPU")
 
 
 def add_decoding_options(p: argparse.ArgumentParser) -> None:
@@ -147,7 +231,8 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model on parallel text")
     p.add_argument("--train", action="append", required=True, metavar="FILE",
-                   help="TSV (src<TAB>tgt, .gz ok) or SRC_FILE:TGT_FILE line-aligned pair; repeatable")
+                   help="TSV (src<TAB>tgt, .gz ok) or SRC_FILE:TGT_FILE line-aligned pair, optionally @WEIGHT "
+                        "(copies per epoch, e.g. news.tsv@3 or laws.tsv.gz@0.2); repeatable")
     p.add_argument("--valid", required=True, metavar="FILE", help="dev set, same formats")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (checkpoints, model/, logs)")
     g = p.add_mutually_exclusive_group()
@@ -158,9 +243,16 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, help="tokens per batch per process")
     p.add_argument("--eval-every", type=int)
     p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto | cpu | cuda")
-    p.add_argument("--dtype", help="auto | bf16 | fp32 (autocast)")
+    p.add_argument("--device", type=device_choice, metavar="{auto,cpu,cuda,cuda:N}")
+    p.add_argument("--dtype", choices=("auto", "bf16", "fp32"),
+                   help="autocast; auto = the measured rule of precision.py for this device and model size")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--allow-changed-inputs", action="store_true",
+                   help="with --resume: continue although data or settings differ from the saved run")
+    p.add_argument("--init-from", metavar="MODEL_DIR",
+                   help="start from these weights (fine-tuning): their network and vocabulary are kept")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--warmup-steps", type=int)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("translate", help="translate text (arguments, -i FILE, or standard input)")
@@ -169,14 +261,16 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="write translations here (default: standard output)")
     add_model_options(p)
     add_decoding_options(p)
-    p.add_argument("--engine", choices=("auto", "torch", "numpy"), default="auto",
-                   help=f"auto: NumPy for up to {NUMPY_MAX_SENTENCES} sentences (fast start, CPU fp32), torch otherwise")
+    p.add_argument("--no-split", action="store_true",
+                   help="translate each line as one unit (default: sentence by sentence, joined back in order)")
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("evaluate", help="BLEU and chrF on a test set")
     p.add_argument("--test", required=True, metavar="FILE.tsv")
     p.add_argument("--out", metavar="HYP.txt", help="write the hypotheses here")
     p.add_argument("--limit", type=int, help="only the first N pairs")
+    p.add_argument("--split", action="store_true",
+                   help="split sources into sentences as translate does (off: test sets hold one sentence per line)")
     add_model_options(p)
     add_decoding_options(p)
     p.set_defaults(func=cmd_evaluate)
@@ -200,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(extensions=not (argv and argv[0] in CORE_COMMANDS)).parse_args(argv)
     try:
         args.func(args)
-    except (CLIError, ValueError) as e:  # ValueError: DataError, TokenizerError, ModelDirError, config checks
+    except CrossattnError as e:  # DataError, TokenizerError, ModelDirError, ConfigError, PrecisionError, ...
         print(f"crossattn: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except FileNotFoundError as e:

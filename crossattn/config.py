@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
+from .errors import ConfigError
+
 
 def dataclass_from_dict(cls, d: dict, what: str):
     """Build a config dataclass, refusing unknown keys (a typo must not pass silently)."""
     unknown = sorted(set(d) - {f.name for f in fields(cls)})
     if unknown:
-        raise ValueError(f"unknown {what} config keys: {', '.join(unknown)}")
+        raise ConfigError(f"unknown {what} config keys: {', '.join(unknown)}")
     return cls(**d)
 
 
@@ -39,11 +41,11 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+            raise ConfigError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.activation not in ("relu", "gelu"):
-            raise ValueError(f"activation must be relu or gelu, not {self.activation!r}")
+            raise ConfigError(f"activation must be relu or gelu, not {self.activation!r}")
         if self.positions not in ("sinusoidal", "learned"):
-            raise ValueError(f"positions must be sinusoidal or learned, not {self.positions!r}")
+            raise ConfigError(f"positions must be sinusoidal or learned, not {self.positions!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

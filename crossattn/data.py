@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import gzip
 import re
-import unicodedata
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import chain, zip_longest
+from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
 import numpy as np
 import torch
 
+from .errors import CrossattnError
+from .text import clean_text
+from .decode import pad_rows, pad_sources
 from .tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 if TYPE_CHECKING:
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 CorpusPath = Union[str, Path, tuple[Union[str, Path], Union[str, Path]]]
 
 
-class DataError(ValueError):
+class DataError(CrossattnError, ValueError):
     """Bad input data; the message is one line such as "train.tsv:17: invalid UTF-8"."""
 
 
@@ -42,27 +44,16 @@ class CorpusStats:
     duplicates: int = 0
     filtered: int = 0    # rejected by the caller's `keep` predicate
 
+    def merge(self, other: "CorpusStats") -> None:
+        for name in vars(self):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     def summary(self) -> str:
         counts = [("malformed", self.malformed), ("empty", self.empty), ("too long", self.too_long),
                   ("bad length ratio", self.bad_ratio), ("duplicates", self.duplicates), ("filtered", self.filtered)]
         dropped = [f"{n:,} {label}" for label, n in counts if n]
         tail = f" (dropped {', '.join(dropped)})" if dropped else ""
         return f"read {self.read:,} pairs, kept {self.kept:,}{tail}"
-
-
-# C0/C1 control characters that are not whitespace, and stray byte-order marks.
-_CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ufeff]")
-_SPACES = re.compile(r"\s+")  # Unicode-aware: also NBSP, U+202F, line separators
-
-
-def clean_text(text: str) -> str:
-    """Unicode NFC, control characters removed, whitespace runs -> one space, stripped.
-
-    Applied to everything read_pairs yields so training, evaluation and user
-    input all look alike (and the tokenizer round-trips it exactly).
-    """
-    text = unicodedata.normalize("NFC", _CONTROL.sub("", text))
-    return _SPACES.sub(" ", text).strip()
 
 
 def _open_binary(path: Path):
@@ -153,6 +144,31 @@ def parse_corpus_arg(arg: str) -> Path | tuple[Path, Path]:
             if a.is_file() and b.is_file():
                 return a, b
     raise DataError(f"{arg}: no such file (use SRC_FILE:TGT_FILE for line-aligned files)")
+
+
+def parse_weighted_corpus_arg(arg: str) -> tuple[Path | tuple[Path, Path], float]:
+    """'news.tsv@3' -> (news.tsv, 3.0): a corpus and how many times an epoch takes it
+    (a fraction takes a fixed random part); no suffix means weight 1."""
+    head, sep, tail = arg.rpartition("@")
+    if sep and not Path(arg).exists():
+        try:
+            weight = float(tail)
+        except ValueError:
+            raise DataError(f"{arg}: the weight after '@' must be a number") from None
+        if not weight > 0:
+            raise DataError(f"{arg}: the weight after '@' must be positive")
+        return parse_corpus_arg(head), weight
+    return parse_corpus_arg(arg), 1.0
+
+
+def weighted(pairs: list[tuple[str, str]], weight: float, seed: int = 0) -> list[tuple[str, str]]:
+    """``weight`` whole copies of ``pairs`` plus a seeded random part for the fraction."""
+    whole, frac = int(weight), weight - int(weight)
+    out = pairs * whole
+    if frac > 0 and pairs:
+        pick = np.random.default_rng([seed, len(pairs)]).permutation(len(pairs))[: round(frac * len(pairs))]
+        out.extend(pairs[i] for i in sorted(pick))
+    return out
 
 
 def load_corpus(paths: Sequence[CorpusPath], *, max_chars: int | None = 400, max_ratio: float | None = 3.0,
@@ -283,33 +299,19 @@ def collate(src: list[list[int]], tgt: list[list[int]], pad_id: int = PAD_ID, bo
     tgt_out (B,T) = tgt + EOS (tgt_in shifted left by one: the next-token targets)."""
     if len(src) != len(tgt) or not src:
         raise ValueError(f"need equal, non-zero numbers of sources and targets, got {len(src)} and {len(tgt)}")
-    tgt_in, _ = _pad(tgt, 1, pad_id)
+    tgt_in, _ = pad_rows(tgt, 1, pad_id)
     tgt_in[:, 0] = bos_id
     return pad_sources(src, pad_id, eos_id), torch.from_numpy(tgt_in), pad_sources(tgt, pad_id, eos_id)
 
 
-def pad_sources(rows: list[list[int]], pad_id: int = PAD_ID, eos_id: int = EOS_ID) -> torch.Tensor:
-    """(B, longest + 1) int64: each row + EOS, right-padded (encoder input, decoder target)."""
-    ids, lens = _pad(rows, 0, pad_id)
-    ids[np.arange(len(rows)), lens] = eos_id
-    return torch.from_numpy(ids)
-
-
-def _pad(rows: list[list[int]], offset: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows placed at column `offset` in a (B, max_len + 1) pad-filled array.
-
-    Vectorised (one flat copy through a boolean mask, which numpy fills in
-    row-major order) because per-row copies dominate collation time.
-    """
-    lens = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lens.sum()))
-    out = np.full((len(rows), int(lens.max()) + 1), pad_id, dtype=np.int64)
-    cols = np.arange(out.shape[1])
-    out[(cols >= offset) & (cols < lens[:, None] + offset)] = flat
-    return out, lens
-
-
 _MARKUP = re.compile(r"</?[a-zA-Z][^>]*>|&[a-z]+;|%[sdif0-9]|\{\w*\}|\$\w|https?://|www\.|\\[nt]|_[A-Za-z]|\bFigure \d|^\d+(\.\d+)+\.? ")
+
+
+# Procedural lines of parliamentary records ("Some hon. members: Hear, hear.", "(Motion
+# agreed to)", "The Speaker:") and enumeration fragments of legal text ("... must provide
+# them with" / "... fournit au client :", "(a) the Minister;").
+_PROCEDURE = re.compile(r"^(some )?hon\. members?:|^\(.*\)\.?$|^[A-Z][\w. '-]{0,60}\([^)]*\):$|hear, hear", re.IGNORECASE)
+_FRAGMENT = re.compile(r"[:;,—–-]$|^\(?[a-z0-9]{1,4}\)\s|^[a-z0-9]{1,3}\.\s")
 
 
 def looks_clean(src: str, tgt: str) -> bool:
@@ -324,5 +326,7 @@ def looks_clean(src: str, tgt: str) -> bool:
     if src == tgt or not any(c.isalpha() for c in src) or not any(c.isalpha() for c in tgt):
         return False
     if len(src.split()) <= 3 and src[-1] not in ".!?\"'»…":
+        return False
+    if any(_PROCEDURE.search(t) or _FRAGMENT.search(t) for t in (src, tgt)):
         return False
     return True

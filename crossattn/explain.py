@@ -17,8 +17,9 @@ import sys
 import torch
 from torch import Tensor
 
+from .errors import InputError
 from .modeldir import max_output_length, normalize
-from .translator import Translator
+from .torch_engine import TorchTranslator as Translator
 
 BAR = "\u2587"  # ▇
 
@@ -101,7 +102,7 @@ def trace(translator: Translator, text: str, step: int | None = None, layer: int
     model, tok, cfg = translator.model, translator.tokenizer, translator.model.config
     text = normalize(text)
     if not text:
-        raise ValueError("nothing to explain: give a sentence")
+        raise InputError("nothing to explain: give a sentence")
     ids = tok.encode(text)[: translator.max_source_tokens - 1]
     src = torch.tensor([ids + [cfg.eos_id]], device=translator.device)
     source = [tok.id_to_piece(i) for i in ids] + ["</s>"]
@@ -157,7 +158,7 @@ def trace(translator: Translator, text: str, step: int | None = None, layer: int
     step = auto[0] if step is None else step
     if not 1 <= step <= len(target):
         n = len(target)
-        raise ValueError(f"step {step} out of range: the greedy translation has {n} steps (1-{n})")
+        raise InputError(f"step {step} out of range: the greedy translation has {n} steps (1-{n})")
     layer = auto[1] if layer is None else layer
     head = auto[2] if head is None else head
     rec = records[step - 1][layer]
@@ -379,7 +380,7 @@ def render(tr: dict, color: bool = False) -> str:
 
 # -- command --------------------------------------------------------------------------
 def cmd_explain(args) -> None:
-    from .cli import CLIError, load_translator, write_json
+    from .cli import CLIError, load_torch_translator as load_translator, write_json
 
     text = " ".join(args.text).strip()
     if not text:

@@ -21,14 +21,15 @@ source gets </s> appended automatically, as our Translator does.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import torch
 
-from .cli import CLIError
+from .errors import CrossattnError
 
 if TYPE_CHECKING:
     from .model import Seq2SeqTransformer
@@ -47,17 +48,15 @@ translator = ctranslate2.Translator("{name}", device="cpu")  # compute_type="int
 texts = ["Hello, how are you?"]
 # </s> is appended to each source and <s> starts the decoder automatically
 batch = [sp.encode(t, out_type=str) for t in texts]
-results = translator.translate_batch(batch, beam_size={beam}, length_penalty=0.4,
-                                     max_input_length={max_len}, max_decoding_length={max_len})
+results = translator.translate_batch(batch, beam_size={beam}, length_penalty={alpha},
+                                     max_input_length=0, max_decoding_length={max_len})
 print([sp.decode(r.hypotheses[0]) for r in results])
 ```
 
-With float32 weights, greedy search (`beam_size=1`) gives the same tokens as
-`crossattn translate --beam 1` (int8 weights trade a little accuracy for speed).
-Beam search differs only in the length penalty: CTranslate2 divides scores by
-`length ** length_penalty`, crossattn by the GNMT `((5 + length) / 6) ** {alpha}`;
-`length_penalty=0.4` is the closest match (identical output on 200/200 Tatoeba dev
-sentences for the shipped model, 186/200 with CTranslate2's default of 1).
+With float32 weights this gives the same tokens as crossattn's own torch search, greedy
+and beam (both divide beam scores by `length ** length_penalty`, EOS counted); crossattn
+also limits each translation to 1.5 x its source length + 10 tokens and translates each
+sentence of a text separately. int8 trades a little accuracy for speed.
 Inputs are limited to {max_len} tokens (the position table of the model). Normalise input
 text as crossattn does (Unicode NFC, single spaces) for identical results.
 """
@@ -142,34 +141,70 @@ def build_spec(model: "Seq2SeqTransformer", pieces: list[str]):
     return spec
 
 
+MARKER = "crossattn-export.json"  # marks a directory this exporter wrote (and may replace)
+
+
+class ExportError(CrossattnError):
+    """An export that cannot be written where it was asked to go."""
+
+
+def check_output_dir(out: Path, force: bool) -> None:
+    """``out`` may be new, empty, or (with ``force``) an earlier export of ours, never
+    anything else: ``--out . --force`` must not delete a directory tree."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ExportError(f"{out} exists and is not a directory")
+    if not any(out.iterdir()):
+        return
+    if not force:
+        raise ExportError(f"{out} already exists and is not empty (use --force to replace an earlier export)")
+    if not (out / MARKER).is_file():
+        raise ExportError(f"{out} is not a directory written by crossattn export (no {MARKER}); refusing to replace it")
+
+
+def replace_with(tmp: Path, out: Path) -> None:
+    """Swap a fully written ``tmp`` into ``out``; the old export goes only afterwards."""
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def export_ctranslate2(model_dir: str | Path | None, out: str | Path, quantization: str | None = None,
                        force: bool = False) -> Path:
     """Write a CTranslate2 model directory (+ tokenizer.model, README.md) to ``out``."""
     try:
         import ctranslate2  # noqa: F401
     except ImportError:
-        raise CLIError("ctranslate2 is not installed: pip install 'crossattn[export]'") from None
-    from .modeldir import DEFAULT_DECODING, TOKENIZER, resolve_model_dir
-    from .translator import load_model_dir
+        raise ExportError("ctranslate2 is not installed: pip install ctranslate2") from None
+    from .modeldir import DEFAULT_DECODING, TOKENIZER, load_model_dir, resolve_model_dir
 
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise CLIError(f"{out} already exists and is not empty (use --force to overwrite)")
+    check_output_dir(out, force)
     model, tokenizer, config = load_model_dir(model_dir)
     pieces = [tokenizer.id_to_piece(i) for i in range(tokenizer.vocab_size)]
     spec = build_spec(model, pieces)
     spec.validate()
     spec.optimize(quantization=quantization)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    spec.save(str(out))
-    shutil.copyfile(resolve_model_dir(model_dir) / TOKENIZER, out / "tokenizer.model")
-    decoding = {**DEFAULT_DECODING, **config.get("decoding", {})}
-    (out / "README.md").write_text(README.format(
-        name=out.name, source=f"`{model_dir}`" if model_dir else "the shipped en-fr model", params=model.num_parameters(),
-        weights=quantization or "float32", beam=decoding["beam"], alpha=decoding["alpha"],
-        max_len=model.config.max_positions - 1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        spec.save(str(tmp))
+        shutil.copyfile(resolve_model_dir(model_dir) / TOKENIZER, tmp / "tokenizer.model")
+        decoding = {**DEFAULT_DECODING, **config.get("decoding", {})}
+        (tmp / "README.md").write_text(README.format(
+            name=out.name, source=f"`{model_dir}`" if model_dir else "the shipped en-fr model",
+            params=model.num_parameters(), weights=quantization or "float32", beam=decoding["beam"],
+            alpha=decoding["alpha"], max_len=model.config.max_positions - 1))
+        (tmp / MARKER).write_text(json.dumps({"format": "ctranslate2", "source": str(model_dir or "en-fr"),
+                                               "files": config.get("files", {}), "decoding": decoding}, indent=2))
+        replace_with(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -183,6 +218,6 @@ def add_commands(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--quantization", choices=["int8", "int8_float32", "int16", "float16", "bfloat16"],
                    help="store weights quantized (default float32; CTranslate2 can also quantize at load time)")
-    p.add_argument("--force", action="store_true", help="overwrite a non-empty output directory")
+    p.add_argument("--force", action="store_true", help="replace an earlier export in --out (never another directory)")
     p.add_argument("--model", help="model directory (default: the shipped en-fr model)")
     p.set_defaults(func=cmd_export)

@@ -1,5 +1,6 @@
-"""A model directory, and the conventions every inference engine follows around the network
-(text normalisation, splitting long inputs, the output-length budget, the length penalty).
+"""The model directory (this module owns its format: reading, writing, checking), and the
+conventions every inference engine follows around the network (text normalisation,
+sentence splitting, the output-length budget, the length penalty).
 
 A model directory holds::
 
@@ -8,27 +9,29 @@ A model directory holds::
     tokenizer.model    the joint SentencePiece model
 
 Reading one never unpickles anything: safetensors + JSON only, and every file is
-checked against the checksum recorded in config.json. Nothing here imports torch, so
-the NumPy engine (numpy_engine.py) and the torch Translator (translator.py) share it.
+checked against the checksum recorded in config.json. Nothing here imports torch at
+module level, so the CTranslate2 Translator (translator.py) starts without it; only
+``save_model_dir``/``load_model_dir``, which build the torch network, import it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-import unicodedata
 from pathlib import Path
 
 from .config import ModelConfig
+from .errors import ConfigError, CrossattnError
+from .text import clean_text, split_sentences
 from .tokenizer import Tokenizer
 
-PRETRAINED_DIR = Path(__file__).parent / "pretrained" / "en-fr"
+PRETRAINED_ROOT = Path(__file__).parent / "pretrained"
+PRETRAINED_DIR = PRETRAINED_ROOT / "en-fr"  # the default model
 WEIGHTS, TOKENIZER, CONFIG = "model.safetensors", "tokenizer.model", "config.json"
 DEFAULT_DECODING = {"beam": 4, "alpha": 0.6}
 
 
-class ModelDirError(ValueError):
+class ModelDirError(CrossattnError, ValueError):
     """A model directory that is missing, incomplete, corrupt or inconsistent."""
 
 
@@ -40,11 +43,21 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def shipped_directions() -> list[str]:
+    """The language pairs of the models shipped in the package, e.g. ["en-fr", "fr-en"]."""
+    return sorted(p.name for p in PRETRAINED_ROOT.iterdir() if (p / CONFIG).is_file())
+
+
 def resolve_model_dir(path: str | Path | None) -> Path:
-    """A model directory, or a training output directory holding ``model/``."""
+    """A shipped model by direction ("en-fr", "fr-en"), a model directory, or a training
+    output directory holding ``model/``; None is the default en-fr model."""
     if path is None:
         return PRETRAINED_DIR
     p = Path(path)
+    if not p.exists() and isinstance(path, str) and "/" not in path and "-" in path:
+        if (PRETRAINED_ROOT / path / CONFIG).is_file():
+            return PRETRAINED_ROOT / path
+        raise ModelDirError(f"no shipped model for {path}; shipped: {', '.join(shipped_directions())}")
     if not p.exists():
         raise ModelDirError(f"model directory not found: {p}")
     if not (p / CONFIG).exists() and (p / "model" / CONFIG).exists():
@@ -80,33 +93,41 @@ def read_model_dir(path: str | Path | None, verify: bool = True) -> tuple[Path, 
     return root, config, model_cfg, tokenizer
 
 
+def count_parameters(root: Path) -> int:
+    """Parameters stored in a model directory's weights (read from the safetensors header)."""
+    import struct
+    from math import prod
+
+    with open(root / WEIGHTS, "rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+    return sum(prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
+
+
 # -- text in, text out: the same for every engine -----------------------------------------
-def normalize(text: str) -> str:
-    """NFC and single spaces: what training saw."""
-    return " ".join(unicodedata.normalize("NFC", text).split())
+normalize = clean_text  # what training saw (text.py is the one normalizer)
 
 
-def split_long_input(tokenizer: Tokenizer, ids: list[int], text: str, max_tokens: int) -> list[list[int]]:
-    """Inputs longer than the model's limit are split at sentence ends, then by length.
-
-    ``max_tokens`` counts the EOS the engine appends. An empty input gives no chunks.
-    """
-    if len(ids) + 1 <= max_tokens:
-        return [ids] if ids else []
+def sentence_chunks(tokenizer: Tokenizer, text: str, max_tokens: int, split: bool = True) -> list[list[int]]:
+    """Token ids of the parts of ``text`` that are translated one by one: its sentences
+    (``split``), or the whole text when it fits; a sentence longer than the model's limit
+    is cut by length. ``max_tokens`` counts the EOS the engine appends; empty text gives
+    no parts."""
+    if not split:
+        ids = tokenizer.encode(text)
+        if len(ids) + 1 <= max_tokens:
+            return [ids] if ids else []
+    step = max_tokens - 1
     chunks: list[list[int]] = []
-    for sentence in re.split(r"(?<=[.!?;])\s+", text):
-        piece = tokenizer.encode(sentence)
-        if chunks and len(chunks[-1]) + len(piece) + 1 <= max_tokens:
-            chunks[-1] = chunks[-1] + piece
-            continue
-        step = max_tokens - 1
-        chunks.extend(piece[i : i + step] for i in range(0, len(piece), step))
+    for sentence in split_sentences(text):
+        ids = tokenizer.encode(sentence)
+        chunks.extend(ids[i : i + step] for i in range(0, len(ids), step))
     return [c for c in chunks if c]
 
 
 def join_outputs(outputs: list[list[str]]) -> list[str]:
-    """One line per input from its chunks' translations, whatever bytes the model
-    writes (byte fallback can spell "\\n")."""
+    """One line per input from its parts' translations, in order, whatever bytes the
+    model writes (byte fallback can spell "\\n")."""
     return [" ".join(" ".join(o).split()) for o in outputs]
 
 
@@ -115,7 +136,7 @@ def decoding_settings(defaults: dict, beam: int | None, alpha: float | None) -> 
     beam = defaults["beam"] if beam is None else beam
     alpha = defaults["alpha"] if alpha is None else alpha
     if not isinstance(beam, int) or beam < 1:
-        raise ValueError(f"beam must be a positive integer, not {beam!r}")
+        raise ConfigError(f"beam must be a positive integer, not {beam!r}")
     return beam, float(alpha)
 
 
@@ -125,5 +146,41 @@ def max_output_length(src_len: int, max_positions: int, ratio: float = 1.5, extr
 
 
 def length_penalty(length: int, alpha: float) -> float:
-    """GNMT length penalty ((5 + len) / 6) ** alpha; 0 means raw log-probability."""
-    return ((5.0 + length) / 6.0) ** alpha
+    """Beam scores are log-probabilities divided by ``length ** alpha`` (EOS counted), as
+    CTranslate2 does, so both engines rank hypotheses alike; 0 = raw log-probability."""
+    return float(length) ** alpha
+
+
+# -- writing and loading the torch network ------------------------------------------------
+def save_model_dir(model, tokenizer: Tokenizer, out: str | Path, decoding: dict | None = None,
+                   dtype=None, extra: dict | None = None) -> None:
+    """Write an inference-ready model directory (checksums included) for a
+    ``Seq2SeqTransformer``; ``dtype`` (e.g. torch.bfloat16) sets how weights are stored."""
+    from .model import save_model
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(model, out / WEIGHTS, dtype)
+    tokenizer.save(out / TOKENIZER)
+    config = {
+        "model": model.config.to_dict(),
+        "decoding": dict(decoding or DEFAULT_DECODING),
+        "files": {name: sha256_file(out / name) for name in (WEIGHTS, TOKENIZER)},
+        **(extra or {}),
+    }
+    (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+
+
+def load_model_dir(path: str | Path | None, verify: bool = True):
+    """``(Seq2SeqTransformer in eval mode, Tokenizer, config.json contents)``."""
+    from .model import Seq2SeqTransformer, load_weights
+
+    root, config, model_cfg, tokenizer = read_model_dir(path, verify)
+    model = Seq2SeqTransformer.empty(model_cfg)
+    try:
+        load_weights(model, root / WEIGHTS)
+    except ValueError as e:
+        raise ModelDirError(f"{root / WEIGHTS}: {e}") from None
+    except Exception as e:  # safetensors raises its own error types on truncated files
+        raise ModelDirError(f"{root / WEIGHTS}: cannot read weights ({e})") from None
+    return model.eval(), tokenizer, config

@@ -19,7 +19,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
+from . import server_api as api
+from .server_api import APIError, Limits
 
 STATIC_DIR = Path(__file__).parent / "static"
 PAGE_HEADERS = {  # the page needs nothing from other origins: say so to the browser
@@ -28,28 +29,12 @@ PAGE_HEADERS = {  # the page needs nothing from other origins: say so to the bro
 }
 
 
-@dataclass
-class Limits:
-    max_chars: int = 1000  # characters per text
-    max_texts: int = 64  # texts per request
-    max_body_bytes: int = 256 * 1024
-    max_beam: int = 8
-    max_batch: int = 32  # texts per model call
-    batch_wait_ms: float = 5.0  # how long the worker waits for more requests to batch
-    timeout_s: float = 30.0  # per request, queueing included
-    max_queue: int = 1024  # texts waiting; beyond this, 503
-
-
-class APIError(Exception):
-    def __init__(self, status: int, code: str, detail: str, **extra):
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.extra = status, code, detail, extra
-
-
 # -- attention as JSON ----------------------------------------------------------------
 def attention_payload(result, ndigits: int = 4) -> dict:
     """An AttentionResult as JSON-ready lists, piece level and word level (the merge,
     sum over source pieces and mean over target pieces, is visualize.word_view's)."""
+    import torch
+
     from .visualize import word_view
 
     scale = 10.0**ndigits
@@ -76,14 +61,17 @@ class Job:
     texts: list[str]
     beam: int | None
     alpha: float | None
+    direction: str = ""  # "en-fr"...; "" = the server's first direction
+    alternatives: int = 0  # extra hypotheses per text (LibreTranslate's `alternatives`)
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
 
 
 class Batcher:
     """One thread owns the model; jobs that arrive close together share one call."""
 
-    def __init__(self, translator, limits: Limits):
-        self.translator, self.limits = translator, limits
+    def __init__(self, translators: dict, limits: Limits):
+        self.translators, self.limits = translators, limits
+        self.default = next(iter(translators))
         self.queue: queue.Queue[Job | None] = queue.Queue()
         self.pending = 0  # texts queued, for the max_queue limit
         self.lock = threading.Lock()
@@ -139,19 +127,26 @@ class Batcher:
                         job.future.set_exception(e)
 
     def _execute(self, jobs: list[Job]) -> None:
-        groups: dict[tuple, list[Job]] = {}  # one model call per decoding setting
+        groups: dict[tuple, list[Job]] = {}  # one model call per direction and decoding setting
         for job in jobs:
+            translator = self.translators[job.direction or self.default]
             if job.kind == "attention":
-                self._finish(job, lambda j=job: self.translator.translate_with_attention(j.texts[0], j.beam, j.alpha))
+                self._finish(job, lambda j=job, t=translator: t.translate_with_attention(j.texts[0], j.beam, j.alpha))
             else:
-                groups.setdefault((job.beam, job.alpha), []).append(job)
+                groups.setdefault((job.direction or self.default, job.beam, job.alpha, job.alternatives), []).append(job)
         for group in groups.values():
             self._translate(group)
 
     def _translate(self, jobs: list[Job]) -> None:
         texts = [t for j in jobs for t in j.texts]
+        first = jobs[0]
+        translator = self.translators[first.direction or self.default]
         try:
-            outputs = self.translator.translate(texts, jobs[0].beam, jobs[0].alpha, batch_size=self.limits.max_batch)
+            if first.alternatives:
+                outputs = translator.translate_alternatives(texts, first.alternatives + 1, first.beam, first.alpha,
+                                                            batch_size=self.limits.max_batch)
+            else:
+                outputs = translator.translate(texts, first.beam, first.alpha, batch_size=self.limits.max_batch)
         except Exception as e:
             if len(jobs) == 1:
                 jobs[0].future.set_exception(e)
@@ -176,8 +171,27 @@ class Batcher:
 
 
 # -- the app --------------------------------------------------------------------------
-def create_app(translator, limits: Limits | None = None, model_dir: str | Path | None = None):
-    """A FastAPI app serving `translator`; its worker thread runs during the app's lifespan."""
+def describe(translator) -> dict:
+    """What /health says about one model."""
+    from .modeldir import CONFIG, count_parameters
+
+    saved = json.loads((translator.root / CONFIG).read_text()) if (translator.root / CONFIG).is_file() else {}
+    return {
+        "name": translator.root.name,
+        "parameters": count_parameters(translator.root),
+        "config": saved.get("model"),
+        "decoding": translator.decoding,
+        "training": saved.get("training"),
+        "device": str(translator.device),
+        "dtype": str(translator.dtype).removeprefix("torch."),
+        "engine": type(translator).__name__,
+    }
+
+
+def create_app(translators, limits: Limits | None = None, model_dir: str | None = None,
+               access: "Access | None" = None):
+    """A FastAPI app serving ``translators`` (one Translator, or {"en-fr": Translator, ...});
+    its worker thread runs during the app's lifespan."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Request
@@ -186,22 +200,13 @@ def create_app(translator, limits: Limits | None = None, model_dir: str | Path |
     from fastapi.staticfiles import StaticFiles
     from starlette.exceptions import HTTPException
 
-    from . import server_api as api
-    from .modeldir import CONFIG, resolve_model_dir
+    from . import libretranslate
 
+    if not isinstance(translators, dict):
+        translators = {translators.direction or "en-fr": translators}
     limits = limits or Limits()
-    batcher = Batcher(translator, limits)
-    config_path = resolve_model_dir(model_dir) / CONFIG
-    saved = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    model_info = {
-        "name": resolve_model_dir(model_dir).name,
-        "parameters": translator.model.num_parameters(),
-        "config": translator.model.config.to_dict(),
-        "decoding": translator.decoding,
-        "training": saved.get("training"),
-        "device": str(translator.device),
-        "dtype": "int8" if getattr(translator, "int8", False) else str(translator.dtype).removeprefix("torch."),
-    }
+    batcher = Batcher(translators, limits)
+    model_info = {direction: describe(t) for direction, t in translators.items()}
     started = time.time()
 
     @asynccontextmanager
@@ -251,22 +256,27 @@ def create_app(translator, limits: Limits | None = None, model_dir: str | Path |
     async def translate(req: api.TranslateRequest):
         texts = [req.text] if req.text is not None else req.texts
         api.check_request(texts, req.beam, limits)
-        outputs = await run(Job("translate", texts, req.beam, req.alpha)) if texts else []
+        direction = api.direction_of(req.source, req.target, translators)
+        outputs = await run(Job("translate", texts, req.beam, req.alpha, direction)) if texts else []
         return {"translation": outputs[0]} if req.text is not None else {"translations": outputs}
 
     @app.post("/api/attention", response_model=api.AttentionResponse, responses=api.ERRORS,
               summary="Translate one text and return its cross-attention, piece and word level")
     async def attention(req: api.AttentionRequest):
         api.check_request([req.text], req.beam, limits)
-        result = await run(Job("attention", [req.text], req.beam, req.alpha))
+        direction = api.direction_of(req.source, req.target, translators)
+        result = await run(Job("attention", [req.text], req.beam, req.alpha, direction))
         return await asyncio.to_thread(attention_payload, result)
 
     @app.get("/health", summary="Liveness, model and limits")
     async def health():
         alive = batcher.thread.is_alive()
-        body = {"status": "ok" if alive else "error", "model": model_info, "limits": asdict(limits),
+        body = {"status": "ok" if alive else "error", "directions": list(translators),
+                "model": model_info[batcher.default], "models": model_info, "limits": asdict(limits),
                 "queue": batcher.pending, "stats": batcher.stats, "uptime_s": round(time.time() - started, 1)}
         return JSONResponse(body, status_code=200 if alive else 503)
+
+    libretranslate.add_routes(app, run, translators, limits, access or libretranslate.Access())
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page():
@@ -280,20 +290,31 @@ def create_app(translator, limits: Limits | None = None, model_dir: str | Path |
 def cmd_serve(args) -> None:
     import uvicorn
 
-    from .cli import CLIError, load_translator
+    from .cli import CLIError
+    from .libretranslate import Access, read_api_keys
+    from .modeldir import shipped_directions
+    from .translator import Translator
 
     limits = Limits(max_chars=args.max_chars, max_texts=args.max_texts, max_body_bytes=args.max_body_kb * 1024,
                     max_beam=args.max_beam, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
                     timeout_s=args.timeout, max_queue=args.max_queue)
     if min(args.max_chars, args.max_texts, args.max_body_kb, args.max_beam, args.max_batch, args.max_queue) < 1 \
-            or args.timeout <= 0 or args.batch_wait_ms < 0:
+            or args.timeout <= 0 or args.batch_wait_ms < 0 or args.req_limit < 0:
         raise CLIError("limits must be positive")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    app = create_app(load_translator(args), limits, args.model)
+    access = Access(read_api_keys(args.api_keys) if args.api_keys else {}, args.req_limit, args.require_api_key)
+    load = lambda m: Translator.load(m, device=args.device, dtype=args.dtype, threads=args.threads or 0)  # noqa: E731
+    if args.model:  # one model directory
+        translator = load(args.model)
+        translators = {translator.direction or f"{args.source_lang}-{args.target_lang}": translator}
+    else:  # every shipped direction, the one of --from/--to first
+        first = f"{args.source_lang}-{args.target_lang}"
+        names = [first] + [d for d in shipped_directions() if d != first]
+        translators = {name: load(name) for name in names}
+    app = create_app(translators, limits, args.model, access)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"crossattn: warning: serving on {args.host}: anyone who can reach it can use the model")
-    print(f"crossattn: serving on http://{args.host}:{args.port}/  (API docs at /docs)", flush=True)
+    print(f"crossattn: serving {', '.join(translators)} on http://{args.host}:{args.port}/ "
+          "(API: /openapi.json; LibreTranslate API: /translate, /languages)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
 
 
@@ -305,7 +326,7 @@ def add_commands(subparsers) -> None:
     add_model_options(p)
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, help="CPU threads for translation (default: CTranslate2's choice)")
     p.add_argument("--max-batch", type=int, default=d.max_batch, help="texts per model call")
     p.add_argument("--batch-wait-ms", type=float, default=d.batch_wait_ms, help="wait for more requests to batch")
     p.add_argument("--timeout", type=float, default=d.timeout_s, help="seconds per request, queueing included")
@@ -314,5 +335,10 @@ def add_commands(subparsers) -> None:
     p.add_argument("--max-body-kb", type=int, default=d.max_body_bytes // 1024, help="request body size")
     p.add_argument("--max-beam", type=int, default=d.max_beam)
     p.add_argument("--max-queue", type=int, default=d.max_queue, help="texts waiting before 503 busy")
+    p.add_argument("--api-keys", metavar="FILE",
+                   help="LibreTranslate API keys: one per line, optionally followed by requests per minute")
+    p.add_argument("--req-limit", type=int, default=0,
+                   help="LibreTranslate API: requests per minute per client without a key (0 = no limit)")
+    p.add_argument("--require-api-key", action="store_true", help="LibreTranslate API: refuse requests without a key")
     p.add_argument("--log-level", default="warning", help="uvicorn log level")
     p.set_defaults(func=cmd_serve)

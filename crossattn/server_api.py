@@ -7,10 +7,38 @@ Imported only when the server starts, so ``crossattn translate`` never loads pyd
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .server import APIError, Limits
+
+@dataclass
+class Limits:
+    max_chars: int = 1000  # characters per text
+    max_texts: int = 64  # texts per request
+    max_body_bytes: int = 256 * 1024
+    max_beam: int = 8
+    max_batch: int = 32  # texts per model call
+    batch_wait_ms: float = 5.0  # how long the worker waits for more requests to batch
+    timeout_s: float = 30.0  # per request, queueing included
+    max_queue: int = 1024  # texts waiting; beyond this, 503
+
+
+class APIError(Exception):
+    def __init__(self, status: int, code: str, detail: str, **extra):
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.extra = status, code, detail, extra
+
+
+def direction_of(source: str | None, target: str | None, translators: dict) -> str:
+    """The served direction for a request's languages; none given = the server's first."""
+    if source is None and target is None:
+        return next(iter(translators))
+    default_source, default_target = next(iter(translators)).split("-", 1)
+    direction = f"{source or default_source}-{target or default_target}"
+    if direction not in translators:
+        raise APIError(422, "unsupported_direction", f"{direction} is not served; served: {', '.join(translators)}")
+    return direction
 
 
 class _Strict(BaseModel):
@@ -23,6 +51,8 @@ class TranslateRequest(_Strict):
     texts: list[str] | None = Field(None, description="several texts; the answer has `translations`, in order")
     beam: int | None = Field(None, ge=1, description="beam size (1 = greedy); default: the model's")
     alpha: float | None = Field(None, ge=0, le=2, description="length penalty exponent; default: the model's")
+    source: str | None = Field(None, description='source language, e.g. "en"; default: the first served direction')
+    target: str | None = Field(None, description='target language, e.g. "fr"')
 
     @model_validator(mode="after")
     def one_of(self):
@@ -43,6 +73,8 @@ class AttentionRequest(_Strict):
     text: str
     beam: int | None = Field(None, ge=1)
     alpha: float | None = Field(None, ge=0, le=2)
+    source: str | None = None
+    target: str | None = None
 
     model_config = ConfigDict(extra="forbid", strict=True,
                               json_schema_extra={"examples": [{"text": "The cat sleeps on the sofa."}]})
@@ -140,7 +172,9 @@ class BodyGuard:
             body.decode("utf-8")
         except UnicodeDecodeError as e:
             return await self._send(send, 400, {"error": "invalid_utf8", "detail": f"body is not valid UTF-8 (byte {e.start})"})
-        if scope["method"] == "POST":  # bodies are JSON whatever the header says (curl -d sends a form type)
+        # /api/* bodies are JSON whatever the header says (curl -d sends a form type); the
+        # LibreTranslate routes take forms too, as LibreTranslate does
+        if scope["method"] == "POST" and scope["path"].startswith("/api/"):
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
             scope = {**scope, "headers": headers + [(b"content-type", b"application/json")]}
         replayed = False

@@ -27,11 +27,13 @@ from pathlib import Path
 
 import sentencepiece as spm
 
+from .errors import CrossattnError
+
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 _SPECIAL_IDS = (PAD_ID, BOS_ID, EOS_ID)
 
 
-class TokenizerError(ValueError):
+class TokenizerError(CrossattnError, ValueError):
     """A tokenizer problem the user can fix (missing file, bad model, bad arguments)."""
 
 

@@ -16,6 +16,7 @@ data position and RNG, and continues as if never stopped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -25,7 +26,7 @@ import sys
 import time
 import tomllib
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -34,10 +35,15 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig, dataclass_from_dict
-from .data import TokenBatcher, collate, encode_corpus, load_corpus, looks_clean, parse_corpus_arg
+from .errors import ConfigError, CrossattnError
+from .data import (CorpusStats, DataError, TokenBatcher, collate, encode_corpus, load_corpus, looks_clean,
+                   parse_corpus_arg, parse_weighted_corpus_arg, weighted)
+from .modeldir import TOKENIZER, WEIGHTS, ModelDirError, read_model_dir, resolve_model_dir
 from .model import Seq2SeqTransformer, load_weights, save_model
 from .tokenizer import Tokenizer
-from .translator import Translator, pick_device, pick_dtype, save_model_dir
+from .precision import pick_device, training_dtype
+from .modeldir import save_model_dir
+from .torch_engine import TorchTranslator
 
 
 @dataclass
@@ -99,14 +105,17 @@ def load_config(config_file: str | None, preset: str | None) -> tuple[ModelConfi
     TOML file's [model] and [train] tables."""
     data: dict = {}
     if config_file:
-        with open(config_file, "rb") as f:
-            data = tomllib.load(f)
+        try:
+            with open(config_file, "rb") as f:
+                data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{config_file}: invalid TOML ({e})") from None
         unknown = sorted(set(data) - {"model", "train", "preset"})
         if unknown:
-            raise ValueError(f"{config_file}: unknown keys {unknown}; expected preset, [model] and [train]")
+            raise ConfigError(f"{config_file}: unknown keys {unknown}; expected preset, [model] and [train]")
     preset = preset or data.get("preset")
     if preset and preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     base = PRESETS[preset] if preset else {}
     merged = {k: {**base.get(k, {}), **data.get(k, {})} for k in ("model", "train")}
     return ModelConfig.from_dict(merged["model"]), TrainConfig.from_dict(merged["train"])
@@ -153,6 +162,33 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> Non
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+# -- the same run, or not -------------------------------------------------------------
+def run_fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, data_args: dict) -> str:
+    """What makes a run this run: network, training settings and data arguments
+    (stop limits excluded, so a resumed run may be given more steps or minutes)."""
+    train = {k: v for k, v in asdict(cfg).items() if k not in ("max_steps", "max_minutes", "device", "eval_every",
+                                                                  "log_every", "patience")}
+    model = {k: v for k, v in model_cfg.to_dict().items() if k != "vocab_size"}  # set by the tokenizer later
+    blob = json.dumps({"model": model, "train": train, "data": data_args}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def check_same_run(out: Path, fingerprint: str, allow_changed: bool) -> None:
+    """--resume continues the run recorded in OUT/run.json, not a different one."""
+    run_json = out / "run.json"
+    if not run_json.exists():
+        return
+    saved = json.loads(run_json.read_text()).get("fingerprint")
+    if saved is not None and saved != fingerprint and not allow_changed:
+        raise TrainInputsChanged(
+            f"{out} holds a run with other data or settings (fingerprint {saved}, now {fingerprint}); "
+            "use the same --train/--valid/--init-from and config, a new --out, or --allow-changed-inputs")
+
+
+class TrainInputsChanged(CrossattnError, ValueError):
+    """--resume was given other inputs than the run it would continue."""
+
+
 # -- the trainer -----------------------------------------------------------------------
 class Trainer:
     def __init__(self, args, model_cfg: ModelConfig, cfg: TrainConfig):
@@ -166,14 +202,31 @@ class Trainer:
                 self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
                 torch.cuda.set_device(self.device)
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-        self.amp_dtype = pick_dtype(cfg.dtype, self.device)
         self.main = self.rank == 0
         torch.manual_seed(cfg.seed)
-        self.log(f"device {self.device}, autocast {self.amp_dtype}, {self.world} process(es)")
+        self.log(f"device {self.device}, {self.world} process(es)")
 
         self.out.mkdir(parents=True, exist_ok=True)
+        self.init_from = resolve_model_dir(args.init_from) if getattr(args, "init_from", None) else None
+        if self.init_from is not None:  # the network of the weights; dropout from this run's config
+            model_cfg = replace(read_model_dir(self.init_from)[2], dropout=model_cfg.dropout,
+                                attention_dropout=model_cfg.attention_dropout)
+        self.data_args = {"train": list(args.train), "valid": args.valid,
+                          "init_from": str(self.init_from.resolve()) if self.init_from else None}
+        self.fingerprint = run_fingerprint(model_cfg, cfg, self.data_args)
+        if args.resume:
+            check_same_run(self.out, self.fingerprint, getattr(args, "allow_changed_inputs", False))
         self._prepare_data(model_cfg)
-        self.model = Seq2SeqTransformer(self.model_cfg).to(self.device)
+        self.amp_dtype = training_dtype(cfg.dtype, self.device, self.model_cfg.d_model)
+        self.log(f"autocast {self.amp_dtype} (precision.py: the measured rule for this device and d_model)")
+        self.model = Seq2SeqTransformer(self.model_cfg)
+        if self.init_from is not None:
+            try:
+                load_weights(self.model, self.init_from / WEIGHTS)
+            except ValueError as e:
+                raise ModelDirError(f"{self.init_from / WEIGHTS}: {e}") from None
+            self.log(f"initialised from {self.init_from}")
+        self.model.to(self.device)
         self.log(f"model: {self.model.num_parameters() / 1e6:.2f}M parameters")
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
         no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
@@ -185,6 +238,7 @@ class Trainer:
         self.best_bleu, self.evals_without_gain = -1.0, 0
         if args.resume and self._latest_checkpoint():
             self._load_checkpoint(self._latest_checkpoint())
+        self._write_run_json()
         self.ddp = self.model
         if self.world > 1:
             self.ddp = torch.nn.parallel.DistributedDataParallel(self.model)
@@ -197,20 +251,29 @@ class Trainer:
     # -- data -----------------------------------------------------------------------
     def _prepare_data(self, model_cfg: ModelConfig) -> None:
         cfg = self.cfg
-        train_paths = [parse_corpus_arg(p) for p in self.args.train]
-        pairs, stats = load_corpus(train_paths, max_ratio=cfg.max_ratio, keep=looks_clean if cfg.clean_filter else None)
-        self.log(f"train: {stats.summary()}")
+        keep = looks_clean if cfg.clean_filter else None
+        pairs, stats = [], CorpusStats()
+        for arg in self.args.train:
+            path, weight = parse_weighted_corpus_arg(arg)
+            corpus, st = load_corpus([path], max_ratio=cfg.max_ratio, keep=keep)
+            self.log(f"train {arg}: {st.summary()}" + (f", weight {weight:g}" if weight != 1 else ""))
+            stats.merge(st)
+            pairs.extend(weighted(corpus, weight, seed=cfg.seed))
+        self.log(f"train: {stats.summary()}; {len(pairs):,} pairs per epoch after weights")
         if not pairs:
-            raise ValueError("no usable training pairs")
+            raise DataError("no usable training pairs")
         valid, vstats = load_corpus([parse_corpus_arg(self.args.valid)], max_ratio=None, dedup=False)
         self.log(f"valid: {vstats.summary()}")
         if not valid:
-            raise ValueError("no usable validation pairs")
+            raise DataError("no usable validation pairs")
         tok_path = self.out / "tokenizer.model"
         if self.main and not tok_path.exists():
-            texts = [s for s, _ in pairs] + [t for _, t in pairs]
             tmp = tok_path.with_name(tok_path.name + ".tmp")
-            Tokenizer.train(texts, tmp, cfg.vocab_size, cfg.tokenizer_type, log=self.log)
+            if self.init_from is not None:  # fine-tuning keeps the vocabulary of its weights
+                shutil.copyfile(self.init_from / TOKENIZER, tmp)
+            else:
+                texts = [s for s, _ in pairs] + [t for _, t in pairs]
+                Tokenizer.train(texts, tmp, cfg.vocab_size, cfg.tokenizer_type, log=self.log)
             os.replace(tmp, tok_path)
         if self.world > 1:
             dist.barrier()
@@ -224,11 +287,12 @@ class Trainer:
         self.vsrc, self.vtgt, _ = encode_corpus(valid, self.tokenizer, max_len)
         self.batcher = TokenBatcher([len(s) + 1 for s in self.src], [len(t) + 1 for t in self.tgt], cfg.max_tokens,
                                     seed=cfg.seed, rank=self.rank, world_size=self.world)
+
+    def _write_run_json(self) -> None:
         if self.main:
             write_json_atomic(self.out / "run.json", {
-                "model": self.model_cfg.to_dict(), "train": asdict(cfg),
-                "data": {"train": list(self.args.train), "valid": self.args.valid},
-                "command": " ".join(sys.argv),
+                "model": self.model_cfg.to_dict(), "train": asdict(self.cfg), "data": self.data_args,
+                "fingerprint": self.fingerprint, "command": " ".join(sys.argv),
             })
 
     # -- schedule -------------------------------------------------------------------
@@ -363,7 +427,7 @@ class Trainer:
 
         sample = self.valid_pairs[: self.cfg.eval_sentences]
         infer = copy.deepcopy(model)
-        translator = Translator(infer, self.tokenizer, {"beam": self.cfg.eval_beam}, device=str(self.device),
+        translator = TorchTranslator(infer, self.tokenizer, {"beam": self.cfg.eval_beam}, device=str(self.device),
                                 dtype="auto" if self.device.type == "cuda" else "fp32")
         hyps = translator.translate([s for s, _ in sample])
         return sacrebleu.corpus_bleu(hyps, [[t for _, t in sample]]).score
@@ -514,14 +578,14 @@ def plot_curves(metrics: Path, png: Path) -> None:
 def run(args) -> Path:
     """Entry point used by the CLI (``crossattn train``)."""
     out = Path(args.out)
-    if args.resume and (out / "run.json").exists():
+    if args.resume and (out / "run.json").exists() and not (args.config or args.preset):
         saved = json.loads((out / "run.json").read_text())
         model_cfg = ModelConfig.from_dict(saved["model"])
         cfg = TrainConfig.from_dict(saved["train"])
     else:
         model_cfg, cfg = load_config(args.config, args.preset or (None if args.config else "tiny"))
     overrides = {k: getattr(args, k) for k in ("max_steps", "max_minutes", "seed", "device", "dtype", "max_tokens",
-                                               "eval_every") if getattr(args, k, None) is not None}
+                                               "eval_every", "lr", "warmup_steps") if getattr(args, k, None) is not None}
     cfg = TrainConfig.from_dict({**asdict(cfg), **overrides})
     torch.set_num_threads(int(os.environ.get("CROSSATTN_THREADS", torch.get_num_threads())))
     return Trainer(args, model_cfg, cfg).train()

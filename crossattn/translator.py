@@ -1,173 +1,193 @@
-"""Translator: a model, its tokenizer and decoding settings, loaded from a model directory
-(see modeldir.py) and run with torch on CPU or GPU, in fp32, bf16 or int8.
+"""Translator: text in, text out, with CTranslate2, the C++ engine the field serves
+Transformer translation models with (OpenNMT, Argos Translate, LibreTranslate).
+
+We train in PyTorch and translate with CTranslate2: ``crossattn translate``, ``evaluate``
+and ``serve`` use this class. The model directory stays the one source of truth; its
+CTranslate2 conversion (export.py) is made on first use and cached, keyed by the
+weights' checksum, so a changed model is never served from a stale cache. The
+conversion imports torch once; after that, translating never does.
+
+Conventions shared with the torch engine (modeldir.py): the same normalizer, sentence
+splitting, output-length budget per sentence and length penalty, so both engines give
+the same tokens (tests/test_export.py checks it, greedy and beam).
+
+The attention views need the network's insides: ``translate_with_attention`` takes the
+translation from this engine and reads its cross-attention with one teacher-forced
+torch pass (torch_engine.py), loaded on first use.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+import os
+import re
+import shutil
+import threading
+from itertools import groupby
 from pathlib import Path
 
-import torch
-from torch import Tensor
+from .modeldir import (DEFAULT_DECODING, TOKENIZER, WEIGHTS, ModelDirError, decoding_settings, join_outputs, max_output_length,
+                       normalize, read_model_dir, sentence_chunks, sha256_file)
+from .precision import COMPUTE_TYPES, PrecisionError, default_compute_type
 
-from .data import pad_sources
-from .decode import beam_search
-from .model import Seq2SeqTransformer, load_weights, save_model
-from .modeldir import (CONFIG, DEFAULT_DECODING, TOKENIZER, WEIGHTS, ModelDirError, decoding_settings, join_outputs,
-                       normalize, read_model_dir, sha256_file, split_long_input)
-from .tokenizer import Tokenizer
+CACHE_ENV = "CROSSATTN_CACHE"
 
 
-def cpu_has_fast_bf16() -> bool:
-    """bf16 matmuls are only fast with AMX or AVX512-BF16; elsewhere they are ~100x slower."""
+def cache_root() -> Path:
+    """Where converted models live: $CROSSATTN_CACHE, else ~/.cache/crossattn."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "crossattn"
+
+
+def ctranslate2_model(model_dir: Path, config: dict) -> Path:
+    """The CTranslate2 conversion of ``model_dir``, converted now if not cached yet.
+
+    Written to a private temporary directory and renamed into place, so a crash or a
+    concurrent first run never leaves (or reads) a half-written model.
+    """
+    import ctranslate2
+
+    # the network's shape and every file the conversion reads: a changed config or
+    # tokenizer is a different model even with the same weights
+    files = {name: config.get("files", {}).get(name) or sha256_file(model_dir / name) for name in (WEIGHTS, TOKENIZER)}
+    key = json.dumps({"model": config.get("model"), "files": files}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    final = cache_root() / "ct2" / f"{digest[:24]}-ct2-{ctranslate2.__version__}"
+    if (final / "model.bin").is_file():
+        return final
+    from .export import export_ctranslate2  # imports torch: first use only
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp{os.getpid()}-{threading.get_ident()}")
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        export_ctranslate2(model_dir, tmp, force=True)
+        os.replace(tmp, final)
     except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    if dtype == "auto":
-        fast = device.type == "cuda" or cpu_has_fast_bf16()
-        return torch.bfloat16 if fast else torch.float32
-    return {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}[dtype]
-
-
-def quantize_int8(model: Seq2SeqTransformer, device: torch.device) -> Seq2SeqTransformer:
-    """Dynamic int8 quantization of every Linear (weights int8, activations quantized
-    per batch): about 2x faster matmuls on CPUs without fast bf16, small BLEU cost."""
-    if device.type != "cpu":
-        raise ValueError("int8 inference is CPU-only; use bf16 on GPU")
-    import warnings
-
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-
-
-def save_model_dir(model: Seq2SeqTransformer, tokenizer: Tokenizer, out: str | Path, decoding: dict | None = None,
-                   dtype: torch.dtype | None = None, extra: dict | None = None) -> None:
-    """Write an inference-ready model directory (checksums included)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_model(model, out / WEIGHTS, dtype)
-    tokenizer.save(out / TOKENIZER)
-    config = {
-        "model": model.config.to_dict(),
-        "decoding": dict(decoding or DEFAULT_DECODING),
-        "files": {name: sha256_file(out / name) for name in (WEIGHTS, TOKENIZER)},
-        **(extra or {}),
-    }
-    (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-
-
-def load_model_dir(path: str | Path | None, verify: bool = True) -> tuple[Seq2SeqTransformer, Tokenizer, dict]:
-    root, config, model_cfg, tokenizer = read_model_dir(path, verify)
-    model = Seq2SeqTransformer.empty(model_cfg)
-    try:
-        load_weights(model, root / WEIGHTS)
-    except ValueError as e:
-        raise ModelDirError(f"{root / WEIGHTS}: {e}") from None
-    except Exception as e:  # safetensors raises its own error types on truncated files
-        raise ModelDirError(f"{root / WEIGHTS}: cannot read weights ({e})") from None
-    return model.eval(), tokenizer, config
-
-
-@dataclass
-class AttentionResult:
-    """One translation with the cross-attention that produced it."""
-
-    translation: str
-    source_tokens: list[str]  # pieces, EOS included as "</s>"
-    target_tokens: list[str]  # pieces, EOS included as "</s>"
-    attention: Tensor  # (layers, heads, target_len, source_len), float32
+        if not (final / "model.bin").is_file():  # not a lost race with another process
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
 
 
 class Translator:
-    def __init__(self, model: Seq2SeqTransformer, tokenizer: Tokenizer, decoding: dict | None = None,
-                 device: str = "auto", dtype: str = "auto"):
-        self.device = pick_device(device)
-        self.int8 = dtype == "int8"
-        self.dtype = torch.float32 if self.int8 else pick_dtype(dtype, self.device)
-        self.model = model.to(self.device, self.dtype).eval()
-        if self.int8:
-            self.model = quantize_int8(self.model, self.device)
-        self.tokenizer = tokenizer
-        self.decoding = {**DEFAULT_DECODING, **(decoding or {})}
-        # keep one position for BOS/EOS bookkeeping
-        self.max_source_tokens = model.config.max_positions - 1
+    """A shipped direction ("en-fr", "fr-en") or a model directory, translating with CTranslate2."""
+
+    def __init__(self, model_dir: str | Path | None = None, device: str = "auto", dtype: str = "auto",
+                 threads: int = 0):
+        import ctranslate2
+
+        self.root, self.config, self.model_config, self.tokenizer = read_model_dir(model_dir)
+        self.decoding = {**DEFAULT_DECODING, **self.config.get("decoding", {})}
+        if device == "auto":
+            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+        self.device, _, index = device.partition(":")
+        if self.device not in ("cpu", "cuda"):
+            raise PrecisionError(f"unknown device {device!r}; choose from auto, cpu, cuda, cuda:N")
+        if self.device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
+            raise PrecisionError(f"--device {device}: no CUDA GPU on this machine; use --device cpu or auto")
+        self.dtype = default_compute_type(self.device) if dtype == "auto" else dtype
+        if self.dtype not in COMPUTE_TYPES:
+            raise PrecisionError(f"unknown dtype {dtype!r}; choose from auto, {', '.join(COMPUTE_TYPES)}")
+        compute = COMPUTE_TYPES[self.dtype]
+        if compute not in ctranslate2.get_supported_compute_types(self.device):
+            raise PrecisionError(f"--dtype {self.dtype} is not supported on this {self.device} by CTranslate2; "
+                                 f"use fp32 or int8")
+        self.ct2_dir = ctranslate2_model(self.root, self.config)
+        try:
+            self.engine = ctranslate2.Translator(str(self.ct2_dir), device=self.device,
+                                                 device_index=int(index or 0), compute_type=compute,
+                                                 intra_threads=threads)
+        except (RuntimeError, ValueError) as e:
+            raise ModelDirError(f"{self.ct2_dir}: CTranslate2 cannot load it ({e})") from None
+        self.pieces = [self.tokenizer.id_to_piece(i) for i in range(self.tokenizer.vocab_size)]
+        self.piece_id = {p: i for i, p in enumerate(self.pieces)}
+        # one position is kept for BOS/EOS bookkeeping, as in the torch engine
+        self.max_source_tokens = self.model_config.max_positions - 1
+        self._torch = None
+        self._torch_lock = threading.Lock()
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str = "auto", dtype: str = "auto") -> "Translator":
-        model, tokenizer, config = load_model_dir(path)
-        return cls(model, tokenizer, config.get("decoding"), device, dtype)
+    def load(cls, model: str | Path | None = None, device: str = "auto", dtype: str = "auto",
+             threads: int = 0) -> "Translator":
+        return cls(model, device, dtype, threads)
 
-    # -- text <-> ids -----------------------------------------------------------------
-    def _batch(self, seqs: list[list[int]]) -> Tensor:
-        return pad_sources(seqs, self.model.config.pad_id, self.model.config.eos_id).to(self.device)
+    @property
+    def direction(self) -> str | None:
+        """"en-fr" etc. when the model directory says which languages it translates."""
+        langs = self.config.get("languages")
+        if langs:
+            return f"{langs['source']}-{langs['target']}"
+        return self.root.name if re.fullmatch(r"[a-z]{2,3}-[a-z]{2,3}", self.root.name) else None
 
-    # -- translation ------------------------------------------------------------------
     def translate(self, texts: list[str], beam: int | None = None, alpha: float | None = None,
-                  batch_size: int = 64, max_batch_tokens: int = 4096) -> list[str]:
-        """One output per input, in order; empty input gives empty output."""
+                  split_sentences: bool = True, batch_size: int = 64) -> list[str]:
+        """One output per input, in order; empty input gives empty output. With
+        ``split_sentences`` each sentence of a text is translated on its own and the
+        translations are joined in order."""
         beam, alpha = decoding_settings(self.decoding, beam, alpha)
-        texts = [normalize(t) for t in texts]
-        encoded = self.tokenizer.encode_batch(texts)
-        pieces: list[tuple[int, list[int]]] = []  # (input index, chunk ids)
-        for i, (text, ids) in enumerate(zip(texts, encoded)):
-            pieces.extend((i, c) for c in split_long_input(self.tokenizer, ids, text, self.max_source_tokens))
-        # sort by length so each batch has little padding; restore order at the end
-        order = sorted(range(len(pieces)), key=lambda j: len(pieces[j][1]))
-        results: list[list[int]] = [[] for _ in pieces]
-        start = 0
-        while start < len(order):
-            end = start + 1
-            while (end < len(order) and end - start < batch_size
-                   and (end - start + 1) * (len(pieces[order[end]][1]) + 1) * beam <= max_batch_tokens):
-                end += 1
-            batch_idx = order[start:end]
-            src = self._batch([pieces[j][1] for j in batch_idx])
-            for j, hyp in zip(batch_idx, beam_search(self.model, src, beam, alpha)):
-                results[j] = hyp
-            start = end
-        outputs = [[] for _ in texts]
-        for (i, _), hyp in zip(pieces, results):
+        parts: list[tuple[int, list[int]]] = []  # (input index, ids of one sentence)
+        for i, text in enumerate(texts):
+            chunks = sentence_chunks(self.tokenizer, normalize(text), self.max_source_tokens, split_sentences)
+            parts.extend((i, c) for c in chunks)
+        hyps = self._search([ids for _, ids in parts], beam, alpha, batch_size)
+        outputs: list[list[str]] = [[] for _ in texts]
+        for (i, _), hyp in zip(parts, hyps):
             outputs[i].append(self.tokenizer.decode(hyp))
         return join_outputs(outputs)
 
-    @torch.inference_mode()
-    def translate_with_attention(self, text: str, beam: int | None = None, alpha: float | None = None) -> AttentionResult:
-        """Translate one text and return the cross-attention of every layer and head.
-
-        The hypothesis is found by the normal search; its attention is then read by one
-        teacher-forced pass over it, which computes exactly the weights each step used
-        (the decoder is causal), so the plain translate path never pays for weights.
-        """
+    def translate_alternatives(self, texts: list[str], n: int, beam: int | None = None, alpha: float | None = None,
+                               split_sentences: bool = True, batch_size: int = 64) -> list[list[str]]:
+        """The ``n`` best translations of each text, best first (a beam of at least ``n``);
+        for a text of several sentences, the i-th joins each sentence's i-th best."""
         beam, alpha = decoding_settings(self.decoding, beam, alpha)
+        beam = max(beam, n)
+        parts: list[tuple[int, list[int]]] = []
+        for i, text in enumerate(texts):
+            chunks = sentence_chunks(self.tokenizer, normalize(text), self.max_source_tokens, split_sentences)
+            parts.extend((i, c) for c in chunks)
+        nbest = self._search([ids for _, ids in parts], beam, alpha, batch_size, n)
+        outputs: list[list[list[str]]] = [[[] for _ in range(n)] for _ in texts]
+        for (i, _), hyps in zip(parts, nbest):
+            for k in range(n):
+                outputs[i][k].append(self.tokenizer.decode(hyps[min(k, len(hyps) - 1)]))
+        return [join_outputs(alts) for alts in outputs]
+
+    def _search(self, sources: list[list[int]], beam: int, alpha: float, batch_size: int,
+                n_best: int = 0) -> list:
+        """Target ids per source (a list of the ``n_best`` best when asked). Sources are
+        grouped by length so that each call's length budget is each sentence's own (a
+        translation never depends on its batch)."""
+        out: list = [[] for _ in sources]
+        order = sorted(range(len(sources)), key=lambda j: len(sources[j]))
+        limit = lambda j: max_output_length(len(sources[j]) + 1, self.model_config.max_positions)  # noqa: E731
+        for max_len, group in groupby(order, key=limit):
+            idx = list(group)
+            results = self.engine.translate_batch(
+                [[self.pieces[t] for t in sources[j]] for j in idx], beam_size=beam, length_penalty=alpha,
+                max_decoding_length=max_len, max_input_length=0, max_batch_size=batch_size,
+                num_hypotheses=max(n_best, 1))
+            for j, r in zip(idx, results):
+                hyps = [[self.piece_id[p] for p in h] for h in r.hypotheses]
+                out[j] = hyps if n_best else hyps[0]
+        return out
+
+    # -- attention, read by the torch network ----------------------------------------
+    def torch_engine(self):
+        """The torch network of the same model directory, loaded on first use (fp32 CPU)."""
+        with self._torch_lock:
+            if self._torch is None:
+                from .torch_engine import TorchTranslator
+
+                self._torch = TorchTranslator.load(self.root, device="cpu", dtype="fp32")
+            return self._torch
+
+    def translate_with_attention(self, text: str, beam: int | None = None, alpha: float | None = None):
+        """An AttentionResult (torch_engine.py) for the translation this engine gives."""
+        engine = self.torch_engine()
         text = normalize(text)
         ids = self.tokenizer.encode(text)[: self.max_source_tokens - 1]
-        src = self._batch([ids])
-        hyp = beam_search(self.model, src, beam, alpha)[0]
-        cfg = self.model.config
-        hyp = hyp[: cfg.max_positions - 1]
-        tgt_in = torch.tensor([[cfg.bos_id] + hyp], device=self.device)
-        out = self.model(src, tgt_in, need_weights=True)
-        attention = torch.stack([w[0] for w in out.cross_attention]).float().cpu()  # (L, H, T, S)
-        piece = self.tokenizer.id_to_piece
-        return AttentionResult(
-            translation=self.tokenizer.decode(hyp),
-            source_tokens=[piece(i) for i in ids] + ["</s>"],
-            target_tokens=[piece(i) for i in hyp] + ["</s>"],
-            attention=attention,
-        )
-
+        beam, alpha = decoding_settings(self.decoding, beam, alpha)
+        hyp = self._search([ids], beam, alpha, 1)[0]
+        return engine.attention_of(ids, hyp)

@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .translator import AttentionResult
+from .errors import InputError
+from .torch_engine import AttentionResult
 
 SPACE, EOS = "\u2581", "</s>"
 _BYTE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")  # byte-fallback pieces
@@ -95,7 +96,7 @@ def check_index(value: int | None, n: int, what: str) -> int | None:
     if value is None:
         return None
     if not -n <= value < n:
-        raise ValueError(f"{what} {value} out of range: the model has {n} {what}s (0-{n - 1}, or -1 for the last)")
+        raise InputError(f"{what} {value} out of range: the model has {n} {what}s (0-{n - 1}, or -1 for the last)")
     return value % n
 
 
@@ -232,7 +233,7 @@ def to_json(result: AttentionResult, source_text: str, view: WordView, layer: in
 
 # -- command --------------------------------------------------------------------------
 def cmd_attend(args) -> None:
-    from .cli import CLIError, load_translator, write_json
+    from .cli import CLIError, load_torch_translator as load_translator, write_json
 
     text = " ".join(args.text).strip()
     if not text:

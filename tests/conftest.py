@@ -55,6 +55,13 @@ def run_cli(args: list[str], input: str | bytes | None = None, timeout: float = 
                           text=not isinstance(input, bytes), env=cli_env(), cwd=REPO, timeout=timeout)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_model_cache(tmp_path_factory):
+    """CTranslate2 conversions go to a cache of this session's own, not ~/.cache."""
+    os.environ["CROSSATTN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+
+
 @dataclass
 class SynthData:
     root: Path
@@ -96,7 +103,7 @@ def tiny_run(synth_data, tmp_path_factory) -> TinyRun:
 
 @pytest.fixture(scope="session")
 def tiny_translator(tiny_run):
-    from crossattn.translator import Translator
+    from crossattn.torch_engine import TorchTranslator as Translator
 
     return Translator.load(tiny_run.out, device="cpu", dtype="fp32")
 
@@ -104,7 +111,7 @@ def tiny_translator(tiny_run):
 @pytest.fixture(scope="session")
 def shipped_translator():
     """The shipped en-fr model on the CPU in fp32, loaded once for every test that reads it."""
-    from crossattn.translator import Translator
+    from crossattn.torch_engine import TorchTranslator as Translator
 
     return Translator.load(device="cpu", dtype="fp32")
 

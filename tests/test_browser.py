@@ -20,7 +20,7 @@ import pytest
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install -e '.[test]')")
 
 from crossattn.server import create_app  # noqa: E402
-from crossattn.translator import Translator  # noqa: E402
+from crossattn.torch_engine import TorchTranslator as Translator  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM") or next(

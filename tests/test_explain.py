@@ -13,7 +13,7 @@ import torch
 from crossattn import cli
 from crossattn.decode import greedy_search
 from crossattn.explain import render, trace
-from crossattn.translator import Translator
+from crossattn.torch_engine import TorchTranslator as Translator
 
 TEXT = "Hello, how are you?"
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,8 @@
-"""CTranslate2 export: the exported model translates like ours (shipped model), scores
-like ours (tiny variants: post-LN, GELU, learned positions, untied output), and the
-command fails in one line when it cannot run."""
+"""CTranslate2, the translation engine: the Translator (CTranslate2 on our export) gives
+the same tokens as the torch network (shipped model and the tiny trained model, greedy
+and beam), scores like it (tiny variants: post-LN, GELU, learned positions, untied
+output), converts once per model into an atomic cache, and ``export`` never deletes what
+it did not write."""
 
 from __future__ import annotations
 
@@ -11,11 +13,13 @@ import torch
 
 ctranslate2 = pytest.importorskip("ctranslate2")
 
-from crossattn.cli import CLIError, main  # noqa: E402
-from crossattn.export import export_ctranslate2  # noqa: E402
+from crossattn.cli import main  # noqa: E402
+from crossattn.export import MARKER, ExportError, export_ctranslate2  # noqa: E402
 from crossattn.model import ModelConfig, Seq2SeqTransformer  # noqa: E402
 from crossattn.modeldir import PRETRAINED_DIR, normalize  # noqa: E402
-from crossattn.translator import Translator, save_model_dir  # noqa: E402
+from crossattn.modeldir import save_model_dir  # noqa: E402
+from crossattn.torch_engine import TorchTranslator  # noqa: E402
+from crossattn.translator import Translator, cache_root  # noqa: E402
 
 SENTENCES = [
     "Hello, how are you?", "I finished the work.", "You have one hour.", "Where is the station?",
@@ -34,43 +38,41 @@ SENTENCES = [
 def shipped(tmp_path_factory):
     torch.set_num_threads(1)
     out = export_ctranslate2(None, tmp_path_factory.mktemp("ct2") / "en-fr-ct2")
-    translator = Translator.load(dtype="fp32")
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
-    engine = ctranslate2.Translator(str(out), device="cpu", intra_threads=1)
-    return out, translator, sp, engine
-
-
-def ct2_translate(sp, engine, texts: list[str], beam: int) -> list[str]:
-    batch = [sp.encode(normalize(t), out_type=str) for t in texts]
-    results = engine.translate_batch(batch, beam_size=beam, length_penalty=0.4, max_decoding_length=255)
-    return [sp.decode(r.hypotheses[0]) for r in results]
+    return out, TorchTranslator.load(device="cpu", dtype="fp32"), Translator.load(device="cpu", dtype="fp32", threads=1)
 
 
 def test_export_directory_is_self_contained(shipped):
     out = shipped[0]
     names = {p.name for p in out.iterdir()}
-    assert {"model.bin", "config.json", "shared_vocabulary.json", "tokenizer.model", "README.md"} <= names
+    assert {"model.bin", "config.json", "shared_vocabulary.json", "tokenizer.model", "README.md", MARKER} <= names
     assert (out / "tokenizer.model").read_bytes() == (PRETRAINED_DIR / "tokenizer.model").read_bytes()
     assert "translate_batch" in (out / "README.md").read_text()
 
 
-def test_greedy_translations_match(shipped):
-    _, translator, sp, engine = shipped
-    ours = translator.translate(SENTENCES, beam=1)
-    theirs = ct2_translate(sp, engine, SENTENCES, beam=1)
+@pytest.mark.parametrize("beam", [1, 2, 4])
+def test_ctranslate2_translations_equal_torch_on_the_shipped_model(shipped, beam):
+    _, torch_engine, ct2_engine = shipped
+    ours = torch_engine.translate(SENTENCES, beam=beam, alpha=0.6)
     assert all(ours), "the shipped model should translate every sentence"
-    assert ours == theirs
+    assert ct2_engine.translate(SENTENCES, beam=beam, alpha=0.6) == ours
 
 
-def test_beam_translations_mostly_match(shipped):
-    """Beam search differs only by the form of the length penalty (see the export README)."""
-    _, translator, sp, engine = shipped
-    ours = translator.translate(SENTENCES, beam=4)
-    theirs = ct2_translate(sp, engine, SENTENCES, beam=4)
-    same = sum(a == b for a, b in zip(ours, theirs))
-    assert same >= 0.9 * len(SENTENCES), list(zip(ours, theirs))
+@pytest.mark.parametrize("beam", [1, 3])
+def test_ctranslate2_translations_equal_torch_on_the_tiny_model(tiny_run, synth_data, beam):
+    sources = [line.split("\t")[0] for line in synth_data.test.read_text().splitlines()][:60]
+    torch_out = TorchTranslator.load(tiny_run.out, device="cpu", dtype="fp32").translate(sources, beam=beam, alpha=1.0)
+    ct2_out = Translator.load(tiny_run.out, device="cpu", dtype="fp32", threads=1).translate(sources, beam=beam,
+                                                                                             alpha=1.0)
+    assert ct2_out == torch_out
+
+
+def test_the_conversion_is_cached_per_checksum(tiny_run):
+    first = Translator.load(tiny_run.out, dtype="fp32", threads=1)
+    assert first.ct2_dir.parent == cache_root() / "ct2" and (first.ct2_dir / "model.bin").is_file()
+    stamp = (first.ct2_dir / "model.bin").stat().st_mtime_ns
+    again = Translator.load(tiny_run.out, dtype="fp32", threads=1)
+    assert again.ct2_dir == first.ct2_dir and (again.ct2_dir / "model.bin").stat().st_mtime_ns == stamp
+    assert not [p for p in first.ct2_dir.parent.iterdir() if ".tmp" in p.name]
 
 
 @pytest.mark.parametrize("overrides", [
@@ -110,7 +112,7 @@ def test_token_scores_match_tiny_variants(tmp_path, overrides):
 
 def test_missing_ctranslate2_is_one_line_error(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "ctranslate2", None)  # makes `import ctranslate2` fail
-    with pytest.raises(CLIError, match="pip install"):
+    with pytest.raises(ExportError, match="pip install"):
         export_ctranslate2(None, tmp_path / "out")
     assert main(["export", "--format", "ctranslate2", "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err.strip()
@@ -122,4 +124,22 @@ def test_refuses_to_overwrite_without_force(tmp_path, capsys):
     (tmp_path / "out" / "keep.txt").write_text("x")
     assert main(["export", "--out", str(tmp_path / "out")]) == 1
     assert "already exists" in capsys.readouterr().err
-    assert (tmp_path / "out" / "keep.txt").exists()
+
+
+def test_force_never_replaces_a_directory_it_did_not_write(tmp_path, capsys):
+    home = tmp_path / "home"
+    (home / "photos").mkdir(parents=True)
+    (home / "photos" / "cat.jpg").write_bytes(b"meow")
+    (home / "notes.txt").write_text("keep me")
+    assert main(["export", "--out", str(home), "--force"]) == 1
+    assert "not a directory written by crossattn export" in capsys.readouterr().err
+    assert (home / "notes.txt").read_text() == "keep me" and (home / "photos" / "cat.jpg").read_bytes() == b"meow"
+
+
+def test_force_replaces_an_earlier_export(tmp_path):
+    out = tmp_path / "ct2"
+    export_ctranslate2(None, out)
+    (out / "stale.txt").write_text("from the old export")
+    export_ctranslate2(None, out, force=True)
+    assert (out / MARKER).is_file() and not (out / "stale.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["ct2"]  # no temporary or old copies left

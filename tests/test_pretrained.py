@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from crossattn.modeldir import PRETRAINED_DIR, sha256_file
-from crossattn.translator import Translator
+from crossattn.torch_engine import TorchTranslator as Translator
 
 from conftest import SHARED_DATA
 

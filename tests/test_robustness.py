@@ -142,14 +142,14 @@ BROKEN_MODEL_DIRS = {
 }
 
 
-@pytest.mark.parametrize("engine", ["numpy", "torch"])
+@pytest.mark.parametrize("command", ["translate", "attend"])  # CTranslate2 and torch engines
 @pytest.mark.parametrize("case", BROKEN_MODEL_DIRS)
-def test_broken_model_directory_is_one_line_error(case, engine, tiny_run, tmp_path, capsys):
+def test_broken_model_directory_is_one_line_error(case, command, tiny_run, tmp_path, capsys):
     model = tmp_path / "model"
     shutil.copytree(tiny_run.out / "model", model)
     damage, expected = BROKEN_MODEL_DIRS[case]
     damage(model)
-    err = one_line_error(capsys, cli.main(["translate", "--engine", engine, "--model", str(model), "the cat"]))
+    err = one_line_error(capsys, cli.main([command, "--model", str(model), "the cat"]))
     assert expected in err
 
 
@@ -263,7 +263,7 @@ def test_translate_never_crashes_and_keeps_one_output_per_input(tiny_translator,
 
 def test_empty_input_gives_empty_output_even_from_an_untrained_model(tiny_translator):
     from crossattn.model import Seq2SeqTransformer
-    from crossattn.translator import Translator
+    from crossattn.torch_engine import TorchTranslator as Translator
 
     for seed in range(3):  # an untrained model happily "translates" nothing into "}}}}}}}}"
         torch.manual_seed(seed)
@@ -294,7 +294,7 @@ def test_translate_file_gives_one_output_line_per_input_line(tiny_run, tmp_path_
 
 # -- inputs longer than the model ----------------------------------------------------------------
 def test_text_longer_than_max_positions_is_translated_in_pieces(tiny_translator):
-    from crossattn.modeldir import split_long_input
+    from crossattn.modeldir import sentence_chunks
 
     tr, tok = tiny_translator, tiny_translator.tokenizer
     sentences = "the cat sees the big red dog. " * 20  # several hundred tokens, sentence breaks
@@ -302,7 +302,7 @@ def test_text_longer_than_max_positions_is_translated_in_pieces(tiny_translator)
     for text in (sentences.strip(), no_breaks.strip()):
         ids = tok.encode(text)
         assert len(ids) > 3 * tr.model.config.max_positions
-        chunks = split_long_input(tok, ids, text, tr.max_source_tokens)
+        chunks = sentence_chunks(tok, text, tr.max_source_tokens)
         # every chunk fits the model with its EOS, and together they cover the whole text
         assert len(chunks) >= 3 and all(len(c) + 1 <= tr.max_source_tokens for c in chunks)
         assert tok.decode([i for c in chunks for i in c]) == text

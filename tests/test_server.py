@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from crossattn.cli import CLIError, build_parser
 from crossattn.server import APIError, Batcher, Job, Limits, cmd_serve, create_app
-from crossattn.translator import Translator
+from crossattn.torch_engine import TorchTranslator as Translator
 
 REPO = Path(__file__).resolve().parents[1]
 STATIC = REPO / "crossattn" / "static"

@@ -36,7 +36,7 @@ def complete_checkpoints(out: Path) -> dict[int, Path]:
 def assert_nothing_half_written(out: Path) -> None:
     """Every checkpoint (and model/) under its final name is whole and loads;
     work in progress may only live under a temporary name (.tmp, .old)."""
-    from crossattn.translator import load_model_dir
+    from crossattn.modeldir import load_model_dir
 
     for step, path in complete_checkpoints(out).items():
         assert sorted(p.name for p in path.iterdir()) == CHECKPOINT_FILES, path

@@ -9,7 +9,7 @@ import torch
 
 from crossattn import cli
 from crossattn.modeldir import PRETRAINED_DIR
-from crossattn.translator import AttentionResult
+from crossattn.torch_engine import AttentionResult
 from crossattn.visualize import (check_index, group_pieces, merge_attention, pieces_to_text, select, text_table,
                                  word_view)
 

@@ -1,0 +1,218 @@
+"""LibreTranslate's HTTP API, served by ``crossattn serve`` beside its own ``/api/*``.
+
+Self-hosted translation clients (browser extensions, chat bots, the ``libretranslatepy``
+package, editors) speak this API; with it they can use crossattn models unchanged.
+What LibreTranslate's own code defines, and what we do:
+
+* ``POST /translate``: JSON or form body with ``q`` (a string, or a list of strings in
+  JSON), ``source`` (a language code or "auto"), ``target``, ``format`` ("text"; "html"
+  is refused with 400), ``alternatives`` (extra translations per text), ``api_key``.
+  Answer ``{"translatedText": ...}`` (a list for a list), plus ``alternatives`` and, for
+  "auto", ``detectedLanguage`` ``{"language", "confidence"}``.
+* ``GET|POST /languages``: ``[{"code", "name", "targets"}]``; ``POST /detect``.
+* Errors are ``{"error": "..."}`` with 400 (bad request), 403 (API key), 429 (rate limit).
+
+API keys (``--api-keys FILE``: one key per line, optionally followed by its requests
+per minute) and a per-client limit for requests without a key (``--req-limit``) work
+like LibreTranslate's: a sliding window of one minute per key or client address.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from .errors import InputError
+from .server_api import APIError, Limits, check_request
+
+NAMES = {"en": "English", "fr": "French"}
+
+
+# -- who may ask, and how often ---------------------------------------------------------
+def read_api_keys(path: str | Path) -> dict[str, int]:
+    """``{key: requests per minute (0 = no limit)}`` from a file of ``KEY [LIMIT]`` lines."""
+    keys: dict[str, int] = {}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read API keys from {path}: {getattr(e, 'strerror', None) or e}") from None
+    for n, line in enumerate(lines, 1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        if len(fields) > 2 or (len(fields) == 2 and not fields[1].isdigit()):
+            raise InputError(f"{path}:{n}: expected KEY or KEY REQUESTS_PER_MINUTE")
+        keys[fields[0]] = int(fields[1]) if len(fields) == 2 else 0
+    return keys
+
+
+@dataclass
+class Access:
+    keys: dict[str, int] = field(default_factory=dict)  # API key -> requests per minute (0 = unlimited)
+    req_limit: int = 0  # per client address without a key; 0 = unlimited
+    require_key: bool = False
+    _recent: dict = field(default_factory=lambda: defaultdict(deque), repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def admit(self, api_key: str, client: str) -> None:
+        """Raise 403 for a wrong or missing key, 429 over the limit; else count the request."""
+        if api_key:
+            if api_key not in self.keys:
+                raise APIError(403, "invalid_api_key", "Invalid API key")
+            who, limit = f"key:{api_key}", self.keys[api_key]
+        elif self.require_key:
+            raise APIError(403, "missing_api_key", "Invalid API key: this server requires an api_key")
+        else:
+            who, limit = f"client:{client}", self.req_limit
+        if not limit:
+            return
+        now = time.monotonic()
+        with self._lock:
+            recent = self._recent[who]
+            while recent and now - recent[0] >= 60:
+                recent.popleft()
+            if len(recent) >= limit:
+                raise APIError(429, "too_many_requests", f"Too many requests: the limit is {limit} per minute")
+            recent.append(now)
+
+
+# -- language detection for source="auto" ------------------------------------------------
+_WORDS = {
+    "en": set("the of and to a in is it you that he was for on are with as i his they be at one have this from or "
+              "had by not but what some we can were all there when your how said an each she which do their if will "
+              "way about many then them would so these her see him has could my than been who its now people".split()),
+    "fr": set("le la les de des du un une et est en que qui dans pour pas au aux ce il elle je tu nous vous ils sur "
+              "avec se son sa ses mais ou plus par ne sont été être avoir fait comme tout bien mon ma très cette "
+              "ces leur aussi y c'est j'ai suis es".split()),
+}
+_FRENCH_LETTERS = re.compile(r"[àâçéèêëîïôûùüÿœ]")
+
+
+def detect_language(text: str, candidates: list[str]) -> tuple[str, float]:
+    """``(language code, confidence 0-100)`` among ``candidates`` from function words and
+    French letters: enough to tell English from French, which is all we translate."""
+    words = re.findall(r"[\w']+", text.lower())
+    score = {lang: sum(w in _WORDS.get(lang, ()) for w in words) for lang in candidates}
+    if "fr" in score:
+        score["fr"] += 2 * len(_FRENCH_LETTERS.findall(text.lower()))
+    total = sum(score.values())
+    best = max(candidates, key=lambda lang: (score[lang], lang == candidates[0]))
+    return best, round(100.0 * score[best] / total, 1) if total else 0.0
+
+
+# -- the routes --------------------------------------------------------------------------
+async def read_params(request) -> dict:
+    """A JSON object, or a form (application/x-www-form-urlencoded), as LibreTranslate accepts."""
+    body = await request.body()
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/x-www-form-urlencoded" or (kind != "application/json" and body[:1] not in (b"{", b"[")):
+        return {k: v[0] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
+    try:
+        params = json.loads(body) if body else {}
+    except ValueError:
+        raise APIError(400, "invalid_json", "Invalid JSON format") from None
+    if not isinstance(params, dict):
+        raise APIError(400, "invalid_json", "Invalid JSON format")
+    return params
+
+
+def add_routes(app, run, translators: dict, limits: Limits, access: Access) -> None:
+    """LibreTranslate's endpoints on ``app``; ``run(Job)`` hands work to the server's batcher."""
+    from .server import Job
+
+    known = sorted(NAMES)  # detection tells apart every language we know, served or not
+
+    def fail(e: APIError) -> JSONResponse:  # LibreTranslate's error shape: {"error": message}
+        return JSONResponse({"error": e.detail}, status_code=e.status)
+
+    def languages() -> list[dict]:
+        codes = sorted({code for d in translators for code in d.split("-", 1)})
+        return [{"code": c, "name": NAMES.get(c, c),
+                 "targets": sorted(d.split("-", 1)[1] for d in translators if d.startswith(f"{c}-"))} for c in codes]
+
+    @app.api_route("/languages", methods=["GET", "POST"], summary="LibreTranslate: the languages served")
+    async def get_languages():
+        return languages()
+
+    @app.post("/detect", summary="LibreTranslate: detect the language of q")
+    async def detect(request: Request):
+        try:
+            params = await read_params(request)
+            access.admit(str(params.get("api_key") or ""), request.client.host if request.client else "")
+            q = params.get("q")
+            if not isinstance(q, str) or not q:
+                raise APIError(400, "missing_q", "Invalid request: missing q parameter")
+            lang, confidence = detect_language(q, known)
+            return [{"language": lang, "confidence": confidence}]
+        except APIError as e:
+            return fail(e)
+
+    @app.post("/translate", summary="LibreTranslate: translate q from source to target")
+    async def translate(request: Request):
+        try:
+            params = await read_params(request)
+            access.admit(str(params.get("api_key") or ""), request.client.host if request.client else "")
+            q, source, target = params.get("q"), params.get("source"), params.get("target")
+            batch = isinstance(q, list)
+            texts = q if batch else [q]
+            if not q or not all(isinstance(t, str) for t in texts):
+                raise APIError(400, "missing_q", "Invalid request: missing q parameter")
+            for name, value in (("source", source), ("target", target)):
+                if not value or not isinstance(value, str):
+                    raise APIError(400, f"missing_{name}", f"Invalid request: missing {name} parameter")
+            fmt = params.get("format", "text") or "text"
+            if fmt != "text":
+                raise APIError(400, "unsupported_format", f"{fmt} format is not supported"
+                               + (" (only text)" if fmt == "html" else ""))
+            try:
+                alternatives = int(params.get("alternatives", 0) or 0)
+            except (TypeError, ValueError):
+                raise APIError(400, "bad_alternatives", "Invalid request: alternatives parameter is not a number") from None
+            if not 0 <= alternatives <= limits.max_beam - 1:
+                raise APIError(400, "bad_alternatives", f"Invalid request: alternatives must be 0-{limits.max_beam - 1}")
+            try:
+                check_request(texts, None, limits)
+            except APIError as e:
+                raise APIError(400, e.code, e.detail) from None
+            detected = None
+            if source == "auto":
+                detected = [detect_language(t, known) for t in texts]
+            for lang in (source, target):
+                if lang != "auto" and lang not in NAMES:
+                    raise APIError(400, "unsupported_language", f"{lang} is not supported")
+            directions = [f"{d[0]}-{target}" for d in detected] if detected else [f"{source}-{target}"] * len(texts)
+            for direction in directions:
+                if direction.split("-")[0] == target:
+                    continue  # auto-detected as the target language already: returned as is
+                if direction not in translators:
+                    raise APIError(400, "unsupported_language", f"{direction.split('-')[0]} to {target} is not supported")
+            results: list = [None] * len(texts)
+            for direction in dict.fromkeys(directions):
+                idx = [i for i, d in enumerate(directions) if d == direction]
+                if direction.split("-")[0] == target:
+                    outs = [[texts[i]] * (alternatives + 1) if alternatives else texts[i] for i in idx]
+                else:
+                    outs = await run(Job("translate", [texts[i] for i in idx], None, None, direction, alternatives))
+                for i, out in zip(idx, outs):
+                    results[i] = out
+            body: dict = {}
+            if alternatives:
+                body["translatedText"] = [r[0] for r in results] if batch else results[0][0]
+                body["alternatives"] = [r[1:] for r in results] if batch else results[0][1:]
+            else:
+                body["translatedText"] = results if batch else results[0]
+            if detected:
+                found = [{"language": lang, "confidence": conf} for lang, conf in detected]
+                body["detectedLanguage"] = found if batch else found[0]
+            return body
+        except APIError as e:
+            return fail(e)

@@ -1,0 +1,82 @@
+"""Text before the tokenizer: the one normalizer, and sentence splitting.
+
+Every path that hands text to a model (training data, ``translate``, the server,
+alignment) goes through :func:`clean_text`, so the model always sees what it was trained
+on. Nothing here imports torch.
+
+Sentence splitting is ours, rule-based, for English and French: a well-kept library
+that runs offline and knows both languages would have been preferred, but the options
+(pysbd: unmaintained since 2021 and ~1 ms per sentence; NLTK punkt, spaCy, stanza:
+models downloaded at run time or hundreds of MB of dependencies) each cost more than
+the fifty lines below, whose rules the tests pin down. A missed split only makes an
+input longer; a wrong split breaks a sentence in two, so the rules stay conservative.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# C0/C1 control characters that are not whitespace, and byte-order marks anywhere.
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ufeff]")
+_SPACES = re.compile(r"\s+")  # Unicode-aware: also NBSP, U+202F, line separators
+
+
+def clean_text(text: str) -> str:
+    """Unicode NFC, control characters and BOMs removed, whitespace runs -> one space, stripped."""
+    text = unicodedata.normalize("NFC", _CONTROL.sub("", text))
+    return _SPACES.sub(" ", text).strip()
+
+
+# Words that end with a period without ending a sentence, whatever follows
+# (titles before names, "No. 5", "p. 12", French "M. Dupont", "av. J.-C.").
+_NEVER_FINAL = {
+    "mr", "mrs", "ms", "dr", "prof", "st", "sr", "jr", "mt", "gen", "gov", "sen", "rep", "rev", "capt", "col",
+    "lt", "sgt", "hon", "vs", "no", "nos", "vol", "p", "pp", "fig", "figs", "art", "ch", "sec", "ed", "eds",
+    "approx", "dept", "est", "inc", "ltd", "co", "corp", "jan", "feb", "mar", "apr", "jun", "jul", "aug",
+    "sep", "sept", "oct", "nov", "dec", "m", "mm", "mme", "mmes", "mlle", "mlles", "me", "mgr", "av", "apr",
+    "env", "cf", "chap", "éd", "nº", "n°", "tél", "boul",
+}
+# Abbreviations that may also end a sentence: a boundary only before a capital letter.
+_MAYBE_FINAL = {"etc", "a.m", "p.m", "am", "pm"}
+
+# A run of sentence-final punctuation, closing quotes/brackets, then whitespace.
+_CANDIDATE = re.compile(r"([.!?…]+)([\"'”’»)\]]*)(\s+)")
+_OPENER = "\"'“‘«([¿¡"
+
+
+def _starts_sentence(rest: str) -> bool:
+    """Does the text after a candidate boundary look like a new sentence?"""
+    word = rest.lstrip(_OPENER + " ")
+    return bool(word) and (word[0].isupper() or word[0].isdigit())
+
+
+def _word_before(text: str, end: int) -> str:
+    start = end
+    while start > 0 and not text[start - 1].isspace() and text[start - 1] not in "\"“«([¿¡":
+        start -= 1
+    return text[start:end]
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of one line of text, in order; joined with spaces they give back ``text``
+    (up to whitespace). Empty text gives no sentences."""
+    text = text.strip()
+    sentences, start = [], 0
+    for m in _CANDIDATE.finditer(text):
+        punct, end = m.group(1), m.end()
+        if not _starts_sentence(text[end:]):
+            continue
+        if punct == ".":
+            word = _word_before(text, m.start()).lower()
+            if word in _NEVER_FINAL:
+                continue
+            if len(word) == 1 and word.isalpha():  # an initial: "J. K. Rowling"
+                continue
+            if "." in word and word not in _MAYBE_FINAL and any(c.isalpha() for c in word):  # "e.g.", "U.S."
+                continue
+        sentences.append(text[start:m.end(2)])
+        start = end
+    if start < len(text):
+        sentences.append(text[start:])
+    return [s for s in sentences if s]
