@@ -251,6 +251,9 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
                    help="with --resume: continue although data or settings differ from the saved run")
     p.add_argument("--init-from", metavar="MODEL_DIR",
                    help="start from these weights (fine-tuning): their network and vocabulary are kept")
+    p.add_argument("--languages", default="en-fr", metavar="SRC-TGT",
+                   help="languages of the data's first and second columns (default en-fr)")
+    p.add_argument("--reverse", action="store_true", help="translate the other way: second column -> first")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--warmup-steps", type=int)
     p.set_defaults(func=cmd_train)

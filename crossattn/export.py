@@ -208,16 +208,99 @@ def export_ctranslate2(model_dir: str | Path | None, out: str | Path, quantizati
     return out
 
 
+ARGOS_README = """\
+# crossattn {source_name} → {target_name} for Argos Translate
+
+Exported by `crossattn export --format argos` from {source} ({params:,} parameters):
+a CTranslate2 model (`model/`), its SentencePiece vocabulary (`sentencepiece.model`) and
+a rule-based spaCy sentence splitter (`spacy/`, a blank pipeline that Argos completes with
+spaCy's `sentencizer`), so nothing is downloaded.
+
+    import argostranslate.package, argostranslate.translate
+    argostranslate.package.install_from_path("{file}")
+    argostranslate.translate.translate("Hello, how are you?", "{source_code}", "{target_code}")
+
+Set `ARGOS_CHUNK_TYPE=SPACY` so that Argos splits sentences with the packaged spaCy
+pipeline; its default splitter (MiniSBD) would download a model on first use.
+"""
+LANGUAGE_NAMES = {"en": "English", "fr": "French"}
+
+
+def export_argos(model_dir: str | Path | None, out: str | Path, quantization: str | None = "int8",
+                 force: bool = False) -> Path:
+    """Write an Argos Translate package (``.argosmodel``, a zip archive) to ``out``."""
+    import tempfile
+    import zipfile
+
+    from .modeldir import read_model_dir, resolve_model_dir
+
+    out = Path(out)
+    if out.suffix != ".argosmodel":
+        raise ExportError(f"{out}: an Argos package file must end in .argosmodel")
+    if out.exists() and not force:
+        raise ExportError(f"{out} already exists (use --force to replace it)")
+    if out.exists() and not zipfile.is_zipfile(out):
+        raise ExportError(f"{out} is not an Argos package; refusing to replace it")
+    root, config, model_cfg, _ = read_model_dir(model_dir)
+    langs = config.get("languages") or dict(zip(("source", "target"), root.name.split("-", 1)))
+    if set(langs) != {"source", "target"}:
+        raise ExportError(f"{root}: config.json does not say its languages (\"languages\": {{\"source\", \"target\"}})")
+    src, tgt = langs["source"], langs["target"]
+    name = f"translate-{src}_{tgt}-crossattn"
+    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+        pkg = Path(tmp) / name
+        pkg.mkdir()
+        export_ctranslate2(model_dir, pkg / "model", quantization)
+        for extra in ("README.md", MARKER):
+            (pkg / "model" / extra).unlink()
+        os.replace(pkg / "model" / "tokenizer.model", pkg / "sentencepiece.model")
+        write_spacy_splitter(pkg / "spacy", src)
+        metadata = {"package_version": "1.0", "argos_version": "1.0", "from_code": src,
+                    "from_name": LANGUAGE_NAMES.get(src, src), "to_code": tgt, "to_name": LANGUAGE_NAMES.get(tgt, tgt),
+                    "type": "translate", "links": []}
+        (pkg / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+        from .modeldir import count_parameters
+
+        (pkg / "README.md").write_text(ARGOS_README.format(
+            source_name=metadata["from_name"], target_name=metadata["to_name"], source_code=src, target_code=tgt,
+            source=f"`{model_dir}`" if model_dir else f"the shipped {src}-{tgt} model",
+            params=count_parameters(resolve_model_dir(model_dir)), file=out.name))
+        archive = Path(tmp) / out.name
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+            for path in sorted(pkg.rglob("*")):
+                z.write(path, path.relative_to(tmp))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(archive, out)  # atomic: a killed export leaves the old package or none
+    return out
+
+
+def write_spacy_splitter(path: Path, lang: str) -> None:
+    """A blank spaCy pipeline for ``lang``: Argos adds the rule-based sentencizer to it."""
+    try:
+        import spacy
+    except ImportError:
+        raise ExportError("the Argos package needs spaCy for its sentence splitter: pip install spacy") from None
+    spacy.blank(lang).to_disk(path)
+
+
 def cmd_export(args) -> None:
-    print(export_ctranslate2(args.model, args.out, args.quantization, args.force))
+    from .cli import model_arg
+
+    if args.format == "argos":
+        print(export_argos(model_arg(args), args.out, args.quantization or "int8", args.force))
+    else:
+        print(export_ctranslate2(model_arg(args), args.out, args.quantization, args.force))
 
 
 def add_commands(subparsers) -> None:
-    p = subparsers.add_parser("export", help="export a model for another inference engine (CTranslate2)")
-    p.add_argument("--format", default="ctranslate2", choices=["ctranslate2"], help="target format")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    from .cli import add_model_options
+
+    p = subparsers.add_parser("export", help="export a model for another engine (CTranslate2, Argos Translate)")
+    p.add_argument("--format", default="ctranslate2", choices=["ctranslate2", "argos"],
+                   help="ctranslate2: a model directory; argos: an .argosmodel package (int8 weights by default)")
+    p.add_argument("--out", required=True, metavar="PATH", help="output directory (ctranslate2) or FILE.argosmodel")
     p.add_argument("--quantization", choices=["int8", "int8_float32", "int16", "float16", "bfloat16"],
                    help="store weights quantized (default float32; CTranslate2 can also quantize at load time)")
     p.add_argument("--force", action="store_true", help="replace an earlier export in --out (never another directory)")
-    p.add_argument("--model", help="model directory (default: the shipped en-fr model)")
+    add_model_options(p)
     p.set_defaults(func=cmd_export)

@@ -139,8 +139,12 @@ def add_routes(app, run, translators: dict, limits: Limits, access: Access) -> N
         return [{"code": c, "name": NAMES.get(c, c),
                  "targets": sorted(d.split("-", 1)[1] for d in translators if d.startswith(f"{c}-"))} for c in codes]
 
-    @app.api_route("/languages", methods=["GET", "POST"], summary="LibreTranslate: the languages served")
+    @app.get("/languages", summary="LibreTranslate: the languages served")
     async def get_languages():
+        return languages()
+
+    @app.post("/languages", summary="LibreTranslate: the languages served (as libretranslatepy asks)")
+    async def post_languages():
         return languages()
 
     @app.post("/detect", summary="LibreTranslate: detect the language of q")

@@ -69,7 +69,10 @@ class Job:
 class Batcher:
     """One thread owns the model; jobs that arrive close together share one call."""
 
-    def __init__(self, translators: dict, limits: Limits):
+    def __init__(self, translators, limits: Limits):
+        """``translators``: {"en-fr": Translator, ...}, or one translator."""
+        if not isinstance(translators, dict):
+            translators = {"default": translators}
         self.translators, self.limits = translators, limits
         self.default = next(iter(translators))
         self.queue: queue.Queue[Job | None] = queue.Queue()

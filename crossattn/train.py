@@ -211,8 +211,15 @@ class Trainer:
         if self.init_from is not None:  # the network of the weights; dropout from this run's config
             model_cfg = replace(read_model_dir(self.init_from)[2], dropout=model_cfg.dropout,
                                 attention_dropout=model_cfg.attention_dropout)
+        # the languages of the files' two columns, and which way this model translates
+        self.reverse = bool(getattr(args, "reverse", False))
+        column_langs = (getattr(args, "languages", None) or "en-fr").split("-", 1)
+        src_lang, tgt_lang = column_langs[::-1] if self.reverse else column_langs
+        self.languages = {"source": src_lang, "target": tgt_lang}
         self.data_args = {"train": list(args.train), "valid": args.valid,
-                          "init_from": str(self.init_from.resolve()) if self.init_from else None}
+                          "init_from": str(self.init_from.resolve()) if self.init_from else None,
+                          **({"reverse": True} if self.reverse else {}),
+                          **({"languages": args.languages} if getattr(args, "languages", "en-fr") != "en-fr" else {})}
         self.fingerprint = run_fingerprint(model_cfg, cfg, self.data_args)
         if args.resume:
             check_same_run(self.out, self.fingerprint, getattr(args, "allow_changed_inputs", False))
@@ -256,6 +263,8 @@ class Trainer:
         for arg in self.args.train:
             path, weight = parse_weighted_corpus_arg(arg)
             corpus, st = load_corpus([path], max_ratio=cfg.max_ratio, keep=keep)
+            if self.reverse:
+                corpus = [(t, s) for s, t in corpus]
             self.log(f"train {arg}: {st.summary()}" + (f", weight {weight:g}" if weight != 1 else ""))
             stats.merge(st)
             pairs.extend(weighted(corpus, weight, seed=cfg.seed))
@@ -263,6 +272,8 @@ class Trainer:
         if not pairs:
             raise DataError("no usable training pairs")
         valid, vstats = load_corpus([parse_corpus_arg(self.args.valid)], max_ratio=None, dedup=False)
+        if self.reverse:
+            valid = [(t, s) for s, t in valid]
         self.log(f"valid: {vstats.summary()}")
         if not valid:
             raise DataError("no usable validation pairs")
@@ -457,7 +468,8 @@ class Trainer:
         with writing(tmp, f"model directory {self.out / name}"):
             if tmp.exists():
                 shutil.rmtree(tmp)
-            save_model_dir(model, self.tokenizer, tmp, extra={"training": {"step": self.step, "dev_bleu": bleu}})
+            save_model_dir(model, self.tokenizer, tmp, extra={"languages": self.languages,
+                                                              "training": {"step": self.step, "dev_bleu": bleu}})
             replace_dir(tmp, self.out / name)
 
     # -- checkpoints ------------------------------------------------------------------

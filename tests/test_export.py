@@ -143,3 +143,35 @@ def test_force_replaces_an_earlier_export(tmp_path):
     export_ctranslate2(None, out, force=True)
     assert (out / MARKER).is_file() and not (out / "stale.txt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["ct2"]  # no temporary or old copies left
+
+
+def test_argos_package_installs_and_translates_offline(tmp_path):
+    """`crossattn export --format argos` -> argostranslate installs it and translates with
+    it, with nothing downloaded (its spaCy sentence splitter is in the package)."""
+    pytest.importorskip("argostranslate", reason="argostranslate is not installed (pip install argostranslate)")
+    import subprocess
+
+    package = tmp_path / "en_fr.argosmodel"
+    assert main(["export", "--format", "argos", "--out", str(package)]) == 0
+    home = tmp_path / "home"
+    # Argos caches spaCy's multilingual model at import in SPACY mode; an existing cache
+    # entry keeps it from trying the network (the package's own splitter is what is used)
+    (home / "cache" / "argos-translate" / "spacy" / "senter" / "model").mkdir(parents=True)
+    script = ("import argostranslate.package as p, argostranslate.translate as t; "
+              f"p.install_from_path({str(package)!r}); "
+              "print(t.translate('I went to the market this morning. It was raining, so I took an umbrella.', 'en', 'fr'))")
+    env = {"HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / "cache"),
+           "XDG_CONFIG_HOME": str(home / "config"), "ARGOS_CHUNK_TYPE": "SPACY", "PATH": "/usr/bin:/bin",
+           "OMP_NUM_THREADS": "1", "ARGOS_INTRA_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout.strip()
+    assert "marché" in out and "parapluie" in out, out
+    assert "raw.githubusercontent.com" not in proc.stderr and "Downloading" not in proc.stderr
+
+
+def test_argos_export_refuses_other_files(tmp_path, capsys):
+    target = tmp_path / "notes.argosmodel"
+    target.write_text("my notes")
+    assert main(["export", "--format", "argos", "--out", str(target), "--force"]) == 1
+    assert "not an Argos package" in capsys.readouterr().err and target.read_text() == "my notes"

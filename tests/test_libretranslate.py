@@ -1,0 +1,155 @@
+"""LibreTranslate's API in `crossattn serve`: a real client nobody here wrote
+(`libretranslatepy`, from PyPI) against a live server on loopback, and the API's
+errors (400/403/429 as {"error": ...}) in process."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import urllib.error
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from crossattn.libretranslate import Access, detect_language, read_api_keys
+from crossattn.server import create_app
+from crossattn.translator import Translator
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def translator() -> Translator:
+    return Translator.load(device="cpu", dtype="fp32", threads=1)
+
+
+@pytest.fixture(scope="module")
+def client(translator):
+    with TestClient(create_app(translator, access=Access({"good-key": 0, "slow-key": 2}, req_limit=0))) as c:
+        yield c
+
+
+def load_test_module():
+    spec = importlib.util.spec_from_file_location("load_test", REPO / "bench" / "load_test.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_libretranslatepy_client_against_a_live_server(translator, tmp_path):
+    libretranslatepy = pytest.importorskip("libretranslatepy")
+    keys = tmp_path / "keys.txt"
+    keys.write_text("# key  requests per minute\nsecret-1\nlimited-1 2\n")
+    lt_server = load_test_module()
+    proc, url = lt_server.start_server(["--threads", "1", "--api-keys", str(keys), "--require-api-key"])
+    try:
+        client = libretranslatepy.LibreTranslateAPI(url, api_key="secret-1")
+        text = "I went to the market this morning. It was raining, so I took an umbrella."
+        assert client.translate(text, "en", "fr") == translator.translate([text])[0]
+        codes = {lang["code"]: lang for lang in client.languages()}
+        assert "fr" in codes["en"]["targets"]
+        assert client.detect("Je ne sais pas ce que tu veux dire.")[0]["language"] == "fr"
+        # a wrong key and a missing key are refused with 403
+        for key in ("wrong", None):
+            with pytest.raises(urllib.error.HTTPError) as e:
+                libretranslatepy.LibreTranslateAPI(url, api_key=key).translate("Hello.", "en", "fr")
+            assert e.value.code == 403
+        # a key's own limit: the third request within a minute gets 429
+        limited = libretranslatepy.LibreTranslateAPI(url, api_key="limited-1")
+        limited.translate("Hello.", "en", "fr")
+        limited.translate("Hello.", "en", "fr")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            limited.translate("Hello.", "en", "fr")
+        assert e.value.code == 429 and "limit" in e.value.read().decode()
+        assert proc.poll() is None, "server died"
+    finally:
+        lt_server.stop_server(proc)
+
+
+def test_translate_json_and_form_bodies(client, translator):
+    texts = ["Hello.", "Where is the station? It is late."]
+    want = translator.translate(texts)
+    assert client.post("/translate", data={"q": texts[0], "source": "en", "target": "fr"}).json() == \
+        {"translatedText": want[0]}
+    assert client.post("/translate", json={"q": texts, "source": "en", "target": "fr",
+                                           "format": "text"}).json() == {"translatedText": want}
+
+
+def test_alternatives_and_auto_detection(client, translator):
+    body = client.post("/translate", json={"q": "Good night.", "source": "auto", "target": "fr",
+                                           "alternatives": 2}).json()
+    assert body["translatedText"] == translator.translate(["Good night."], beam=4)[0]
+    assert len(body["alternatives"]) == 2 and all(isinstance(a, str) for a in body["alternatives"])
+    assert body["detectedLanguage"]["language"] == "en"
+    # text already in the target language comes back unchanged
+    same = client.post("/translate", json={"q": "Je suis très content de te voir.", "source": "auto", "target": "fr"})
+    assert same.json()["translatedText"] == "Je suis très content de te voir."
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"source": "en", "target": "fr"}, "Invalid request: missing q parameter"),
+    ({"q": [], "source": "en", "target": "fr"}, "Invalid request: missing q parameter"),
+    ({"q": "Hi", "target": "fr"}, "Invalid request: missing source parameter"),
+    ({"q": "Hi", "source": "en"}, "Invalid request: missing target parameter"),
+    ({"q": "Hi", "source": "en", "target": "zz"}, "zz is not supported"),
+    ({"q": "Hi", "source": "en", "target": "fr", "format": "xml"}, "xml format is not supported"),
+    ({"q": "Hi", "source": "en", "target": "fr", "format": "html"}, "html format is not supported (only text)"),
+    ({"q": "Hi", "source": "en", "target": "fr", "alternatives": "abc"},
+     "Invalid request: alternatives parameter is not a number"),
+    ({"q": "x" * 5000, "source": "en", "target": "fr"}, None),
+    ({"q": 5, "source": "en", "target": "fr"}, "Invalid request: missing q parameter"),
+])
+def test_bad_requests_are_400_with_an_error_message(client, params, message):
+    response = client.post("/translate", json=params)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert isinstance(error, str) and (message is None or error == message)
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b"{not json", "application/json"), (b"[1, 2]", "application/json"), (b"\xff\xfe", "application/json"),
+    (b"q=%ZZ&source=en", "application/x-www-form-urlencoded"),
+])
+def test_malformed_bodies_are_400_never_500(client, body, content_type):
+    response = client.post("/translate", content=body, headers={"content-type": content_type})
+    assert response.status_code == 400, response.text
+    assert "error" in response.json()
+
+
+def test_api_keys_and_request_limit(client):
+    ok = client.post("/translate", data={"q": "Hi.", "source": "en", "target": "fr", "api_key": "good-key"})
+    assert ok.status_code == 200
+    bad = client.post("/translate", data={"q": "Hi.", "source": "en", "target": "fr", "api_key": "nope"})
+    assert bad.status_code == 403 and bad.json() == {"error": "Invalid API key"}
+    codes = [client.post("/translate", data={"q": "Hi.", "source": "en", "target": "fr",
+                                             "api_key": "slow-key"}).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+
+
+def test_per_client_limit_without_a_key(translator):
+    with TestClient(create_app(translator, access=Access(req_limit=1))) as c:
+        first = c.post("/translate", json={"q": "Hi.", "source": "en", "target": "fr"})
+        second = c.post("/translate", json={"q": "Hi.", "source": "en", "target": "fr"})
+    assert (first.status_code, second.status_code) == (200, 429)
+    assert second.json()["error"].startswith("Too many requests")
+
+
+def test_api_keys_file_errors_name_the_line(tmp_path):
+    path = tmp_path / "keys.txt"
+    path.write_text("a 10\nb\n\n# c\n")
+    assert read_api_keys(path) == {"a": 10, "b": 0}
+    path.write_text("a ten\n")
+    with pytest.raises(ValueError, match=r"keys.txt:1: expected KEY"):
+        read_api_keys(path)
+
+
+@pytest.mark.parametrize("text, lang", [
+    ("The weather is nice and we are going to the beach.", "en"),
+    ("Il fait beau et nous allons à la plage.", "fr"),
+    ("Où est la gare ?", "fr"),
+    ("What is this?", "en"),
+])
+def test_detect_language(text, lang):
+    assert detect_language(text, ["en", "fr"])[0] == lang
