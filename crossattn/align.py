@@ -18,7 +18,6 @@ The default (layer, heads, shift, rule) was chosen on a selection set: docs/alig
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +25,9 @@ import torch
 from torch import Tensor
 
 from .errors import InputError
-from .text import clean_text
+from .text import clean_text, read_lines
 from .data import collate
-from .visualize import check_index, merge_attention, select
+from .visualize import merge_attention, select
 
 RULES = ("target", "source", "intersect", "union")
 
@@ -54,18 +53,16 @@ CHUNK = 2000  # pairs whose full attention is held in memory at once
 # -- input ------------------------------------------------------------------------------
 def read_pairs(arg: str) -> list[tuple[list[str], list[str]]]:
     """'pairs.tsv' (source<TAB>target) or 'src.txt:tgt.txt'; one pair per line, words = whitespace tokens."""
-    from .cli import CLIError, read_lines
-
     if not Path(arg).is_file() and ":" in arg:
         a, b = arg.split(":", 1)
         src, tgt = read_lines(a), read_lines(b)
         if len(src) != len(tgt):
-            raise CLIError(f"{a} has {len(src)} lines but {b} has {len(tgt)}")
+            raise InputError(f"{a} has {len(src)} lines but {b} has {len(tgt)}")
     else:
         src, tgt = [], []
         for n, line in enumerate(read_lines(arg), 1):
             if line.strip() and "\t" not in line:
-                raise CLIError(f"{arg}:{n}: expected source<TAB>target")
+                raise InputError(f"{arg}:{n}: expected source<TAB>target")
             s, _, t = line.partition("\t")
             src.append(s)
             tgt.append(t.split("\t")[0])
@@ -189,7 +186,6 @@ def score(gold: list[tuple[set, set]], pred: list[set[tuple[int, int]]]) -> Scor
 
 
 def read_links(path: str) -> list[tuple[set, set]]:
-    from .cli import read_lines
 
     return [parse_links(line, f"{path}:{n}: ") for n, line in enumerate(read_lines(path), 1)]
 
@@ -206,78 +202,3 @@ def sweep(attention: list[dict[bool, Tensor] | None], gold: list[tuple[set, set]
                         m = Method(layer, head, shift, rule, null)
                         results.append((score(gold, align(attention, m)), m))
     return sorted(results, key=lambda r: r[0].aer)
-
-
-# -- commands ---------------------------------------------------------------------------
-def cmd_align(args) -> None:
-    from .cli import CLIError, load_torch_translator as load_translator, write_lines
-
-    translator = load_translator(args)
-    cfg = translator.model.config
-    method = Method(DEFAULT.layer if args.layer is None else _index(args.layer, "--layer"),
-                    DEFAULT.head if args.head is None else _index(args.head, "--head"),
-                    DEFAULT.shift if args.shift is None else args.shift == "yes",
-                    args.rule or DEFAULT.rule, DEFAULT.null if args.null is None else args.null == "yes")
-    check_index(method.layer, cfg.decoder_layers, "layer")
-    check_index(method.head, cfg.n_heads, "head")
-    pairs = read_pairs(args.input)
-    if not pairs:
-        raise CLIError(f"{args.input}: no sentence pairs")
-    if args.sweep:
-        gold = read_links(args.sweep)
-        attention = word_attention(translator.model, translator.tokenizer, pairs, device=translator.device)
-        results = sweep(attention, gold, cfg.decoder_layers, cfg.n_heads)
-        write_lines(args.output, [f"{s}\t{m.describe()}" for s, m in results])
-        return
-    links, skipped = [], []
-    for start in range(0, len(pairs), CHUNK):  # bounded memory on large corpora
-        chunk = pairs[start: start + CHUNK]
-        attention = word_attention(translator.model, translator.tokenizer, chunk, (method.shift,), device=translator.device)
-        links += align(attention, method)
-        skipped += [start + n + 1 for n, (a, (s, t)) in enumerate(zip(attention, chunk)) if a is None and s and t]
-    if skipped:
-        print(f"crossattn: warning: {len(skipped)} pairs too long for the model, left unaligned "
-              f"(lines {', '.join(map(str, skipped[:5]))}{'...' if len(skipped) > 5 else ''})", file=sys.stderr)
-    write_lines(args.output, [format_links(x) for x in links])
-
-
-def cmd_align_eval(args) -> None:
-    gold, pred = read_links(args.gold), read_links(args.pred)
-    if len(gold) != len(pred):
-        raise InputError(f"{args.gold} has {len(gold)} lines but {args.pred} has {len(pred)}: one line per sentence pair")
-    print(score(gold, [links for links, _ in pred]))
-
-
-def _index(value: str, option: str) -> int | None:
-    """'mean' -> None (average), else an integer index."""
-    if value == "mean":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise InputError(f"{option} must be an integer or 'mean', not {value!r}") from None
-
-
-def add_commands(sub) -> None:
-    from .cli import add_model_options
-
-    p = sub.add_parser("align", help="word alignments (Pharaoh i-j) read off cross-attention by forced decoding")
-    p.add_argument("-i", "--input", required=True, metavar="PAIRS",
-                   help="TSV source<TAB>target, or SRC_FILE:TGT_FILE; words = whitespace-separated tokens")
-    p.add_argument("-o", "--output", metavar="FILE", help="one line of links per pair (default: standard output)")
-    show = lambda v: "mean" if v is None else v  # noqa: E731
-    p.add_argument("--layer", help=f"decoder layer (0-based) or 'mean' (default: {show(DEFAULT.layer)})")
-    p.add_argument("--head", help=f"head (0-based) or 'mean' (default: {show(DEFAULT.head)})")
-    p.add_argument("--shift", choices=("yes", "no"), help="use the step whose input is the target word "
-                   f"(default: {'yes' if DEFAULT.shift else 'no'})")
-    p.add_argument("--rule", choices=RULES, help=f"argmax per target word, per source word, or both (default: {DEFAULT.rule})")
-    p.add_argument("--null", choices=("yes", "no"), help="target words that attend most to </s> stay unaligned "
-                   f"(default: {'yes' if DEFAULT.null else 'no'})")
-    p.add_argument("--sweep", metavar="GOLD", help="instead: AER of every layer/head/shift/rule/null on GOLD, best first")
-    add_model_options(p)
-    p.set_defaults(func=cmd_align)
-
-    p = sub.add_parser("align-eval", help="alignment error rate (AER), precision and recall against gold links")
-    p.add_argument("--gold", required=True, metavar="GOLD", help="i-j sure links, i?j possible links, one line per pair")
-    p.add_argument("--pred", required=True, metavar="ALIGN", help="predicted links (i-j), one line per pair")
-    p.set_defaults(func=cmd_align_eval)

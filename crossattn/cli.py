@@ -10,53 +10,19 @@ option values exit 2 through argparse; anything else is a bug and keeps its trac
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import itertools
 import os
 import sys
 from pathlib import Path
 
 from .errors import CrossattnError
+from .text import iter_lines, read_lines  # noqa: F401  (commands and tests read files through these)
 
 EXIT_ERROR = 1
 
 
 class CLIError(CrossattnError):
     """A problem the user can fix; printed as one line."""
-
-
-def _decode_line(raw: bytes, where: str, lineno: int) -> str:
-    try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise CLIError(f"{where}:{lineno}: invalid UTF-8") from None
-    line = line[:-1] if line.endswith("\n") else line
-    return line[:-1] if line.endswith("\r") else line
-
-
-def iter_lines(path: str):
-    """Lines of a UTF-8 file, or of standard input for '-', one at a time (memory flat in
-    the file size); invalid UTF-8 is a clear error naming the line. Lines break at "\\n"
-    only: str.splitlines() also breaks at U+2028, \\x85, \\x0b..., which would give more
-    translations than input lines."""
-    where = "<stdin>" if path == "-" else path
-    try:
-        f = sys.stdin.buffer if path == "-" else open(path, "rb")
-    except OSError as e:
-        raise CLIError(f"cannot read {path}: {e.strerror}") from None
-    try:
-        for lineno, raw in enumerate(f, 1):
-            yield _decode_line(raw, where, lineno)
-    except OSError as e:
-        raise CLIError(f"cannot read {path}: {e.strerror}") from None
-    finally:
-        if f is not sys.stdin.buffer:
-            f.close()
-
-
-def read_lines(path: str) -> list[str]:
-    return list(iter_lines(path))
 
 
 class AtomicOutput:
@@ -208,10 +174,12 @@ def device_choice(value: str) -> str:
     return value
 
 
-def add_model_options(p: argparse.ArgumentParser) -> None:
+def add_model_options(p: argparse.ArgumentParser, engine: bool = True) -> None:
     p.add_argument("--from", dest="source_lang", default="en", choices=("en", "fr"), help="source language")
     p.add_argument("--to", dest="target_lang", default="fr", choices=("en", "fr"), help="target language")
     p.add_argument("--model", help="model directory (default: the shipped model for --from/--to)")
+    if not engine:
+        return
     p.add_argument("--device", default="auto", type=device_choice, metavar="{auto,cpu,cuda,cuda:N}",
                    help="auto: a GPU if there is one, else the CPU")
     p.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "int8"),
@@ -225,7 +193,7 @@ def add_decoding_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
-    """All commands; ``extensions=False`` leaves out those of COMMAND_MODULES (they import torch)."""
+    """All commands; ``extensions=False`` leaves out those of commands.py (they import torch)."""
     parser = argparse.ArgumentParser(prog="crossattn", description="Transformer translation with visible cross-attention.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -278,17 +246,15 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     add_decoding_options(p)
     p.set_defaults(func=cmd_evaluate)
 
-    for name in COMMAND_MODULES if extensions else ():
-        module = importlib.import_module(f".{name}", __package__)
-        module.add_commands(sub)
+    if extensions:
+        from .commands import add_commands
+
+        add_commands(sub)
     return parser
 
 
-# Modules that add subcommands through ``add_commands(subparsers)``. Their top-level
-# imports must stay light (torch at most): matplotlib, fastapi etc. load inside commands.
-# The core commands, defined above, are parsed without importing them.
-COMMAND_MODULES = [name for name in ("visualize", "align", "server", "export", "explain")
-                   if importlib.util.find_spec(f"{__package__}.{name}") is not None]
+# The commands of commands.py import torch (and more) to build their parsers; the core
+# commands, defined above, are parsed without them.
 CORE_COMMANDS = ("train", "translate", "evaluate")
 
 

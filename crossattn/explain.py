@@ -11,8 +11,6 @@ more and checked against what the modules returned (``checks`` in the trace).
 from __future__ import annotations
 
 import math
-import os
-import sys
 
 import torch
 from torch import Tensor
@@ -376,31 +374,3 @@ def render(tr: dict, color: bool = False) -> str:
                   [[s["step"], s["input"], s["token"], f"{s['prob']:.3f}",
                     f"{s['looks_at']['word']} {s['looks_at']['weight']:.2f}"] for s in tr["steps"]])
     return "\n".join(out)
-
-
-# -- command --------------------------------------------------------------------------
-def cmd_explain(args) -> None:
-    from .cli import CLIError, load_torch_translator as load_translator, write_json
-
-    text = " ".join(args.text).strip()
-    if not text:
-        raise CLIError("nothing to explain: give a sentence")
-    tr = trace(load_translator(args), text, args.step, args.layer, args.head)
-    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    sys.stdout.write(render(tr, color) + "\n")
-    if args.json:
-        write_json(args.json, tr)
-
-
-def add_commands(sub) -> None:
-    from .cli import add_model_options
-
-    p = sub.add_parser("explain", help="trace one translation step by step with the model's real numbers")
-    p.add_argument("text", nargs="+", help="the sentence to translate")
-    p.add_argument("--step", type=int, help="decoder step to open up, from 1 (default: a word with a clear "
-                                            "source counterpart)")
-    p.add_argument("--layer", type=int, help="decoder layer, 0-based (default: the most focused one)")
-    p.add_argument("--head", type=int, help="attention head, 0-based (default: the layer's most focused head)")
-    p.add_argument("--json", metavar="FILE", help="also write the whole trace as JSON")
-    add_model_options(p)
-    p.set_defaults(func=cmd_explain)

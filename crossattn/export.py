@@ -281,26 +281,3 @@ def write_spacy_splitter(path: Path, lang: str) -> None:
     except ImportError:
         raise ExportError("the Argos package needs spaCy for its sentence splitter: pip install spacy") from None
     spacy.blank(lang).to_disk(path)
-
-
-def cmd_export(args) -> None:
-    from .cli import model_arg
-
-    if args.format == "argos":
-        print(export_argos(model_arg(args), args.out, args.quantization or "int8", args.force))
-    else:
-        print(export_ctranslate2(model_arg(args), args.out, args.quantization, args.force))
-
-
-def add_commands(subparsers) -> None:
-    from .cli import add_model_options
-
-    p = subparsers.add_parser("export", help="export a model for another engine (CTranslate2, Argos Translate)")
-    p.add_argument("--format", default="ctranslate2", choices=["ctranslate2", "argos"],
-                   help="ctranslate2: a model directory; argos: an .argosmodel package (int8 weights by default)")
-    p.add_argument("--out", required=True, metavar="PATH", help="output directory (ctranslate2) or FILE.argosmodel")
-    p.add_argument("--quantization", choices=["int8", "int8_float32", "int16", "float16", "bfloat16"],
-                   help="store weights quantized (default float32; CTranslate2 can also quantize at load time)")
-    p.add_argument("--force", action="store_true", help="replace an earlier export in --out (never another directory)")
-    add_model_options(p)
-    p.set_defaults(func=cmd_export)

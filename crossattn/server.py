@@ -19,8 +19,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from . import server_api as api
 from .server_api import APIError, Limits
+
+if TYPE_CHECKING:
+    from .libretranslate import Access
 
 STATIC_DIR = Path(__file__).parent / "static"
 PAGE_HEADERS = {  # the page needs nothing from other origins: say so to the browser
@@ -287,61 +292,3 @@ def create_app(translators, limits: Limits | None = None, model_dir: str | None 
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
-
-
-# -- command line ---------------------------------------------------------------------
-def cmd_serve(args) -> None:
-    import uvicorn
-
-    from .cli import CLIError
-    from .libretranslate import Access, read_api_keys
-    from .modeldir import shipped_directions
-    from .translator import Translator
-
-    limits = Limits(max_chars=args.max_chars, max_texts=args.max_texts, max_body_bytes=args.max_body_kb * 1024,
-                    max_beam=args.max_beam, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
-                    timeout_s=args.timeout, max_queue=args.max_queue)
-    if min(args.max_chars, args.max_texts, args.max_body_kb, args.max_beam, args.max_batch, args.max_queue) < 1 \
-            or args.timeout <= 0 or args.batch_wait_ms < 0 or args.req_limit < 0:
-        raise CLIError("limits must be positive")
-    access = Access(read_api_keys(args.api_keys) if args.api_keys else {}, args.req_limit, args.require_api_key)
-    load = lambda m: Translator.load(m, device=args.device, dtype=args.dtype, threads=args.threads or 0)  # noqa: E731
-    if args.model:  # one model directory
-        translator = load(args.model)
-        translators = {translator.direction or f"{args.source_lang}-{args.target_lang}": translator}
-    else:  # every shipped direction, the one of --from/--to first
-        first = f"{args.source_lang}-{args.target_lang}"
-        names = [first] + [d for d in shipped_directions() if d != first]
-        translators = {name: load(name) for name in names}
-    app = create_app(translators, limits, args.model, access)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"crossattn: warning: serving on {args.host}: anyone who can reach it can use the model")
-    print(f"crossattn: serving {', '.join(translators)} on http://{args.host}:{args.port}/ "
-          "(API: /openapi.json; LibreTranslate API: /translate, /languages)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
-
-
-def add_commands(subparsers) -> None:
-    from .cli import add_model_options
-
-    d = Limits()
-    p = subparsers.add_parser("serve", help="web page + JSON API with dynamic batching")
-    add_model_options(p)
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--threads", type=int, help="CPU threads for translation (default: CTranslate2's choice)")
-    p.add_argument("--max-batch", type=int, default=d.max_batch, help="texts per model call")
-    p.add_argument("--batch-wait-ms", type=float, default=d.batch_wait_ms, help="wait for more requests to batch")
-    p.add_argument("--timeout", type=float, default=d.timeout_s, help="seconds per request, queueing included")
-    p.add_argument("--max-chars", type=int, default=d.max_chars, help="characters per text")
-    p.add_argument("--max-texts", type=int, default=d.max_texts, help="texts per request")
-    p.add_argument("--max-body-kb", type=int, default=d.max_body_bytes // 1024, help="request body size")
-    p.add_argument("--max-beam", type=int, default=d.max_beam)
-    p.add_argument("--max-queue", type=int, default=d.max_queue, help="texts waiting before 503 busy")
-    p.add_argument("--api-keys", metavar="FILE",
-                   help="LibreTranslate API keys: one per line, optionally followed by requests per minute")
-    p.add_argument("--req-limit", type=int, default=0,
-                   help="LibreTranslate API: requests per minute per client without a key (0 = no limit)")
-    p.add_argument("--require-api-key", action="store_true", help="LibreTranslate API: refuse requests without a key")
-    p.add_argument("--log-level", default="warning", help="uvicorn log level")
-    p.set_defaults(func=cmd_serve)

@@ -45,6 +45,24 @@ class AttentionResult:
     target_tokens: list[str]  # pieces, EOS included as "</s>"
     attention: Tensor  # (layers, heads, target_len, source_len), float32
 
+    @staticmethod
+    def concat(parts: list["AttentionResult"]) -> "AttentionResult":
+        """Sentences translated one by one, as one result: tokens end to end, and the
+        attention block-diagonal (each sentence's translation saw only its own source)."""
+        if len(parts) == 1:
+            return parts[0]
+        layers, heads = parts[0].attention.shape[:2]
+        rows, cols = sum(p.attention.shape[2] for p in parts), sum(p.attention.shape[3] for p in parts)
+        attention = torch.zeros(layers, heads, rows, cols)
+        r = c = 0
+        for p in parts:
+            t, s = p.attention.shape[2:]
+            attention[:, :, r : r + t, c : c + s] = p.attention
+            r, c = r + t, c + s
+        return AttentionResult(" ".join(p.translation for p in parts if p.translation),
+                               [x for p in parts for x in p.source_tokens],
+                               [x for p in parts for x in p.target_tokens], attention)
+
 
 class TorchTranslator:
     def __init__(self, model: Seq2SeqTransformer, tokenizer: Tokenizer, decoding: dict | None = None,

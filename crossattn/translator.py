@@ -183,11 +183,15 @@ class Translator:
                 self._torch = TorchTranslator.load(self.root, device="cpu", dtype="fp32")
             return self._torch
 
-    def translate_with_attention(self, text: str, beam: int | None = None, alpha: float | None = None):
-        """An AttentionResult (torch_engine.py) for the translation this engine gives."""
+    def translate_with_attention(self, text: str, beam: int | None = None, alpha: float | None = None,
+                                 split_sentences: bool = True):
+        """An AttentionResult (torch_engine.py) for the translation this engine gives:
+        each sentence is translated here, its attention read by the torch network, and
+        the sentences are put end to end (the attention is block-diagonal)."""
+        from .torch_engine import AttentionResult
+
         engine = self.torch_engine()
-        text = normalize(text)
-        ids = self.tokenizer.encode(text)[: self.max_source_tokens - 1]
         beam, alpha = decoding_settings(self.decoding, beam, alpha)
-        hyp = self._search([ids], beam, alpha, 1)[0]
-        return engine.attention_of(ids, hyp)
+        chunks = sentence_chunks(self.tokenizer, normalize(text), self.max_source_tokens, split_sentences) or [[]]
+        hyps = self._search(chunks, beam, alpha, len(chunks)) if chunks != [[]] else [[]]
+        return AttentionResult.concat([engine.attention_of(ids, hyp) for ids, hyp in zip(chunks, hyps)])

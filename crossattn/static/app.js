@@ -7,6 +7,7 @@ const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 const RAMP = [[245, 247, 255], [199, 210, 254], [129, 140, 248], [79, 70, 229], [49, 46, 129]];
 const MAX_CHARS = 1000;
+const NAMES = { en: "English", fr: "French" };
 
 const state = { data: null, unit: "words", layer: "avg", head: "avg", matrix: null, labels: null, hover: null };
 
@@ -48,8 +49,9 @@ async function translate() {
   $("translation").classList.add("busy");
   const started = performance.now();
   try {
+    const [source, target] = $("direction").value.split("-");
     const response = await fetch("/api/attention", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ text }),
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ text, source, target }),
     });
     const body = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
     if (!response.ok) throw new Error(body.detail || body.error || `HTTP ${response.status}`);
@@ -243,13 +245,33 @@ function updateCount() {
   $("count").classList.toggle("over", n >= MAX_CHARS);
 }
 
+let health = null;
+
+function showDirection() {
+  const direction = $("direction").value;
+  const [source, target] = direction.split("-");
+  $("source-name").textContent = NAMES[source] || source;
+  $("target-name").textContent = NAMES[target] || target;
+  $("source-code").textContent = source.toUpperCase();
+  $("target-code").textContent = target.toUpperCase();
+  const m = health && health.models && health.models[direction];
+  if (m) {
+    const c = m.config;
+    $("model-info").textContent =
+      `${m.name} · ${(m.parameters / 1e6).toFixed(1)}M parameters · ` +
+      `${c.encoder_layers}+${c.decoder_layers} layers × ${c.n_heads} heads · beam ${m.decoding.beam}`;
+  }
+}
+
 async function showModel() {
   try {
-    const h = await (await fetch("/health")).json();
-    const c = h.model.config;
-    $("model-info").textContent =
-      `${h.model.name} · ${(h.model.parameters / 1e6).toFixed(1)}M parameters · ` +
-      `${c.encoder_layers}+${c.decoder_layers} layers × ${c.n_heads} heads · beam ${h.model.decoding.beam}`;
+    health = await (await fetch("/health")).json();
+    const select = $("direction");
+    select.replaceChildren(...health.directions.map((d) => {
+      const [s, t] = d.split("-");
+      return new Option(`${NAMES[s] || s} → ${NAMES[t] || t}`, d);
+    }));
+    showDirection();
   } catch { /* the page works without it */ }
 }
 
@@ -274,6 +296,12 @@ document.addEventListener("DOMContentLoaded", () => {
   $("head").addEventListener("change", (e) => { state.head = e.target.value; render(true); });
   window.addEventListener("resize", () => {  // only a new width changes the layout
     if (state.data && $("attention-card").clientWidth !== state.width) render(true);
+  });
+  $("direction").addEventListener("change", () => {
+    showDirection();
+    $("attention-card").hidden = true;
+    $("translation").textContent = "The translation appears here.";
+    $("translation").classList.add("empty");
   });
   showModel();
   updateCount();

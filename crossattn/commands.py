@@ -1,0 +1,259 @@
+"""The commands beyond train/translate/evaluate: ``attend``, ``align``, ``align-eval``,
+``explain``, ``serve`` and ``export``. Command-line layer, like cli.py (whose helpers they
+share): the library modules they call know nothing of argparse or exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .align import (CHUNK, DEFAULT, RULES, Method, align, format_links, read_links, read_pairs, score, sweep,
+                    word_attention)
+from .errors import InputError
+from .explain import render, trace
+from .export import export_argos, export_ctranslate2
+from .server_api import Limits
+from .visualize import check_index, describe, save_grid, save_heatmap, select, text_table, to_json, word_view
+
+
+# -- attend ---------------------------------------------------------------------------
+def cmd_attend(args) -> None:
+    from .cli import CLIError, load_torch_translator as load_translator, write_json
+
+    text = " ".join(args.text).strip()
+    if not text:
+        raise CLIError("nothing to translate: give a sentence")
+    if args.all and not args.output:
+        raise CLIError("--all draws a grid of heatmaps: give -o FILE.png")
+    translator = load_translator(args)
+    cfg = translator.model.config
+    layer = check_index(args.layer, cfg.decoder_layers, "layer")
+    head = check_index(args.head, cfg.n_heads, "head")
+    result = translator.translate_with_attention(text, beam=args.beam, alpha=args.alpha)
+    view = word_view(result, keep_eos=not args.drop_eos, keep_pieces=args.pieces)
+    caption = f"{text}  \u2192  {result.translation}"
+    if args.output:
+        if args.all:
+            save_grid(view, args.output, None if layer is None else [layer], caption)
+        else:
+            save_heatmap(view, args.output, layer, head, caption)
+        print(f"{result.translation}\n(wrote {args.output})")
+    else:
+        print(caption)
+        print(f"cross-attention, {describe(layer, head, cfg.decoder_layers, cfg.n_heads)}, "
+              f"{'piece' if args.pieces else 'word'} level\n")
+        print(text_table(select(view.attention, layer, head), view.source, view.target))
+    if args.json:
+        data = to_json(result, text, word_view(result, keep_eos=not args.drop_eos), layer, head)
+        write_json(args.json, data)
+
+
+def add_attend_commands(sub) -> None:
+    from .cli import add_decoding_options, add_model_options
+
+    p = sub.add_parser("attend", help="translate one sentence and show its cross-attention (text or PNG heatmap)")
+    p.add_argument("text", nargs="+", help="the sentence to translate")
+    p.add_argument("-o", "--output", metavar="FILE.png", help="draw a heatmap here (default: a text summary)")
+    p.add_argument("--layer", type=int, help="decoder layer, 0-based (default: mean over layers)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--head", type=int, help="attention head, 0-based (default: mean over heads)")
+    g.add_argument("--all", action="store_true", help="grid of every layer x head (needs -o)")
+    p.add_argument("--pieces", action="store_true", help="show SentencePiece pieces instead of words")
+    p.add_argument("--drop-eos", action="store_true", help="leave out the </s> row and column")
+    p.add_argument("--json", metavar="FILE", help="also write tokens, raw weights and the word-level view as JSON")
+    add_model_options(p)
+    add_decoding_options(p)
+    p.set_defaults(func=cmd_attend)
+
+
+# -- align, align-eval -----------------------------------------------------------------
+def cmd_align(args) -> None:
+    from .cli import CLIError, load_torch_translator as load_translator, write_lines
+
+    translator = load_translator(args)
+    cfg = translator.model.config
+    method = Method(DEFAULT.layer if args.layer is None else _index(args.layer, "--layer"),
+                    DEFAULT.head if args.head is None else _index(args.head, "--head"),
+                    DEFAULT.shift if args.shift is None else args.shift == "yes",
+                    args.rule or DEFAULT.rule, DEFAULT.null if args.null is None else args.null == "yes")
+    check_index(method.layer, cfg.decoder_layers, "layer")
+    check_index(method.head, cfg.n_heads, "head")
+    pairs = read_pairs(args.input)
+    if not pairs:
+        raise CLIError(f"{args.input}: no sentence pairs")
+    if args.sweep:
+        gold = read_links(args.sweep)
+        attention = word_attention(translator.model, translator.tokenizer, pairs, device=translator.device)
+        results = sweep(attention, gold, cfg.decoder_layers, cfg.n_heads)
+        write_lines(args.output, [f"{s}\t{m.describe()}" for s, m in results])
+        return
+    links, skipped = [], []
+    for start in range(0, len(pairs), CHUNK):  # bounded memory on large corpora
+        chunk = pairs[start: start + CHUNK]
+        attention = word_attention(translator.model, translator.tokenizer, chunk, (method.shift,), device=translator.device)
+        links += align(attention, method)
+        skipped += [start + n + 1 for n, (a, (s, t)) in enumerate(zip(attention, chunk)) if a is None and s and t]
+    if skipped:
+        print(f"crossattn: warning: {len(skipped)} pairs too long for the model, left unaligned "
+              f"(lines {', '.join(map(str, skipped[:5]))}{'...' if len(skipped) > 5 else ''})", file=sys.stderr)
+    write_lines(args.output, [format_links(x) for x in links])
+
+
+def cmd_align_eval(args) -> None:
+    gold, pred = read_links(args.gold), read_links(args.pred)
+    if len(gold) != len(pred):
+        raise InputError(f"{args.gold} has {len(gold)} lines but {args.pred} has {len(pred)}: one line per sentence pair")
+    print(score(gold, [links for links, _ in pred]))
+
+
+def _index(value: str, option: str) -> int | None:
+    """'mean' -> None (average), else an integer index."""
+    if value == "mean":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"{option} must be an integer or 'mean', not {value!r}") from None
+
+
+def add_align_commands(sub) -> None:
+    from .cli import add_model_options
+
+    p = sub.add_parser("align", help="word alignments (Pharaoh i-j) read off cross-attention by forced decoding")
+    p.add_argument("-i", "--input", required=True, metavar="PAIRS",
+                   help="TSV source<TAB>target, or SRC_FILE:TGT_FILE; words = whitespace-separated tokens")
+    p.add_argument("-o", "--output", metavar="FILE", help="one line of links per pair (default: standard output)")
+    show = lambda v: "mean" if v is None else v  # noqa: E731
+    p.add_argument("--layer", help=f"decoder layer (0-based) or 'mean' (default: {show(DEFAULT.layer)})")
+    p.add_argument("--head", help=f"head (0-based) or 'mean' (default: {show(DEFAULT.head)})")
+    p.add_argument("--shift", choices=("yes", "no"), help="use the step whose input is the target word "
+                   f"(default: {'yes' if DEFAULT.shift else 'no'})")
+    p.add_argument("--rule", choices=RULES, help=f"argmax per target word, per source word, or both (default: {DEFAULT.rule})")
+    p.add_argument("--null", choices=("yes", "no"), help="target words that attend most to </s> stay unaligned "
+                   f"(default: {'yes' if DEFAULT.null else 'no'})")
+    p.add_argument("--sweep", metavar="GOLD", help="instead: AER of every layer/head/shift/rule/null on GOLD, best first")
+    add_model_options(p)
+    p.set_defaults(func=cmd_align)
+
+    p = sub.add_parser("align-eval", help="alignment error rate (AER), precision and recall against gold links")
+    p.add_argument("--gold", required=True, metavar="GOLD", help="i-j sure links, i?j possible links, one line per pair")
+    p.add_argument("--pred", required=True, metavar="ALIGN", help="predicted links (i-j), one line per pair")
+    p.set_defaults(func=cmd_align_eval)
+
+
+# -- explain --------------------------------------------------------------------------
+def cmd_explain(args) -> None:
+    from .cli import CLIError, load_torch_translator as load_translator, write_json
+
+    text = " ".join(args.text).strip()
+    if not text:
+        raise CLIError("nothing to explain: give a sentence")
+    tr = trace(load_translator(args), text, args.step, args.layer, args.head)
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    sys.stdout.write(render(tr, color) + "\n")
+    if args.json:
+        write_json(args.json, tr)
+
+
+def add_explain_commands(sub) -> None:
+    from .cli import add_model_options
+
+    p = sub.add_parser("explain", help="trace one translation step by step with the model's real numbers")
+    p.add_argument("text", nargs="+", help="the sentence to translate")
+    p.add_argument("--step", type=int, help="decoder step to open up, from 1 (default: a word with a clear "
+                                            "source counterpart)")
+    p.add_argument("--layer", type=int, help="decoder layer, 0-based (default: the most focused one)")
+    p.add_argument("--head", type=int, help="attention head, 0-based (default: the layer's most focused head)")
+    p.add_argument("--json", metavar="FILE", help="also write the whole trace as JSON")
+    add_model_options(p)
+    p.set_defaults(func=cmd_explain)
+
+
+# -- serve ----------------------------------------------------------------------------
+def cmd_serve(args) -> None:
+    import uvicorn
+
+    from . import server
+
+    from .cli import CLIError
+    from .libretranslate import Access, read_api_keys
+    from .modeldir import shipped_directions
+    from .translator import Translator
+
+    limits = Limits(max_chars=args.max_chars, max_texts=args.max_texts, max_body_bytes=args.max_body_kb * 1024,
+                    max_beam=args.max_beam, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
+                    timeout_s=args.timeout, max_queue=args.max_queue)
+    if min(args.max_chars, args.max_texts, args.max_body_kb, args.max_beam, args.max_batch, args.max_queue) < 1 \
+            or args.timeout <= 0 or args.batch_wait_ms < 0 or args.req_limit < 0:
+        raise CLIError("limits must be positive")
+    access = Access(read_api_keys(args.api_keys) if args.api_keys else {}, args.req_limit, args.require_api_key)
+    load = lambda m: Translator.load(m, device=args.device, dtype=args.dtype, threads=args.threads or 0)  # noqa: E731
+    if args.model:  # one model directory
+        translator = load(args.model)
+        translators = {translator.direction or f"{args.source_lang}-{args.target_lang}": translator}
+    else:  # every shipped direction, the one of --from/--to first
+        first = f"{args.source_lang}-{args.target_lang}"
+        names = [first] + [d for d in shipped_directions() if d != first]
+        translators = {name: load(name) for name in names}
+    app = server.create_app(translators, limits, args.model, access)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"crossattn: warning: serving on {args.host}: anyone who can reach it can use the model")
+    print(f"crossattn: serving {', '.join(translators)} on http://{args.host}:{args.port}/ "
+          "(API: /openapi.json; LibreTranslate API: /translate, /languages)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+
+
+def add_serve_commands(subparsers) -> None:
+    from .cli import add_model_options
+
+    d = Limits()
+    p = subparsers.add_parser("serve", help="web page + JSON API with dynamic batching")
+    add_model_options(p)
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--threads", type=int, help="CPU threads for translation (default: CTranslate2's choice)")
+    p.add_argument("--max-batch", type=int, default=d.max_batch, help="texts per model call")
+    p.add_argument("--batch-wait-ms", type=float, default=d.batch_wait_ms, help="wait for more requests to batch")
+    p.add_argument("--timeout", type=float, default=d.timeout_s, help="seconds per request, queueing included")
+    p.add_argument("--max-chars", type=int, default=d.max_chars, help="characters per text")
+    p.add_argument("--max-texts", type=int, default=d.max_texts, help="texts per request")
+    p.add_argument("--max-body-kb", type=int, default=d.max_body_bytes // 1024, help="request body size")
+    p.add_argument("--max-beam", type=int, default=d.max_beam)
+    p.add_argument("--max-queue", type=int, default=d.max_queue, help="texts waiting before 503 busy")
+    p.add_argument("--api-keys", metavar="FILE",
+                   help="LibreTranslate API keys: one per line, optionally followed by requests per minute")
+    p.add_argument("--req-limit", type=int, default=0,
+                   help="LibreTranslate API: requests per minute per client without a key (0 = no limit)")
+    p.add_argument("--require-api-key", action="store_true", help="LibreTranslate API: refuse requests without a key")
+    p.add_argument("--log-level", default="warning", help="uvicorn log level")
+    p.set_defaults(func=cmd_serve)
+
+
+# -- export ---------------------------------------------------------------------------
+def cmd_export(args) -> None:
+    from .cli import model_arg
+
+    if args.format == "argos":
+        print(export_argos(model_arg(args), args.out, args.quantization or "int8", args.force))
+    else:
+        print(export_ctranslate2(model_arg(args), args.out, args.quantization, args.force))
+
+
+def add_export_commands(subparsers) -> None:
+    from .cli import add_model_options
+
+    p = subparsers.add_parser("export", help="export a model for another engine (CTranslate2, Argos Translate)")
+    p.add_argument("--format", default="ctranslate2", choices=["ctranslate2", "argos"],
+                   help="ctranslate2: a model directory; argos: an .argosmodel package (int8 weights by default)")
+    p.add_argument("--out", required=True, metavar="PATH", help="output directory (ctranslate2) or FILE.argosmodel")
+    p.add_argument("--quantization", choices=["int8", "int8_float32", "int16", "float16", "bfloat16"],
+                   help="store weights quantized (default float32; CTranslate2 can also quantize at load time)")
+    p.add_argument("--force", action="store_true", help="replace an earlier export in --out (never another directory)")
+    add_model_options(p, engine=False)
+    p.set_defaults(func=cmd_export)
+
+
+def add_commands(sub) -> None:
+    for add in (add_attend_commands, add_align_commands, add_explain_commands, add_serve_commands, add_export_commands):
+        add(sub)
