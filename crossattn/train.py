@@ -162,6 +162,14 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> Non
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def crash_point(name: str, step: int) -> None:
+    """For the crash tests: ``CROSSATTN_CRASH_AT=name:step`` kills this process with SIGKILL
+    at that point, so each dangerous moment (mid-checkpoint write, mid-cleanup) is hit
+    every time instead of by luck of timing. Unset, it costs one dictionary lookup."""
+    if os.environ.get("CROSSATTN_CRASH_AT") == f"{name}:{step}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 # -- the same run, or not -------------------------------------------------------------
 def run_fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, data_args: dict) -> str:
     """What makes a run this run: network, training settings and data arguments
@@ -366,6 +374,7 @@ class Trainer:
             self.opt.step()
             self.opt.zero_grad(set_to_none=True)
             self.step += 1
+            crash_point("step", self.step)
             window_loss += loss_total
             window_tokens += tokens_total
 
@@ -491,6 +500,7 @@ class Trainer:
                 shutil.rmtree(tmp)
             tmp.mkdir()
             save_model(self.model, tmp / "model.safetensors")
+            crash_point("checkpoint-write", self.step)
             opt_tensors, opt_meta = optimizer_tensors(self.opt)
             rng = {"torch": torch.get_rng_state()}
             if self.device.type == "cuda":
@@ -505,6 +515,7 @@ class Trainer:
         for old in self._checkpoints()[: -self.cfg.keep_last] + list(root.glob("step-*.del")):
             if not old.name.endswith(".del"):
                 old = old.rename(old.with_name(old.name + ".del"))
+            crash_point("checkpoint-delete", self.step)
             shutil.rmtree(old)
 
     def _load_checkpoint(self, path: Path) -> None:

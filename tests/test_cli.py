@@ -71,3 +71,65 @@ def test_evaluate_reports_scores_and_is_accurate_on_held_out(tiny_run, synth_dat
     assert bleu > 40 and chrf > 60
     # sanity of the task itself: references are word-by-word substitutions
     assert all(t == " ".join(EN_TO_FR[w] for w in s.split()) for s, t in pairs)
+
+
+def big_file(path, n: int, seed: int = 5):
+    """n generated lines: short, empty, and very long ones (cut and split inside)."""
+    import random
+
+    from conftest import EN
+
+    rng = random.Random(seed)
+    lines = []
+    for i in range(n):
+        kind = rng.random()
+        if kind < 0.1:
+            lines.append("")
+        elif kind < 0.12:
+            lines.append(". ".join(" ".join(rng.choice(EN) for _ in range(6)) for _ in range(40)))  # ~240 words
+        else:
+            lines.append(" ".join(rng.choice(EN) for _ in range(rng.randint(1, 6))))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return lines
+
+
+def test_streaming_a_20k_line_file_keeps_every_line(tiny_run, tmp_path):
+    src, dst = tmp_path / "big.txt", tmp_path / "big.fr"
+    lines = big_file(src, 20_000)
+    proc = run_cli(["translate", "--model", tiny_run.out, "-i", src, "-o", dst, "--beam", "1"], timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = dst.read_text(encoding="utf-8").split("\n")
+    assert out[-1] == "" and len(out) - 1 == len(lines)
+    for i, (a, b) in enumerate(zip(lines, out)):
+        assert (a == "") == (b == ""), f"line {i + 1}: {a!r} -> {b!r}"
+    # line i belongs to input line i: spot checks against one-line translations
+    picks = [i for i, a in enumerate(lines) if a and len(a) < 40][:5]
+    alone = run_cli(["translate", "--model", tiny_run.out, "--beam", "1", *[lines[i] for i in picks]])
+    assert alone.stdout.splitlines() == [out[i] for i in picks]
+    assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []
+
+
+def test_a_killed_translation_never_leaves_a_truncated_file(tiny_run, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO, cli_env
+
+    src, dst = tmp_path / "big.txt", tmp_path / "big.fr"
+    big_file(src, 20_000, seed=6)
+    dst.write_text("the previous translation\n", encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "crossattn", "translate", "--model", str(tiny_run.out), "-i",
+                             str(src), "-o", str(dst), "--beam", "1"], cwd=REPO, env=cli_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # wait until part of the output is written (under its temporary name), then kill
+        while not any(p.stat().st_size > 0 for p in tmp_path.glob(".big.fr.tmp-*")):
+            assert proc.poll() is None, "translation ended before it could be killed"
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert dst.read_text(encoding="utf-8") == "the previous translation\n"

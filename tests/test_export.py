@@ -16,7 +16,7 @@ ctranslate2 = pytest.importorskip("ctranslate2")
 from crossattn.cli import main  # noqa: E402
 from crossattn.export import MARKER, ExportError, export_ctranslate2  # noqa: E402
 from crossattn.model import ModelConfig, Seq2SeqTransformer  # noqa: E402
-from crossattn.modeldir import PRETRAINED_DIR, normalize  # noqa: E402
+from crossattn.modeldir import PRETRAINED_DIR  # noqa: E402
 from crossattn.modeldir import save_model_dir  # noqa: E402
 from crossattn.torch_engine import TorchTranslator  # noqa: E402
 from crossattn.translator import Translator, cache_root  # noqa: E402

@@ -8,17 +8,13 @@ that was never interrupted (same seed, same steps, one CPU thread).
 from __future__ import annotations
 
 import json
-import os
-import random
 import re
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -59,71 +55,40 @@ def assert_same_final_state(ref: Path, got: Path) -> None:
     assert (ref / "tokenizer.model").read_bytes() == (got / "tokenizer.model").read_bytes()
 
 
-class Run:
-    """One `crossattn train --resume` process whose stderr goes to a file we can poll."""
-
-    def __init__(self, args: list[str], log: Path):
-        self.log = log
-        with open(log, "w") as f:
-            self.proc = subprocess.Popen([sys.executable, "-m", "crossattn", *args], stdout=subprocess.DEVNULL,
-                                         stderr=f, env=cli_env(), cwd=REPO)
-
-    def wait_for(self, condition, timeout: float = 240) -> None:
-        deadline = time.time() + timeout
-        while not condition():
-            if self.proc.poll() is not None:
-                pytest.fail(f"training ended (rc {self.proc.returncode}) before it could be killed:\n"
-                            f"{self.log.read_text()[-2000:]}")
-            if time.time() > deadline:
-                self.kill()
-                pytest.fail("timed out waiting for training progress")
-            time.sleep(0.001)
-
-    def evals_logged(self) -> list[int]:
-        return [int(s) for s in re.findall(r"^step (\d+): valid loss", self.log.read_text(), re.M)]
-
-    def kill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+def crash_at(args: list[str], point: str, log: Path) -> subprocess.CompletedProcess:
+    """Run training until it kills itself with SIGKILL at ``point`` (train.crash_point)."""
+    with open(log, "w") as f:
+        proc = subprocess.run([sys.executable, "-m", "crossattn", *args], stdout=subprocess.DEVNULL, stderr=f,
+                              env={**cli_env(), "CROSSATTN_CRASH_AT": point}, cwd=REPO, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, f"no crash at {point} (rc {proc.returncode}): {log.read_text()[-2000:]}"
+    return proc
 
 
 def test_resume_after_repeated_sigkill_is_exact(tiny_run, synth_data, tmp_path):
+    """SIGKILL at three dangerous moments, each hit deterministically, then resume: the
+    final state equals the uninterrupted run's bit for bit."""
     out = tmp_path / "run"
     args = synth_data.train_args(out) + ["--resume"]
-    rng = random.Random(7)
     ckpt_root = out / "checkpoints"
-    moments = []
+    # 1. between checkpoints; 2. inside a checkpoint write (weights written, optimizer not);
+    # 3. after a new checkpoint is in place, while an old one is being deleted
+    first, second, third = TINY_EVAL_EVERY + 7, 3 * TINY_EVAL_EVERY, 4 * TINY_EVAL_EVERY
 
-    # 1. somewhere after the first checkpoint exists
-    run = Run(args, tmp_path / "log1.txt")
-    run.wait_for(lambda: complete_checkpoints(out))
-    time.sleep(rng.uniform(0, 1.5))
-    run.kill()
-    moments.append("after first checkpoint")
+    crash_at(args, f"step:{first}", tmp_path / "log1.txt")
+    assert sorted(complete_checkpoints(out)) == [TINY_EVAL_EVERY]
     assert_nothing_half_written(out)
 
-    # 2. while a checkpoint is being written: its evaluation is logged, its .tmp dir exists
-    start = max(complete_checkpoints(out))
-    run = Run(args, tmp_path / "log2.txt")
-    run.wait_for(lambda: any(s > start for s in run.evals_logged()) and any(ckpt_root.glob("*.tmp")))
-    run.kill()
-    hit = not any(s > start for s in complete_checkpoints(out))
-    moments.append("during checkpoint write" if hit else "just after checkpoint write")
+    crash_at(args, f"checkpoint-write:{second}", tmp_path / "log2.txt")
+    assert (ckpt_root / f"step-{second:07d}.tmp").is_dir() and second not in complete_checkpoints(out)
     assert_nothing_half_written(out)
 
-    # 3. right after a new checkpoint is in place, maybe while older ones are being deleted
-    start = max(complete_checkpoints(out))
-    run = Run(args, tmp_path / "log3.txt")
-    run.wait_for(lambda: max(complete_checkpoints(out)) > start)
-    time.sleep(rng.uniform(0, 0.05))
-    run.kill()
-    moments.append("after checkpoint rename")
+    crash_at(args, f"checkpoint-delete:{third}", tmp_path / "log3.txt")
+    assert max(complete_checkpoints(out)) == third and list(ckpt_root.glob("*.del"))
     assert_nothing_half_written(out)
 
     proc = run_cli(args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resumed from" in proc.stderr
-    print(f"killed: {moments}")
     assert_nothing_half_written(out)
     assert_same_final_state(tiny_run.out, out)
     assert sorted(complete_checkpoints(out)) == [TINY_STEPS - TINY_EVAL_EVERY, TINY_STEPS]  # keep_last=2
@@ -185,3 +150,20 @@ def test_ddp_two_processes_stay_in_sync(synth_data, tmp_path):
     torch.manual_seed(1)
     init = Seq2SeqTransformer(ModelConfig.from_dict(json.loads((out / "run.json").read_text())["model"])).state_dict()
     assert all(not torch.equal(init[k], ckpt[k]) for k in ckpt if k.endswith("weight") and "norm" not in k)
+
+
+def test_resume_refuses_other_inputs(tiny_run, synth_data, tmp_path):
+    """--resume continues the recorded run: other data is a one-line error, unless asked."""
+    out = tmp_path / "run"
+    args = synth_data.train_args(out)
+    crash_at(args + ["--resume"], f"step:{TINY_EVAL_EVERY + 1}", tmp_path / "log.txt")
+    other = [a if a != str(synth_data.dev) else str(synth_data.test) for a in args]
+    proc = run_cli(other + ["--resume"])
+    assert proc.returncode == 1 and proc.stdout == ""
+    err = proc.stderr.strip().splitlines()[-1]
+    assert err.startswith("crossattn: error: ") and "other data or settings" in err and "--allow-changed-inputs" in err
+    recorded = json.loads((out / "run.json").read_text())
+    assert recorded["data"]["valid"] == str(synth_data.dev)  # run.json is not overwritten
+    proc = run_cli(other + ["--resume", "--allow-changed-inputs", "--max-steps", str(TINY_EVAL_EVERY + 2)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "resumed from" in proc.stderr
