@@ -81,18 +81,79 @@ def encode_words(tokenizer, words: list[str]) -> tuple[list[int], list[list[int]
     return ids, spans
 
 
+# -- gold-style tokens -> the text the model was trained on ------------------------------
+# Alignment gold sets are lowercased and tokenized ("de le", "je ai", "l ' élargissement",
+# "lui - même", "complex ,"); the model read natural text. We restore it for the model and
+# keep, for every given token, the characters it became, so links come back to the tokens
+# as given (a contraction like "du" belongs to both "de" and "le").
+_CONTRACTIONS = {("de", "le"): "du", ("de", "les"): "des", ("à", "le"): "au", ("à", "les"): "aux"}
+_ELIDED = {"je", "me", "te", "se", "le", "la", "ne", "de", "que", "ce", "jusque", "lorsque", "puisque", "quoique"}
+_VOWEL_START = tuple("aeiouyhéèêëàâîïôûœ")
+_ATTACH_LEFT = {"en": {",", ".", ";", ":", "!", "?", ")", "]", "%", "'s", "n't", "'re", "'ve", "'ll", "'d", "'m"},
+                "fr": {",", ".", ")", "]", "%"}}
+
+
+def natural_text(tokens: list[str], lang: str) -> tuple[str, list[tuple[int, int]]]:
+    """``(text, span of each token in it)``: contractions and elisions made again (French),
+    punctuation attached, hyphenated compounds joined, the first letter capitalised."""
+    text, spans, i = "", [], 0
+    while i < len(tokens):
+        tok, nxt = tokens[i], tokens[i + 1] if i + 1 < len(tokens) else ""
+        prev = tokens[i - 1] if i else ""
+        glue = not text or tok in _ATTACH_LEFT.get(lang, ()) or tok == "'" or text.endswith("'") \
+            or (tok == "-" and prev[-1:].isalpha() and nxt[:1].isalpha()) or (prev == "-" and text.endswith("-")) \
+            or text.endswith(("(", "["))
+        sep = "" if glue else " "
+        after = tokens[i + 2] if i + 2 < len(tokens) else ""
+        if lang == "fr" and (tok.lower(), nxt.lower()) in _CONTRACTIONS \
+                and not (nxt.lower() == "le" and after.lower().startswith(_VOWEL_START)):  # de l'homme
+            word = _CONTRACTIONS[tok.lower(), nxt.lower()]
+            start = len(text) + len(sep)
+            text += sep + word
+            spans += [(start, start + len(word))] * 2
+            i += 2
+            continue
+        word = tok
+        if lang == "fr" and tok.lower() in _ELIDED and nxt.lower().startswith(_VOWEL_START) and nxt != "-":
+            word = tok[:-1] + "'"
+        elif lang == "en" and tok == "i":
+            word = "I"
+        start = len(text) + len(sep)
+        text += sep + word
+        spans.append((start, start + len(word)))
+        i += 1
+    if text[:1].isalpha():
+        text = text[0].upper() + text[1:]
+    return text, spans
+
+
+def encode_natural(tokenizer, tokens: list[str], lang: str) -> tuple[list[int], list[list[int]]]:
+    """Piece ids of the natural text of ``tokens``, and the pieces of each given token."""
+    text, char_spans = natural_text(tokens, lang)
+    pieces = tokenizer.encode_with_spans(text)
+    spans = [[k for k, (_, b, e) in enumerate(pieces) if b < end and start < e] for start, end in char_spans]
+    return [pid for pid, _, _ in pieces], spans
+
+
 # -- forced decoding --------------------------------------------------------------------
 @torch.inference_mode()
 def word_attention(model, tokenizer, pairs: list[tuple[list[str], list[str]]], shifts: tuple[bool, ...] = (False, True),
-                   max_tokens: int = 6000, device: torch.device | str = "cpu") -> list[dict[bool, Tensor] | None]:
+                   max_tokens: int = 6000, device: torch.device | str = "cpu",
+                   languages: tuple[str, str] | None = None) -> list[dict[bool, Tensor] | None]:
     """Per pair and shift: (layers, heads, target words, source words + </s>), or None if not alignable.
 
-    Pairs with an empty side, or too long for the model's positions, give None.
+    ``languages`` (source, target): restore natural text from gold-style tokens for the
+    model (natural_text); None: encode each given token as it is. Pairs with an empty
+    side, or too long for the model's positions, give None.
     """
     cfg = model.config
+
+    def encode(words: list[str], lang: str | None):
+        return encode_words(tokenizer, words) if lang is None else encode_natural(tokenizer, words, lang)
+
     items = []
     for k, (s, t) in enumerate(pairs):
-        (sid, sspans), (tid, tspans) = encode_words(tokenizer, s), encode_words(tokenizer, t)
+        (sid, sspans), (tid, tspans) = encode(s, languages and languages[0]), encode(t, languages and languages[1])
         if s and t and len(sid) + 1 <= cfg.max_positions and len(tid) + 1 <= cfg.max_positions:
             items.append((k, sid, sspans, tid, tspans))
     items.sort(key=lambda it: len(it[1]) + len(it[3]))
@@ -138,6 +199,33 @@ def align(attention: list[dict[bool, Tensor] | None], method: Method) -> list[se
             continue
         out.append(extract(select(a[method.shift], method.layer, method.head), method.rule, method.null))
     return out
+
+
+# -- two directions into one -------------------------------------------------------------
+def grow_diag_final(forward: set[tuple[int, int]], backward: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Koehn's grow-diag-final-and: start from the links both directions agree on, grow
+    into neighbouring links found by either direction, then add the remaining links of
+    either direction whose words are both still unaligned. Links are (source i, target j)."""
+    union = forward | backward
+    links = forward & backward
+    neighbours = [(-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1)]
+    added = True
+    while added:
+        added = False
+        for i, j in sorted(links):
+            for di, dj in neighbours:
+                cand = (i + di, j + dj)
+                if cand in union and cand not in links:
+                    src_free = all(a != cand[0] for a, _ in links)
+                    tgt_free = all(b != cand[1] for _, b in links)
+                    if src_free or tgt_free:
+                        links.add(cand)
+                        added = True
+    for direction in (forward, backward):  # final-and
+        for i, j in sorted(direction):
+            if all(a != i for a, _ in links) and all(b != j for _, b in links):
+                links.add((i, j))
+    return links
 
 
 def format_links(links: set[tuple[int, int]]) -> str:

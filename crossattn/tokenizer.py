@@ -168,6 +168,26 @@ class Tokenizer:
         """Token ids of `text`, without BOS/EOS."""
         return self._sp.encode(text, out_type=int)
 
+    def encode_with_spans(self, text: str) -> list[tuple[int, int, int]]:
+        """``(id, first char, end char)`` per piece of ``text``: where in the text each piece
+        comes from (its leading space marker excluded; byte pieces of one character share
+        that character)."""
+        proto = self._sp.encode(text, return_type="proto")
+        # SentencePiece reports UTF-8 byte offsets: map them to character offsets
+        char_at = []
+        for k, ch in enumerate(text):
+            char_at.extend([k] * len(ch.encode("utf-8")))
+        char_at.append(len(text))
+        out = []
+        for p in proto.pieces:
+            begin, end = char_at[p.begin], char_at[p.end] if p.end < len(char_at) else len(text)
+            while begin < end and text[begin] == " ":
+                begin += 1
+            if begin == end and p.surface == "":  # a byte piece before the one that ends its character
+                end = begin + 1
+            out.append((p.id, begin, max(end, begin)))
+        return out
+
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         """Same as [encode(t) for t in texts], but multi-threaded inside spm."""
         return self._sp.encode(list(texts), out_type=int)

@@ -25,21 +25,22 @@ import signal
 import sys
 import time
 import tomllib
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 
+from .checkpoints import (CheckpointStore, average_checkpoints, crash_point, replace_dir, write_json_atomic,
+                          writing)
 from .config import ModelConfig, dataclass_from_dict
 from .errors import ConfigError, CrossattnError
 from .data import (CorpusStats, DataError, TokenBatcher, collate, encode_corpus, load_corpus, looks_clean,
                    parse_corpus_arg, parse_weighted_corpus_arg, weighted)
 from .modeldir import TOKENIZER, WEIGHTS, ModelDirError, read_model_dir, resolve_model_dir
-from .model import Seq2SeqTransformer, load_weights, save_model
+from .model import Seq2SeqTransformer, load_weights
 from .tokenizer import Tokenizer
 from .precision import pick_device, training_dtype
 from .modeldir import save_model_dir
@@ -119,55 +120,6 @@ def load_config(config_file: str | None, preset: str | None) -> tuple[ModelConfi
     base = PRESETS[preset] if preset else {}
     merged = {k: {**base.get(k, {}), **data.get(k, {})} for k in ("model", "train")}
     return ModelConfig.from_dict(merged["model"]), TrainConfig.from_dict(merged["train"])
-
-
-# -- checkpoints ---------------------------------------------------------------------
-def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move a fully written directory into place; the old one goes only afterwards."""
-    for p in tmp.iterdir():
-        with open(p, "rb") as f:
-            os.fsync(f.fileno())
-    old = final.with_name(final.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old.exists():
-        shutil.rmtree(old)
-
-
-def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
-    """AdamW state as flat tensors (safetensors) + JSON for the rest."""
-    sd = opt.state_dict()
-    tensors, meta = {}, {"param_groups": sd["param_groups"], "state_keys": {}}
-    for idx, st in sd["state"].items():
-        meta["state_keys"][str(idx)] = sorted(st)
-        for name, value in st.items():
-            tensors[f"{idx}.{name}"] = (value if torch.is_tensor(value) else torch.tensor(value)).detach().cpu()
-    return tensors, meta
-
-
-def load_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
-    state = {int(i): {n: tensors[f"{i}.{n}"] for n in names} for i, names in meta["state_keys"].items()}
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
-def crash_point(name: str, step: int) -> None:
-    """For the crash tests: ``CROSSATTN_CRASH_AT=name:step`` kills this process with SIGKILL
-    at that point, so each dangerous moment (mid-checkpoint write, mid-cleanup) is hit
-    every time instead of by luck of timing. Unset, it costs one dictionary lookup."""
-    if os.environ.get("CROSSATTN_CRASH_AT") == f"{name}:{step}":
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 # -- the same run, or not -------------------------------------------------------------
@@ -251,8 +203,9 @@ class Trainer:
         )
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.best_bleu, self.evals_without_gain = -1.0, 0
-        if args.resume and self._latest_checkpoint():
-            self._load_checkpoint(self._latest_checkpoint())
+        self.checkpoints = CheckpointStore(self.out / "checkpoints", cfg.keep_last)
+        if args.resume and self.checkpoints.latest():
+            self._load_checkpoint(self.checkpoints.latest())
         self._write_run_json()
         self.ddp = self.model
         if self.world > 1:
@@ -482,58 +435,20 @@ class Trainer:
             replace_dir(tmp, self.out / name)
 
     # -- checkpoints ------------------------------------------------------------------
-    def _checkpoints(self) -> list[Path]:
-        root = self.out / "checkpoints"
-        return sorted(root.glob("step-*[0-9]"), key=lambda p: int(p.name.split("-")[1])) if root.exists() else []
-
-    def _latest_checkpoint(self) -> Path | None:
-        ckpts = self._checkpoints()
-        return ckpts[-1] if ckpts else None
-
     def _save_checkpoint(self) -> None:
-        root = self.out / "checkpoints"
-        root.mkdir(exist_ok=True)
-        final = root / f"step-{self.step:07d}"
-        tmp = root / f"step-{self.step:07d}.tmp"
-        with writing(tmp, f"checkpoint {final}"):
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            tmp.mkdir()
-            save_model(self.model, tmp / "model.safetensors")
-            crash_point("checkpoint-write", self.step)
-            opt_tensors, opt_meta = optimizer_tensors(self.opt)
-            rng = {"torch": torch.get_rng_state()}
-            if self.device.type == "cuda":
-                rng["cuda"] = torch.cuda.get_rng_state(self.device)
-            save_file({**opt_tensors, **{f"rng.{k}": v for k, v in rng.items()}}, str(tmp / "optimizer.safetensors"))
-            write_json_atomic(tmp / "state.json", {
-                "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                "best_bleu": self.best_bleu, "evals_without_gain": self.evals_without_gain, "optimizer": opt_meta,
-            })
-            replace_dir(tmp, final)
-        # rename first: a crash mid-delete must not leave a gutted checkpoint under a valid name
-        for old in self._checkpoints()[: -self.cfg.keep_last] + list(root.glob("step-*.del")):
-            if not old.name.endswith(".del"):
-                old = old.rename(old.with_name(old.name + ".del"))
-            crash_point("checkpoint-delete", self.step)
-            shutil.rmtree(old)
+        self.checkpoints.save(self.step, self.model, self.opt, self.device, {
+            "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "best_bleu": self.best_bleu, "evals_without_gain": self.evals_without_gain})
 
     def _load_checkpoint(self, path: Path) -> None:
-        state = json.loads((path / "state.json").read_text())
-        load_weights(self.model, path / "model.safetensors")
-        tensors = load_file(str(path / "optimizer.safetensors"))
-        load_optimizer(self.opt, {k: v.to(self.device) if not k.endswith(".step") else v for k, v in tensors.items()
-                                  if not k.startswith("rng.")}, state["optimizer"])
-        torch.set_rng_state(tensors["rng.torch"])
-        if "rng.cuda" in tensors and self.device.type == "cuda":
-            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        state = self.checkpoints.load(path, self.model, self.opt, self.device)
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.best_bleu, self.evals_without_gain = state["best_bleu"], state["evals_without_gain"]
         self.log(f"resumed from {path} (step {self.step}, epoch {self.epoch}, batch {self.batch_in_epoch})")
 
     def _try_average(self) -> None:
         """Average the last N checkpoints; keep the result if it beats the best on dev."""
-        ckpts = self._checkpoints()[-self.cfg.average_last:]
+        ckpts = self.checkpoints.all()[-self.cfg.average_last:]
         if len(ckpts) < 2:
             return
         avg = average_checkpoints(ckpts, self.model_cfg).to(self.device)
@@ -549,27 +464,6 @@ class Trainer:
             plot_curves(self.out / "metrics.jsonl", self.out / "curves.png")
         except Exception as e:  # a plot must never stop training
             self.log(f"(could not draw curves: {e})")
-
-
-@contextmanager
-def writing(tmp: Path, what: str):
-    """Turn a failed write (full disk, no permission) into one clear error and remove the
-    partial copy in ``tmp``; whatever was already in place is left untouched."""
-    try:
-        yield
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise OSError(e.errno, f"cannot write {what}: {e.strerror or e}; earlier files are kept") from None
-
-
-def average_checkpoints(paths: list[Path], model_cfg: ModelConfig) -> Seq2SeqTransformer:
-    total = None
-    for p in paths:
-        sd = load_file(str(p / "model.safetensors"))
-        total = {k: v.double() for k, v in sd.items()} if total is None else {k: total[k] + sd[k].double() for k in total}
-    model = Seq2SeqTransformer(model_cfg)
-    model.load_state_dict({k: (v / len(paths)).float() for k, v in total.items()}, strict=False)
-    return model
 
 
 def plot_curves(metrics: Path, png: Path) -> None:

@@ -194,11 +194,11 @@ def _fail_nth_call(real, n: int):
 
 def test_full_disk_during_checkpoint_keeps_the_previous_one(small_data, tmp_path, in_process_training, monkeypatch,
                                                             capsys):
-    from crossattn import train as train_module
+    from crossattn import checkpoints
 
     out = tmp_path / "out"
     with monkeypatch.context() as m:  # the second checkpoint (step 4) hits a full disk
-        m.setattr(train_module, "save_file", _fail_nth_call(train_module.save_file, 2))
+        m.setattr(checkpoints, "save_file", _fail_nth_call(checkpoints.save_file, 2))
         rc = in_process_training(*small_data, out)
     err = one_line_error(capsys, rc)
     assert "step-0000004" in err and "No space left on device" in err, err
