@@ -140,7 +140,7 @@ def main() -> None:
         rows.append(run_ours(name, ["--method", "naive"], "naive read-out (mean of layers and heads, en-fr only)"))
         rows.append(run_ours(name, [], "crossattn align (default)"))
         rows.append(run_eflomal(name, args.pairs))
-    print(f"| set | method | AER | precision | recall | pairs/s (whole run) |\n|---|---|---|---|---|---|")
+    print("| set | method | AER | precision | recall | pairs/s (whole run) |\n|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['set']} | {r['method']} | {r['aer']:.1f} | {r['precision']:.1f} | {r['recall']:.1f} "
               f"| {r['pairs_per_s']:.0f} |")

@@ -149,6 +149,17 @@ def check(case: Case, response: httpx.Response, reference: dict[str, str]) -> st
     return None
 
 
+def run_clients(client, clients: int) -> float:
+    """``client(k)`` on ``clients`` threads at once; the wall seconds until all are done."""
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
 def run_load(url: str, reference: dict[str, str], clients: int = 32, requests: int = 50, seed: int = 0,
              timeout: float = 120.0) -> dict:
     """`clients` threads, each with its own keep-alive connection, `requests` each."""
@@ -171,13 +182,7 @@ def run_load(url: str, reference: dict[str, str], clients: int = 32, requests: i
                 with lock:
                     results.append((case.name, case.expect_status == (200,), time.perf_counter() - t0, problem))
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
+    wall = run_clients(client, clients)
     health = httpx.get(url + "/health", timeout=30).json()
 
     def pct(xs: list[float], q: float) -> float:

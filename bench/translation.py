@@ -2,12 +2,12 @@
 
 Systems, all on the same sentences, tokenisation included in the timings:
 
-* ours: crossattn Translator with the shipped model (whatever decode.py/model.py hold now);
-  ours int8: the same with dynamic int8 quantization of the Linear layers (dtype="int8");
-  ours numpy: the NumPy engine (numpy_engine.py; latency and cold start only: it translates
-  one sentence at a time, for the command line's few-sentence case);
-* CT2 fp32 / CT2 int8: CTranslate2 running our model exported by ``crossattn export``
-  (int8 = weights quantized at load time);
+* ours: crossattn's Translator (CTranslate2 on our converted model, its default compute
+  type), ours fp32: the same in float32;
+* ours torch / ours torch int8: the PyTorch engine (torch_engine.py: decode.py/model.py),
+  fp32 and with dynamic int8 quantization of the Linear layers;
+* CT2 fp32 / CT2 int8: CTranslate2 called directly on our model exported by
+  ``crossattn export`` (int8 = weights quantized at load time);
 * HF Marian: ``MarianMTModel.generate`` of identical size. Marian is post-LN without final
   LayerNorms, so our pre-LN weights cannot be copied in: it has random weights and is forced
   to produce exactly as many tokens as we do (min_new_tokens = max_new_tokens = the longest
@@ -31,6 +31,7 @@ import torch
 
 from common import REPO, dev_sentences, median, percentile, print_table
 from crossattn.modeldir import normalize
+from crossattn.torch_engine import TorchTranslator
 from crossattn.translator import Translator
 
 BATCH = 64
@@ -39,22 +40,19 @@ BATCH = 64
 class Ours:
     def __init__(self, dtype: str = "auto"):
         self.name = "ours" if dtype == "auto" else f"ours {dtype}"
-        self.tr = Translator.load(dtype=dtype)
+        self.tr = Translator.load(dtype=dtype, threads=torch.get_num_threads())
 
     def translate(self, texts: list[str], beam: int, batch_size: int, lengths: list[int]) -> list[str]:
         return self.tr.translate(texts, beam=beam, batch_size=batch_size)
 
 
-class OursNumpy:
-    name = "ours numpy"
-
-    def __init__(self):
-        from crossattn.numpy_engine import NumpyTranslator
-
-        self.tr = NumpyTranslator.load()
+class OursTorch:
+    def __init__(self, dtype: str = "fp32"):
+        self.name = "ours torch" if dtype == "fp32" else f"ours torch {dtype}"
+        self.tr = TorchTranslator.load(device="cpu", dtype=dtype)
 
     def translate(self, texts: list[str], beam: int, batch_size: int, lengths: list[int]) -> list[str]:
-        return self.tr.translate(texts, beam=beam)
+        return self.tr.translate(texts, beam=beam, batch_size=batch_size)
 
 
 class CT2:
@@ -70,8 +68,8 @@ class CT2:
 
     def translate(self, texts: list[str], beam: int, batch_size: int, lengths: list[int]) -> list[str]:
         batch = self.sp.encode([normalize(t) for t in texts], out_type=str)
-        results = self.engine.translate_batch(batch, beam_size=beam, max_batch_size=batch_size, length_penalty=0.4,
-                                              max_decoding_length=255)
+        results = self.engine.translate_batch(batch, beam_size=beam, max_batch_size=batch_size, length_penalty=0.6,
+                                              max_decoding_length=255, max_input_length=0)
         return [self.sp.decode(r.hypotheses[0]) for r in results]
 
 
@@ -158,8 +156,8 @@ CT2_ONE_SHOT = """
 import sys, ctranslate2, sentencepiece as spm
 model_dir, text = sys.argv[1], sys.argv[2]
 sp = spm.SentencePieceProcessor(model_file=model_dir + "/tokenizer.model")
-tr = ctranslate2.Translator(model_dir, device="cpu", compute_type="float32", intra_threads=1)
-r = tr.translate_batch([sp.encode(text, out_type=str)], beam_size=2, length_penalty=0.4)
+tr = ctranslate2.Translator(model_dir, device="cpu", compute_type="int8", intra_threads=1)
+r = tr.translate_batch([sp.encode(text, out_type=str)], beam_size=2, length_penalty=0.6)
 print(sp.decode(r[0].hypotheses[0]))
 """
 
@@ -167,16 +165,14 @@ print(sp.decode(r[0].hypotheses[0]))
 def cold_start(repeats: int, ct2_dir: Path | None) -> dict:
     """Fresh processes translating "Hello, how are you?" once: wall time, median of ``repeats``.
 
-    ours = the ``crossattn translate`` command (its default picks the NumPy engine for a few
-    sentences given as arguments), ours torch = the same with ``--engine torch``, CT2 = a
-    minimal Python script around CTranslate2 with our exported model. ``import torch`` alone
-    is the floor any torch-based command pays.
+    ours = the ``crossattn translate`` command (CTranslate2, cached conversion), CT2 = a
+    minimal Python script around CTranslate2 with our exported model (int8). ``import
+    torch`` alone is what the torch engine would pay before any work.
     """
     exe = Path(sys.executable).parent / "crossattn"
     text = "Hello, how are you?"
     commands = {
         "ours (crossattn translate)": [str(exe), "translate", text],
-        "ours torch (--engine torch)": [str(exe), "translate", "--engine", "torch", text],
         "python -c 'import torch'": [sys.executable, "-c", "import torch"],
     }
     if ct2_dir is not None:
@@ -201,11 +197,11 @@ def run(quick: bool, sentences: int, single_sentences: int) -> dict:
     texts = [s for s, _ in dev_sentences(n)]
     ours = Ours()
     tok = ours.tr.tokenizer
-    systems = [ours]
-    try:  # dynamic int8 quantization of the Linear layers (translator dtype="int8"), if this version has it
-        systems.append(Ours("int8"))
+    systems = [ours, Ours("fp32"), OursTorch()]
+    try:  # dynamic int8 quantization of the Linear layers (dtype="int8"), if this torch has it
+        systems.append(OursTorch("int8"))
     except (KeyError, ValueError, RuntimeError) as e:
-        print(f"skipping ours int8: {e}")
+        print(f"skipping ours torch int8: {e}")
     tmp = Path(tempfile.mkdtemp(prefix="crossattn-bench-"))
     try:
         try:
@@ -248,7 +244,7 @@ def run(quick: bool, sentences: int, single_sentences: int) -> dict:
 
         short = [s for s, _ in dev_sentences(2217) if len(s.split()) <= 6][: 8 if quick else 100]
         lat_rows = []
-        for system in [s for s in systems if not isinstance(s, HFMarian)] + [OursNumpy()]:
+        for system in [s for s in systems if not isinstance(s, HFMarian)]:
             for beam in (1, 4):
                 lat_rows.append({"system": system.name, "beam": beam, **latency(system, short, beam)})
         print_table(f"Latency, one short sentence per call (<= 6 words, n={len(short)})", lat_rows,
@@ -260,7 +256,7 @@ def run(quick: bool, sentences: int, single_sentences: int) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"throughput": rows, "latency": lat_rows, "cold_start": cold, "identical_to_ours": agreement,
             "hf_note": "random weights, lengths forced to ours (min_new_tokens = max_new_tokens)",
-            "ct2_length_penalty": 0.4}
+            "ct2_length_penalty": 0.6}
 
 
 if __name__ == "__main__":

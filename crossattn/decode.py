@@ -120,11 +120,13 @@ def beam_search(
 
         # finished hypotheses, scored with the length penalty (EOS counts as a token)
         lp = length_penalty(step + 1, alpha)
-        eos_rows, eos_cols = (is_eos & top_scores.gt(float("-inf"))).nonzero(as_tuple=True)
-        for r, c in zip(eos_rows.tolist(), eos_cols.tolist()):
-            if c < k:  # only candidates that would have been among the top k
-                sent = alive[r]
-                finished[sent].append((top_scores[r, c].item() / lp, hyps[r, top_beam[r, c]].tolist()))
+        # only EOS candidates that would have been among the top k; one transfer to Python
+        ended = is_eos[:, :k] & top_scores[:, :k].gt(float("-inf"))
+        if bool(ended.any()):
+            rows, cols = ended.nonzero(as_tuple=True)
+            ended_hyps = hyps[rows, top_beam[rows, cols]].tolist()
+            for r, score, hyp in zip(rows.tolist(), (top_scores[rows, cols] / lp).tolist(), ended_hyps):
+                finished[alive[r]].append((score, hyp))
 
         # continue with the k best candidates that are not EOS
         cont_key = torch.where(is_eos, torch.full_like(top_scores, float("-inf")), top_scores)
@@ -136,10 +138,10 @@ def beam_search(
 
         # out of length budget: the live hypotheses compete as they are
         at_limit = [step + 1 >= limits[sent] for sent in alive]
-        for r in (r for r in range(n) if at_limit[r]):
-            for b in range(k):
-                if scores[r, b] > float("-inf"):
-                    finished[alive[r]].append((scores[r, b].item() / lp, hyps[r, b].tolist()))
+        if any(at_limit):
+            rows = [r for r in range(n) if at_limit[r]]
+            for r, row_scores, row_hyps in zip(rows, (scores[rows] / lp).tolist(), hyps[rows].tolist()):
+                finished[alive[r]].extend((sc, h) for sc, h in zip(row_scores, row_hyps) if sc > float("-inf"))
 
         done = torch.tensor([len(finished[s]) >= k or at_limit[r] for r, s in enumerate(alive)], device=device)
         rows = (torch.arange(n, device=device)[:, None] * k + beam_of).flatten()
