@@ -139,12 +139,13 @@ def encode_natural(tokenizer, tokens: list[str], lang: str) -> tuple[list[int], 
 @torch.inference_mode()
 def word_attention(model, tokenizer, pairs: list[tuple[list[str], list[str]]], shifts: tuple[bool, ...] = (False, True),
                    max_tokens: int = 6000, device: torch.device | str = "cpu",
-                   languages: tuple[str, str] | None = None) -> list[dict[bool, Tensor] | None]:
+                   languages: tuple[str, str] | None = None, head=None) -> list[dict[bool, Tensor] | None]:
     """Per pair and shift: (layers, heads, target words, source words + </s>), or None if not alignable.
 
     ``languages`` (source, target): restore natural text from gold-style tokens for the
-    model (natural_text); None: encode each given token as it is. Pairs with an empty
-    side, or too long for the model's positions, give None.
+    model (natural_text); None: encode each given token as it is. ``head``: read that
+    alignment head (align_head.py; one "layer" of one "head") instead of the model's own
+    cross-attention. Pairs with an empty side, or too long for the model's positions, give None.
     """
     cfg = model.config
 
@@ -165,8 +166,13 @@ def word_attention(model, tokenizer, pairs: list[tuple[list[str], list[str]]], s
             end += 1
         batch = items[start:end]
         src, tgt, _ = collate([b[1] for b in batch], [b[3] for b in batch], cfg.pad_id, cfg.bos_id, cfg.eos_id)
-        weights = model(src.to(device), tgt.to(device), need_weights=True).cross_attention
-        attn = torch.stack(weights, 1).float().cpu()  # (B, layers, heads, T+1, S)
+        if head is not None:
+            from .align_head import head_weights
+
+            attn = head_weights(model, head, src.to(device), tgt.to(device)).float().cpu()  # (B, 1, 1, T+1, S)
+        else:
+            weights = model(src.to(device), tgt.to(device), need_weights=True).cross_attention
+            attn = torch.stack(weights, 1).float().cpu()  # (B, layers, heads, T+1, S)
         for r, (k, sid, sspans, tid, tspans) in enumerate(batch):
             a = attn[r, :, :, : len(tid) + 1, : len(sid) + 1]
             cols = sspans + [[len(sid)]]  # + </s>

@@ -169,6 +169,7 @@ class DecoderState:
 class Seq2SeqOutput:
     logits: Tensor  # (batch, tgt_len, vocab)
     cross_attention: list[Tensor] | None = None  # per decoder layer: (batch, heads, tgt_len, src_len)
+    states: Tensor | None = None  # the decoder's last (normalised) states, (batch, tgt_len, d_model)
 
 
 class Seq2SeqTransformer(nn.Module):
@@ -226,8 +227,8 @@ class Seq2SeqTransformer(nn.Module):
         for layer in self.decoder_layers:
             x, w, _ = layer(x, memory, src_pad, need_weights=need_weights)
             weights.append(w)
-        logits = self.output(self.decoder_norm(x))
-        return Seq2SeqOutput(logits, weights if need_weights else None)
+        states = self.decoder_norm(x)
+        return Seq2SeqOutput(self.output(states), weights if need_weights else None, states)
 
     def forward(self, src: Tensor, tgt: Tensor, need_weights: bool = False) -> Seq2SeqOutput:
         memory, src_pad = self.encode(src)

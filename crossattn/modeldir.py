@@ -184,3 +184,38 @@ def load_model_dir(path: str | Path | None, verify: bool = True):
     except Exception as e:  # safetensors raises its own error types on truncated files
         raise ModelDirError(f"{root / WEIGHTS}: cannot read weights ({e})") from None
     return model.eval(), tokenizer, config
+
+
+# -- the optional alignment head (align_head.py) -------------------------------------------
+def save_alignment_head(root: str | Path, head) -> None:
+    """Store ``head`` in the model directory and record it (and its checksum) in config.json."""
+    from safetensors.torch import save_file
+
+    from .align_head import ALIGNMENT_WEIGHTS
+
+    root = resolve_model_dir(root)
+    tmp = root / (ALIGNMENT_WEIGHTS + ".tmp")
+    save_file({k: v.detach().float().contiguous() for k, v in head.state_dict().items()}, str(tmp))
+    tmp.replace(root / ALIGNMENT_WEIGHTS)
+    config = json.loads((root / CONFIG).read_text())
+    config["alignment"] = {"file": ALIGNMENT_WEIGHTS, "d_head": head.d_head}
+    config.setdefault("files", {})[ALIGNMENT_WEIGHTS] = sha256_file(root / ALIGNMENT_WEIGHTS)
+    tmp_config = root / (CONFIG + ".tmp")
+    tmp_config.write_text(json.dumps(config, indent=2) + "\n")
+    tmp_config.replace(root / CONFIG)
+
+
+def load_alignment_head(root: Path, config: dict, d_model: int):
+    """The model directory's AlignmentHead, or None if it has none."""
+    if "alignment" not in config:
+        return None
+    from safetensors.torch import load_file
+
+    from .align_head import AlignmentHead
+
+    head = AlignmentHead(d_model, config["alignment"]["d_head"])
+    try:
+        head.load_state_dict(load_file(str(root / config["alignment"]["file"])))
+    except Exception as e:  # missing, truncated or mismatched file
+        raise ModelDirError(f"{root / config['alignment']['file']}: cannot read the alignment head ({e})") from None
+    return head.eval()

@@ -199,14 +199,13 @@ def describe(translator) -> dict:
 def create_app(translators, limits: Limits | None = None, model_dir: str | None = None,
                access: "Access | None" = None):
     """A FastAPI app serving ``translators`` (one Translator, or {"en-fr": Translator, ...});
-    its worker thread runs during the app's lifespan."""
+    its worker thread runs during the app's lifespan. Three groups of routes: ours
+    (/api/*, /health, the page), LibreTranslate's (libretranslate.py), and error handlers
+    that answer every failure as JSON."""
     from contextlib import asynccontextmanager
 
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi import FastAPI
     from fastapi.staticfiles import StaticFiles
-    from starlette.exceptions import HTTPException
 
     from . import libretranslate
 
@@ -214,8 +213,6 @@ def create_app(translators, limits: Limits | None = None, model_dir: str | None 
         translators = {translators.direction or "en-fr": translators}
     limits = limits or Limits()
     batcher = Batcher(translators, limits)
-    model_info = {direction: describe(t) for direction, t in translators.items()}
-    started = time.time()
 
     @asynccontextmanager
     async def lifespan(app):
@@ -225,31 +222,12 @@ def create_app(translators, limits: Limits | None = None, model_dir: str | None 
 
     # docs_url=None: the Swagger page loads its assets from a CDN; /openapi.json stays
     app = FastAPI(title="crossattn", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="English→French translation with the model's cross-attention.")
+                  description="Translation with the model's cross-attention; also LibreTranslate's API.")
     app.add_middleware(api.BodyGuard, max_bytes=limits.max_body_bytes)
     app.state.batcher, app.state.limits = batcher, limits
 
-    def error(status: int, code: str, detail: str, **extra) -> JSONResponse:
-        return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status)
-
-    @app.exception_handler(APIError)
-    async def on_api_error(request: Request, e: APIError):
-        return error(e.status, e.code, e.detail, **e.extra)
-
-    @app.exception_handler(RequestValidationError)
-    async def on_invalid(request: Request, e: RequestValidationError):
-        return api.validation_error(e.errors(), error)
-
-    @app.exception_handler(HTTPException)
-    async def on_http(request: Request, e: HTTPException):
-        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
-        return error(e.status_code, codes.get(e.status_code, "http_error"), str(e.detail))
-
-    @app.exception_handler(Exception)
-    async def on_bug(request: Request, e: Exception):
-        return error(500, "internal_error", f"unexpected {type(e).__name__}; see the server log")
-
     async def run(job: Job):
+        """Hand a job to the model thread and wait for it, within the time limit."""
         if not batcher.thread.is_alive():
             raise APIError(503, "unavailable", "model worker is not running")
         future = asyncio.wrap_future(batcher.submit(job))
@@ -258,6 +236,51 @@ def create_app(translators, limits: Limits | None = None, model_dir: str | None 
         except TimeoutError:
             raise APIError(504, "timeout", f"no answer within {limits.timeout_s:g} s (timeout_s)",
                            limit="timeout_s", max=limits.timeout_s) from None
+
+    add_error_handlers(app)
+    add_api_routes(app, run, translators, limits)
+    libretranslate.add_routes(app, run, translators, limits, access or libretranslate.Access())
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def json_error(status: int, code: str, detail: str, **extra):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status)
+
+
+def add_error_handlers(app) -> None:
+    """Every failure a client can cause is a 4xx JSON answer; a 500 means a bug, JSON too."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
+
+    @app.exception_handler(APIError)
+    async def on_api_error(request: Request, e: APIError):
+        return json_error(e.status, e.code, e.detail, **e.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, e: RequestValidationError):
+        return api.validation_error(e.errors(), json_error)
+
+    @app.exception_handler(HTTPException)
+    async def on_http(request: Request, e: HTTPException):
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        return json_error(e.status_code, codes.get(e.status_code, "http_error"), str(e.detail))
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, e: Exception):
+        return json_error(500, "internal_error", f"unexpected {type(e).__name__}; see the server log")
+
+
+def add_api_routes(app, run, translators: dict, limits: Limits) -> None:
+    """/api/translate, /api/attention, /health and the page."""
+    from fastapi.responses import FileResponse, JSONResponse
+
+    batcher = app.state.batcher
+    model_info = {direction: describe(t) for direction, t in translators.items()}
+    started = time.time()
 
     @app.post("/api/translate", response_model=api.TranslateResponse, response_model_exclude_none=True,
               responses=api.ERRORS, summary="Translate one text or a list of texts")
@@ -276,7 +299,7 @@ def create_app(translators, limits: Limits | None = None, model_dir: str | None 
         result = await run(Job("attention", [req.text], req.beam, req.alpha, direction))
         return await asyncio.to_thread(attention_payload, result)
 
-    @app.get("/health", summary="Liveness, model and limits")
+    @app.get("/health", summary="Liveness, models and limits")
     async def health():
         alive = batcher.thread.is_alive()
         body = {"status": "ok" if alive else "error", "directions": list(translators),
@@ -284,11 +307,6 @@ def create_app(translators, limits: Limits | None = None, model_dir: str | None 
                 "queue": batcher.pending, "stats": batcher.stats, "uptime_s": round(time.time() - started, 1)}
         return JSONResponse(body, status_code=200 if alive else 503)
 
-    libretranslate.add_routes(app, run, translators, limits, access or libretranslate.Access())
-
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page():
         return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
-
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return app

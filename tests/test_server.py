@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from crossattn.cli import CLIError, build_parser
-from crossattn.server import APIError, Batcher, Job, Limits, cmd_serve, create_app
+from crossattn.commands import cmd_serve
+from crossattn.server import APIError, Batcher, Job, Limits, create_app
 from crossattn.translator import Translator
 
 REPO = Path(__file__).resolve().parents[1]
