@@ -91,23 +91,8 @@ def pick_defaults(attn: Tensor, target: list[str], source: list[str]) -> tuple[i
     return step, layer, head
 
 
-@torch.inference_mode()
-def trace(translator: Translator, text: str, step: int | None = None, layer: int | None = None,
-          head: int | None = None) -> dict:
-    """Greedy-translate ``text`` and return every intermediate the terminal view prints."""
-    from .visualize import check_index
-
-    model, tok, cfg = translator.model, translator.tokenizer, translator.model.config
-    text = normalize(text)
-    if not text:
-        raise InputError("nothing to explain: give a sentence")
-    ids = tok.encode(text)[: translator.max_source_tokens - 1]
-    src = torch.tensor([ids + [cfg.eos_id]], device=translator.device)
-    source = [tok.id_to_piece(i) for i in ids] + ["</s>"]
-    d, n_heads, d_head = cfg.d_model, cfg.n_heads, cfg.d_model // cfg.n_heads
-    layer, head = check_index(layer, cfg.decoder_layers, "layer"), check_index(head, n_heads, "head")
-
-    # -- encoder: the loop of model.encode, one layer at a time ------------------------
+def trace_encoder(model, src: Tensor, source: list[str]) -> tuple[dict, Tensor, Tensor | None]:
+    """The loop of model.encode, one layer at a time, with what each stage looks like."""
     src_pad = model.source_padding(src)  # None: one sentence has no padding
     emb = model.embed.tokens(src)[0]
     pos = model.embed.positions[: src.size(1)]
@@ -129,8 +114,12 @@ def trace(translator: Translator, text: str, step: int | None = None, layer: int
         encoder["layers"].append({"shape": list(x.shape), "mean_norm": _norm(x[0])})
     memory = model.encoder_norm(x)
     encoder["memory"] = {"shape": list(memory.shape), "mean_norm": _norm(memory[0])}
+    return encoder, memory, src_pad
 
-    # -- greedy decoding with the incremental decoder, hooks recording each step -------
+
+def greedy_with_records(model, memory: Tensor, src_pad: Tensor | None, src: Tensor) -> tuple[list, dict]:
+    """Greedy decoding with the incremental decoder, hooks recording each layer at each step."""
+    cfg = model.config
     records, k_proj_calls, handles = _record_calls(model)
     try:
         state = model.start_decoding(memory, src_pad)
@@ -150,8 +139,32 @@ def trace(translator: Translator, text: str, step: int | None = None, layer: int
     finally:
         for h in handles:
             h.remove()
+    return records, {"ids": out_ids, "logits": logits_per_step, "attention": torch.stack(attn, 2),
+                     "k_proj_at_start": calls_at_start, "cross_ptrs": cross_ptrs, "k_proj": k_proj_calls}
+
+
+@torch.inference_mode()
+def trace(translator: Translator, text: str, step: int | None = None, layer: int | None = None,
+          head: int | None = None) -> dict:
+    """Greedy-translate ``text`` and return every intermediate the terminal view prints."""
+    from .visualize import check_index
+
+    model, tok, cfg = translator.model, translator.tokenizer, translator.model.config
+    text = normalize(text)
+    if not text:
+        raise InputError("nothing to explain: give a sentence")
+    ids = tok.encode(text)[: translator.max_source_tokens - 1]
+    src = torch.tensor([ids + [cfg.eos_id]], device=translator.device)
+    source = [tok.id_to_piece(i) for i in ids] + ["</s>"]
+    d, n_heads, d_head = cfg.d_model, cfg.n_heads, cfg.d_model // cfg.n_heads
+    layer, head = check_index(layer, cfg.decoder_layers, "layer"), check_index(head, n_heads, "head")
+
+    encoder, memory, src_pad = trace_encoder(model, src, source)
+    records, decoding = greedy_with_records(model, memory, src_pad, src)
+    out_ids, logits_per_step = decoding["ids"], decoding["logits"]
+    calls_at_start, cross_ptrs, k_proj_calls = decoding["k_proj_at_start"], decoding["cross_ptrs"], decoding["k_proj"]
     target = [tok.id_to_piece(i) for i in out_ids]
-    attention = torch.stack(attn, 2)  # (L, H, T, S) like translate_with_attention
+    attention = decoding["attention"]  # (L, H, T, S) like translate_with_attention
     auto = pick_defaults(attention, target, source)
     step = auto[0] if step is None else step
     if not 1 <= step <= len(target):
