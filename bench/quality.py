@@ -1,0 +1,88 @@
+"""Translation quality of a model directory on every public dev and test set, as the model
+card reports it: sacrebleu BLEU and chrF (defaults, untouched references), and how many
+outputs loop (a word or a piece repeated 4+ times in a row).
+
+    python bench/quality.py --model crossattn/pretrained/en-fr [--model runs/x/model ...]
+        [--sets dev|test|all] [--json out.json]
+
+The direction comes from each model's config.json ("languages"); for fr->en the TSV
+columns are swapped. Dev sets are where settings are chosen; test sets are only reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DATA = REPO.parent / "shared" / "data"
+
+DEV = ["tatoeba/dev.tsv", "multi30k/val.tsv", "wmt/newstest2012.tsv", "hansard/dev.tsv"]
+TEST = ["tatoeba/test.tsv", "multi30k/test_2016_flickr.tsv", "multi30k/test_2017_flickr.tsv",
+        "multi30k/test_2017_mscoco.tsv", "multi30k/test_2018_flickr.tsv", "wmt/newstest2013.tsv"]
+
+
+def loops(text: str, pieces: list[str], n: int = 4) -> bool:
+    """A word, or a SentencePiece piece, repeated ``n`` or more times in a row."""
+    words = re.findall(r"\w+|[^\w\s]", text.lower())
+    for seq in (words, pieces):
+        run = 1
+        for a, b in zip(seq, seq[1:]):
+            run = run + 1 if a == b else 1
+            if run >= n:
+                return True
+    return False
+
+
+def evaluate(model: str, sets: list[str], beam: int | None, dtype: str) -> list[dict]:
+    import sacrebleu
+
+    from crossattn.translator import Translator
+
+    tr = Translator.load(model, dtype=dtype, threads=0)
+    reverse = tr.direction == "fr-en"
+    rows = []
+    for name in sets:
+        path = DATA / name
+        if not path.exists():
+            continue
+        pairs = [line.split("\t")[:2] for line in path.read_text(encoding="utf-8").splitlines() if "\t" in line]
+        src, ref = ([t for _, t in pairs], [s for s, _ in pairs]) if reverse else ([s for s, _ in pairs], [t for _, t in pairs])
+        t0 = time.perf_counter()
+        hyp = tr.translate(src, beam=beam, split_sentences=False)
+        seconds = time.perf_counter() - t0
+        n_loops = sum(loops(h, tr.tokenizer.pieces(h)) for h in hyp)
+        rows.append({"model": model, "direction": tr.direction, "set": name, "sentences": len(src),
+                     "bleu": round(sacrebleu.corpus_bleu(hyp, [ref]).score, 2),
+                     "chrf": round(sacrebleu.corpus_chrf(hyp, [ref]).score, 2), "loops": n_loops,
+                     "seconds": round(seconds, 1)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", action="append", required=True)
+    p.add_argument("--sets", choices=("dev", "test", "all"), default="dev")
+    p.add_argument("--only", nargs="*", help="set files (relative to ../shared/data) instead of --sets")
+    p.add_argument("--beam", type=int)
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--json")
+    a = p.parse_args()
+    sets = a.only or {"dev": DEV, "test": TEST, "all": DEV + TEST}[a.sets]
+    rows = [r for m in a.model for r in evaluate(m, sets, a.beam, a.dtype)]
+    print("| model | direction | set | BLEU | chrF | loops |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['direction']} | {r['set']} ({r['sentences']:,}) | {r['bleu']:.2f} | {r['chrf']:.2f} "
+              f"| {r['loops']} |")
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
