@@ -207,6 +207,60 @@ def align(attention: list[dict[bool, Tensor] | None], method: Method) -> list[se
     return out
 
 
+# -- with a trained alignment head, one or both directions ---------------------------------
+@dataclass
+class AlignmentModel:
+    """One direction's network, read for alignment: its alignment head if it has one."""
+
+    model: object
+    tokenizer: object
+    languages: tuple[str, str]  # (source, target) of this model
+    head: object | None = None
+
+    @classmethod
+    def load(cls, model_dir) -> "AlignmentModel":
+        from .modeldir import load_alignment_head, load_model_dir
+
+        model, tokenizer, config = load_model_dir(model_dir)
+        langs = config.get("languages") or {"source": "en", "target": "fr"}
+        head = load_alignment_head(resolve_dir(model_dir), config, model.config.d_model)
+        return cls(model, tokenizer, (langs["source"], langs["target"]), head)
+
+    def soft(self, pairs: list[tuple[list[str], list[str]]]) -> list[Tensor | None]:
+        """Per pair given as (source tokens, target tokens) of *this* model: the head's
+        (target words, source words + </s>) weights, None for pairs it cannot read."""
+        att = word_attention(self.model, self.tokenizer, pairs, (False,), languages=self.languages, head=self.head)
+        return [None if a is None else a[False][0, 0] for a in att]
+
+
+def resolve_dir(model_dir):
+    from .modeldir import resolve_model_dir
+
+    return resolve_model_dir(model_dir)
+
+
+def head_links(forward: list[Tensor | None], backward: list[Tensor | None] | None,
+               threshold: float) -> list[set[tuple[int, int]]]:
+    """Links (source i, target j of the forward model) from the heads' soft alignments.
+
+    One direction: each target word's weight on each source word, linked at ``threshold``
+    or above. Two directions (the backward model reads the pair the other way round): the
+    harmonic mean of both weights, as Mask-Align symmetrizes, linked at ``threshold``."""
+    out = []
+    for k, f in enumerate(forward):
+        if f is None:
+            out.append(set())
+            continue
+        fwd = f[:, :-1]  # (target words, source words): drop the </s> column
+        score = fwd
+        if backward is not None and backward[k] is not None:
+            bwd = backward[k][:, :-1].T  # (forward target words, forward source words)
+            score = 2 * fwd * bwd / (fwd + bwd).clamp_min(1e-9)
+        js, is_ = (score >= threshold).nonzero(as_tuple=True)
+        out.append({(i, j) for i, j in zip(is_.tolist(), js.tolist())})
+    return out
+
+
 # -- two directions into one -------------------------------------------------------------
 def grow_diag_final(forward: set[tuple[int, int]], backward: set[tuple[int, int]]) -> set[tuple[int, int]]:
     """Koehn's grow-diag-final-and: start from the links both directions agree on, grow

@@ -197,3 +197,100 @@ def test_shipped_default_on_the_selection_set(tmp_path, capsys):
     aer = float(capsys.readouterr().out.split()[1])
     assert aer < 37.0  # 36.2 measured with the default (docs/alignment.md)
     assert DEFAULT.rule == "source"
+
+
+# -- gold-style tokens, both directions, the alignment head ---------------------------------
+def test_natural_text_restores_french_and_keeps_every_token():
+    from crossattn.align import natural_text
+
+    tokens = "je ai vu le homme de le village et la lecture de les recommandations de une personne".split()
+    text, spans = natural_text(tokens, "fr")
+    assert text == "J'ai vu l'homme du village et la lecture des recommandations d'une personne"
+    assert len(spans) == len(tokens)
+    # "de le" -> "du": both given tokens own the contraction
+    i = tokens.index("village") - 2
+    assert spans[i] == spans[i + 1] and text[slice(*spans[i])] == "du"
+    text, spans = natural_text("l ' élargissement de le procès - verbal , hier .".split(), "fr")
+    assert text == "L'élargissement du procès-verbal, hier."
+    assert [text[a:b] for a, b in spans] == ["L", "'", "élargissement", "du", "du", "procès", "-", "verbal", ",",
+                                            "hier", "."]
+    text, _ = natural_text("i do n't know , it 's ( big ) .".split(), "en")
+    assert text == "I don't know, it's (big)."
+
+
+def test_pieces_map_to_the_given_tokens(shipped_translator):
+    from crossattn.align import encode_natural
+
+    tok = shipped_translator.tokenizer
+    tokens = "je ai vu le procès - verbal de le jour .".split()
+    ids, spans = encode_natural(tok, tokens, "fr")
+    assert len(spans) == len(tokens) and all(spans)  # every token has pieces
+    assert tok.decode(ids) == "J'ai vu le procès-verbal du jour."
+    de, le = tokens.index("de"), tokens.index("de") + 1
+    assert spans[de] == spans[le]  # "du" is both
+    covered = sorted({p for s in spans for p in s})
+    assert covered == list(range(len(ids)))  # and every piece belongs to a token
+
+
+def test_grow_diag_final_and():
+    from crossattn.align import grow_diag_final
+
+    forward = {(0, 0), (1, 1), (2, 3)}
+    backward = {(0, 0), (1, 1), (1, 2), (3, 3)}
+    # agreement {(0,0),(1,1)}; (1,2) grows next to (1,1) (target 2 free); (2,3) next to it
+    # (source 2 free); (3,3) next to (2,3) (source 3 free)
+    assert grow_diag_final(forward, backward) == {(0, 0), (1, 1), (1, 2), (2, 3), (3, 3)}
+    # a link of one direction far from everything joins only if both its words are free
+    assert grow_diag_final({(0, 0)}, {(0, 0), (5, 5)}) == {(0, 0), (5, 5)}
+    assert grow_diag_final({(0, 0)}, {(0, 0), (0, 5)}) == {(0, 0)}
+
+
+def test_head_links_threshold_and_harmonic_mean():
+    import torch
+
+    from crossattn.align import head_links
+
+    # forward model: 2 target words x (2 source words + </s>)
+    f = torch.tensor([[0.9, 0.05, 0.05], [0.3, 0.6, 0.1]])
+    assert head_links([f], None, 0.5) == [{(0, 0), (1, 1)}]
+    # backward model reads the pair the other way round: 2 "targets" (= forward sources)
+    b = torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.2, 0.7]])  # forward source 1 barely points at target 1
+    # harmonic means: (0,0) 2*.9*.8/1.7 = .85, (1,1) 2*.6*.2/.8 = .30
+    assert head_links([f], [b], 0.5) == [{(0, 0)}]
+    assert head_links([None], None, 0.5) == [set()]
+
+
+def test_alignment_head_learns_known_alignments():
+    """On the reversal task the head, trained beside a frozen model, recovers the known
+    links (target position t <- source position n-1-t) on held-out sequences."""
+    import torch
+
+    from crossattn.align_head import AlignmentExample, head_weights, train_alignment_head
+    from crossattn.model import ModelConfig, Seq2SeqTransformer
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=40, d_model=32, n_heads=4, d_ff=64, encoder_layers=1, decoder_layers=1,
+                      dropout=0.0, max_positions=32)
+    model = Seq2SeqTransformer(cfg).eval()  # untrained: the head must find positions itself
+    g = torch.Generator().manual_seed(1)
+
+    def example():
+        n = int(torch.randint(3, 8, (1,), generator=g))
+        src = torch.randint(4, 40, (n,), generator=g).tolist()
+        return AlignmentExample(src, src[::-1], [[i] for i in range(n)], [[j] for j in range(n)],
+                                {(n - 1 - j, j) for j in range(n)})
+
+    train = [example() for _ in range(400)]
+    torch.set_num_threads(1)
+    head = train_alignment_head(model, train, steps=300, batch_tokens=400, lr=1e-2, log=lambda *_: None)
+    held = [example() for _ in range(30)]
+    right = total = 0
+    from crossattn.data import collate
+
+    for ex in held:
+        src, tgt_in, _ = collate([ex.src_ids], [ex.tgt_ids])
+        w = head_weights(model, head, src, tgt_in)[0, 0, 0, : len(ex.tgt_ids), : len(ex.src_ids)]
+        n = len(ex.src_ids)
+        right += sum(int(w[j].argmax()) == n - 1 - j for j in range(n))
+        total += n
+    assert right / total >= 0.9, right / total
