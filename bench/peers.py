@@ -119,7 +119,7 @@ def timed_run(cmd: list[str], env: dict) -> float:
 
 def file_translation(sentences: int, repeats: int, work: Path) -> dict:
     from crossattn.export import export_argos
-    from crossattn.modeldir import DEFAULT_DECODING, read_model_dir
+    from crossattn.modeldir import model_decoding, read_model_dir
     from crossattn.precision import COMPUTE_TYPES, default_compute_type
     from crossattn.translator import Translator
 
@@ -128,7 +128,7 @@ def file_translation(sentences: int, repeats: int, work: Path) -> dict:
     src.write_text("".join(r[0] + "\n" for r in rows[:sentences]), encoding="utf-8")
     translator = Translator.load(threads=1)  # converts (and caches) the model once, before any timing
     _, config, _, _ = read_model_dir(None)
-    decoding = {**DEFAULT_DECODING, **config.get("decoding", {})}
+    decoding = model_decoding(config.get("decoding"))
     compute = COMPUTE_TYPES[default_compute_type("cpu")]
     ours_out = work / "ours.txt"
     timed_run([sys.executable, "-m", "crossattn", "translate", "-i", str(src), "-o", str(ours_out)], {})

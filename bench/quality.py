@@ -44,7 +44,7 @@ def evaluate(model: str, sets: list[str], beam: int | None, dtype: str) -> list[
 
     from crossattn.translator import Translator
 
-    tr = Translator.load(model, dtype=dtype, threads=0)
+    tr = Translator.load(model, dtype=dtype, threads=1)
     reverse = tr.direction == "fr-en"
     rows = []
     for name in sets:

@@ -47,6 +47,10 @@ class Method:
 
 
 DEFAULT = Method()
+# links from alignment heads (align_head.py): a weight at or above this (chosen on the
+# Hansards trial set, docs/alignment.md); with both directions, their harmonic mean
+HEAD_THRESHOLD_ONE = 0.3
+HEAD_THRESHOLD_BOTH = 0.3
 CHUNK = 2000  # pairs whose full attention is held in memory at once
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 import sys
 
-from .align import (CHUNK, DEFAULT, RULES, Method, align, format_links, read_links, read_pairs, score, sweep,
-                    word_attention)
+from .align import (CHUNK, DEFAULT, HEAD_THRESHOLD_BOTH, HEAD_THRESHOLD_ONE, RULES, AlignmentModel, Method, align,
+                    format_links, head_links, read_links, read_pairs, score, sweep, word_attention)
 from .errors import InputError
 from .explain import render, trace
 from .export import export_argos, export_ctranslate2
@@ -69,8 +69,14 @@ def add_attend_commands(sub) -> None:
 
 # -- align, align-eval -----------------------------------------------------------------
 def cmd_align(args) -> None:
-    from .cli import CLIError, load_torch_translator as load_translator, write_lines
+    from .cli import CLIError, load_torch_translator as load_translator, model_arg, write_lines
 
+    if args.method in ("auto", "head") and not args.sweep:
+        forward = AlignmentModel.load(model_arg(args))
+        if forward.head is not None:
+            return align_with_heads(args, forward)
+        if args.method == "head":
+            raise CLIError(f"{model_arg(args)} has no alignment head (train one with crossattn align-head)")
     translator = load_translator(args)
     cfg = translator.model.config
     method = Method(DEFAULT.layer if args.layer is None else _index(args.layer, "--layer"),
@@ -98,6 +104,65 @@ def cmd_align(args) -> None:
         print(f"crossattn: warning: {len(skipped)} pairs too long for the model, left unaligned "
               f"(lines {', '.join(map(str, skipped[:5]))}{'...' if len(skipped) > 5 else ''})", file=sys.stderr)
     write_lines(args.output, [format_links(x) for x in links])
+
+
+def align_with_heads(args, forward: "AlignmentModel") -> None:
+    """Alignment heads of both directions (when the reverse model has one), symmetrized."""
+    from .cli import CLIError, write_lines
+    from .modeldir import ModelDirError, shipped_directions
+
+    pairs = read_pairs(args.input)
+    if not pairs:
+        raise CLIError(f"{args.input}: no sentence pairs")
+    reverse_dir = args.reverse_model
+    if reverse_dir is None:
+        name = f"{forward.languages[1]}-{forward.languages[0]}"
+        reverse_dir = name if name in shipped_directions() else "none"
+    backward = None
+    if reverse_dir != "none":
+        try:
+            backward = AlignmentModel.load(reverse_dir)
+        except ModelDirError:
+            if args.reverse_model is not None:
+                raise
+        if backward is not None and (backward.head is None or backward.languages != forward.languages[::-1]):
+            if args.reverse_model is not None:
+                raise CLIError(f"{reverse_dir}: not a {forward.languages[1]}-{forward.languages[0]} model "
+                               "with an alignment head")
+            backward = None
+    links = []
+    for start in range(0, len(pairs), CHUNK):  # bounded memory on large corpora
+        chunk = pairs[start: start + CHUNK]
+        soft_f = forward.soft(chunk)
+        soft_b = backward.soft([(t, s) for s, t in chunk]) if backward is not None else None
+        threshold = args.threshold if args.threshold is not None else (HEAD_THRESHOLD_BOTH if backward
+                                                                        else HEAD_THRESHOLD_ONE)
+        links += head_links(soft_f, soft_b, threshold)
+    write_lines(args.output, [format_links(x) for x in links])
+
+
+def cmd_align_head(args) -> None:
+    """Train an alignment head beside a frozen model and store it in the model directory."""
+    import torch
+
+    from .align_head import make_examples, read_links_file, train_alignment_head
+    from .cli import CLIError, model_arg
+    from .modeldir import load_model_dir, resolve_model_dir, save_alignment_head
+
+    model, tokenizer, config = load_model_dir(model_arg(args))
+    langs = config.get("languages") or {"source": "en", "target": "fr"}
+    columns = args.columns.split("-", 1)
+    if sorted(columns) != sorted(langs.values()):
+        raise CLIError(f"--columns {args.columns} does not match the model's languages {langs['source']}-{langs['target']}")
+    rows = read_links_file(args.links, reverse=columns[0] != langs["source"], limit=args.pairs)
+    examples = make_examples(tokenizer, rows, (langs["source"], langs["target"]), model.config.max_positions)
+    if not examples:
+        raise CLIError(f"{args.links}: no usable pairs")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    head = train_alignment_head(model, examples, args.steps, log=lambda m: print(m, file=sys.stderr))
+    save_alignment_head(resolve_model_dir(model_arg(args)), head)
+    print(f"{resolve_model_dir(model_arg(args))}: alignment head trained on {len(examples):,} pairs")
 
 
 def cmd_align_eval(args) -> None:
@@ -133,8 +198,26 @@ def add_align_commands(sub) -> None:
     p.add_argument("--null", choices=("yes", "no"), help="target words that attend most to </s> stay unaligned "
                    f"(default: {'yes' if DEFAULT.null else 'no'})")
     p.add_argument("--sweep", metavar="GOLD", help="instead: AER of every layer/head/shift/rule/null on GOLD, best first")
+    p.add_argument("--method", choices=("auto", "head", "attention"), default="auto",
+                   help="head: the model's trained alignment head(s); attention: read the translation's own "
+                        "cross-attention (--layer/--head/--shift/--rule/--null); auto: head when the model has one")
+    p.add_argument("--reverse-model", metavar="DIR",
+                   help="the other direction's model, for symmetrized head alignments (default: the shipped "
+                        "one if it has a head; 'none' for one direction)")
+    p.add_argument("--threshold", type=float, help="head weight (or harmonic mean of both) that makes a link")
     add_model_options(p)
     p.set_defaults(func=cmd_align)
+
+    p = sub.add_parser("align-head", help="train an alignment head for a model from word-aligned text")
+    p.add_argument("--links", required=True, metavar="FILE",
+                   help="source tokens<TAB>target tokens<TAB>i-j links per line (e.g. from eflomal, "
+                        "bench/alignment.py)")
+    p.add_argument("--columns", default="en-fr", help="languages of the file's two token columns")
+    p.add_argument("--pairs", type=int, default=50_000, help="use at most this many lines")
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--threads", type=int)
+    add_model_options(p, engine=False)
+    p.set_defaults(func=cmd_align_head)
 
     p = sub.add_parser("align-eval", help="alignment error rate (AER), precision and recall against gold links")
     p.add_argument("--gold", required=True, metavar="GOLD", help="i-j sure links, i?j possible links, one line per pair")

@@ -179,7 +179,7 @@ def export_ctranslate2(model_dir: str | Path | None, out: str | Path, quantizati
         import ctranslate2  # noqa: F401
     except ImportError:
         raise ExportError("ctranslate2 is not installed: pip install ctranslate2") from None
-    from .modeldir import DEFAULT_DECODING, TOKENIZER, load_model_dir, resolve_model_dir
+    from .modeldir import TOKENIZER, load_model_dir, model_decoding, resolve_model_dir
 
     out = Path(out)
     check_output_dir(out, force)
@@ -195,7 +195,7 @@ def export_ctranslate2(model_dir: str | Path | None, out: str | Path, quantizati
         tmp.mkdir()
         spec.save(str(tmp))
         shutil.copyfile(resolve_model_dir(model_dir) / TOKENIZER, tmp / "tokenizer.model")
-        decoding = {**DEFAULT_DECODING, **config.get("decoding", {})}
+        decoding = model_decoding(config.get("decoding"))
         (tmp / "README.md").write_text(README.format(
             name=out.name, source=f"`{model_dir}`" if model_dir else "the shipped en-fr model",
             params=model.num_parameters(), weights=quantization or "float32", beam=decoding["beam"],

@@ -131,6 +131,12 @@ def join_outputs(outputs: list[list[str]]) -> list[str]:
     return [" ".join(" ".join(o).split()) for o in outputs]
 
 
+def model_decoding(saved: dict | None) -> dict:
+    """The decoding defaults of a model: config.json's "decoding" over DEFAULT_DECODING
+    (the one place they are merged)."""
+    return {**DEFAULT_DECODING, **(saved or {})}
+
+
 def decoding_settings(defaults: dict, beam: int | None, alpha: float | None) -> tuple[int, float]:
     """The beam and length-penalty exponent to use: the caller's, else the model's."""
     beam = defaults["beam"] if beam is None else beam

@@ -18,7 +18,7 @@ from torch import Tensor
 from .decode import beam_search, pad_sources
 from .model import Seq2SeqTransformer
 from .precision import PrecisionError, inference_dtype, pick_device
-from .modeldir import DEFAULT_DECODING, decoding_settings, join_outputs, load_model_dir, normalize, sentence_chunks
+from .modeldir import decoding_settings, join_outputs, load_model_dir, model_decoding, normalize, sentence_chunks
 from .tokenizer import Tokenizer
 
 
@@ -74,7 +74,7 @@ class TorchTranslator:
         if self.int8:
             self.model = quantize_int8(self.model, self.device)
         self.tokenizer = tokenizer
-        self.decoding = {**DEFAULT_DECODING, **(decoding or {})}
+        self.decoding = model_decoding(decoding)
         # keep one position for BOS/EOS bookkeeping
         self.max_source_tokens = model.config.max_positions - 1
 

@@ -27,8 +27,8 @@ import threading
 from itertools import groupby
 from pathlib import Path
 
-from .modeldir import (DEFAULT_DECODING, TOKENIZER, WEIGHTS, ModelDirError, decoding_settings, join_outputs, max_output_length,
-                       normalize, read_model_dir, sentence_chunks, sha256_file)
+from .modeldir import (TOKENIZER, WEIGHTS, ModelDirError, decoding_settings, join_outputs, max_output_length,
+                       model_decoding, normalize, read_model_dir, sentence_chunks, sha256_file)
 from .precision import COMPUTE_TYPES, PrecisionError, default_compute_type
 
 CACHE_ENV = "CROSSATTN_CACHE"
@@ -79,7 +79,7 @@ class Translator:
         import ctranslate2
 
         self.root, self.config, self.model_config, self.tokenizer = read_model_dir(model_dir)
-        self.decoding = {**DEFAULT_DECODING, **self.config.get("decoding", {})}
+        self.decoding = model_decoding(self.config.get("decoding"))
         if device == "auto":
             device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
         self.device, _, index = device.partition(":")

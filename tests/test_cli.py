@@ -133,3 +133,30 @@ def test_a_killed_translation_never_leaves_a_truncated_file(tiny_run, tmp_path):
     finally:
         proc.wait()
     assert dst.read_text(encoding="utf-8") == "the previous translation\n"
+
+
+def test_bad_device_and_dtype_are_usage_errors_naming_the_choices():
+    for args, choices in [(["--dtype", "fp16"], "auto"), (["--device", "gpu"], "cpu"), (["--dtype", "float8"], "int8")]:
+        proc = run_cli(["translate", *args, "Hello."])
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert "Traceback" not in proc.stderr and choices in proc.stderr.strip().splitlines()[-1]
+    proc = run_cli(["translate", "--device", "cuda", "Hello."])
+    import torch
+
+    if not torch.cuda.is_available():
+        assert proc.returncode == 2 and "no CUDA GPU" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_bug_is_not_reported_as_a_user_error(monkeypatch):
+    """cli.main prints one line for the library's CrossattnError only: a ValueError from
+    deep inside is a bug and keeps its traceback."""
+    import pytest
+
+    from crossattn import cli
+
+    def broken(args):
+        raise ValueError("an internal invariant broke")
+
+    monkeypatch.setattr(cli, "cmd_translate", broken)  # the parser is built inside main, with this
+    with pytest.raises(ValueError, match="invariant"):
+        cli.main(["translate", "x"])

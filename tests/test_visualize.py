@@ -129,3 +129,23 @@ def test_attend_text_grid_and_errors(tmp_path, capsys):
     assert "--all" in capsys.readouterr().err
     assert cli.main(["attend", "Hello", "--model", str(tmp_path / "missing")]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_bf16_model_returns_fp32_attention_that_sums_to_one(tiny_run):
+    """A bf16 model (what a GPU runs): weights come back in fp32, rows sum to 1 within 1e-5,
+    and the translation stays close to fp32's (bf16 tolerance on the logits)."""
+    import torch
+
+    from crossattn.torch_engine import TorchTranslator
+
+    bf16 = TorchTranslator.load(tiny_run.out, device="cpu", dtype="bf16")
+    fp32 = TorchTranslator.load(tiny_run.out, device="cpu", dtype="fp32")
+    result = bf16.translate_with_attention("the big cat sees the dog")
+    assert result.attention.dtype == torch.float32
+    torch.testing.assert_close(result.attention.sum(-1), torch.ones(result.attention.shape[:3]), atol=1e-5, rtol=0)
+    src = torch.tensor([bf16.tokenizer.encode("the big cat sees the dog") + [3]])
+    tgt = torch.tensor([[2] + bf16.tokenizer.encode("le grand chat voit le chien")])
+    with torch.no_grad():
+        a = bf16.model(src, tgt).logits.float().log_softmax(-1)
+        b = fp32.model(src, tgt).logits.log_softmax(-1)
+    assert (a - b).abs().max() < 0.25  # bf16 keeps ~3 significant digits
