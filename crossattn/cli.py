@@ -145,6 +145,8 @@ def cmd_evaluate(args) -> None:
     pairs, stats = load_corpus([parse_corpus_arg(args.test)], max_chars=None, max_ratio=None, dedup=False)
     if not pairs:
         raise CLIError(f"{args.test}: no sentence pairs ({stats.summary()})")
+    if args.reverse:
+        pairs = [(t, s) for s, t in pairs]
     if args.limit:
         pairs = pairs[: args.limit]
     translator = load_translator(args)
@@ -240,6 +242,8 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--test", required=True, metavar="FILE.tsv")
     p.add_argument("--out", metavar="HYP.txt", help="write the hypotheses here")
     p.add_argument("--limit", type=int, help="only the first N pairs")
+    p.add_argument("--reverse", action="store_true",
+                   help="the file's second column is the source (e.g. --from fr --to en on en<TAB>fr files)")
     p.add_argument("--split", action="store_true",
                    help="split sources into sentences as translate does (off: test sets hold one sentence per line)")
     add_model_options(p)
