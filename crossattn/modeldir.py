@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from .config import ModelConfig
@@ -65,6 +66,43 @@ def resolve_model_dir(path: str | Path | None) -> Path:
     return p
 
 
+CACHE_ENV = "CROSSATTN_CACHE"
+
+
+def cache_root() -> Path:
+    """Where derived files live (converted models, verification stamps):
+    $CROSSATTN_CACHE, else ~/.cache/crossattn."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "crossattn"
+
+
+def verify_files(root: Path, digests: dict[str, str]) -> None:
+    """Every file matches the SHA-256 config.json records. A file already verified with
+    the same size and modification time is not hashed again (a stamp in the cache): a
+    cold start then costs no 40 MB read; any change to a file means hashing it again."""
+    stamp_file = cache_root() / "verified" / (hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:24] + ".json")
+    try:
+        stamps = json.loads(stamp_file.read_text())
+    except (OSError, ValueError):
+        stamps = {}
+    fresh = {}
+    for name, digest in digests.items():
+        st = (root / name).stat()
+        key = [st.st_size, st.st_mtime_ns, digest]
+        if stamps.get(name) != key:
+            if sha256_file(root / name) != digest:
+                raise ModelDirError(f"{root / name}: checksum mismatch (file corrupt or replaced)")
+        fresh[name] = key
+    if fresh != stamps:
+        try:  # a cache that cannot be written only costs the next start its hashing
+            stamp_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = stamp_file.with_name(f"{stamp_file.name}.tmp{os.getpid()}")
+            tmp.write_text(json.dumps(fresh))
+            os.replace(tmp, stamp_file)
+        except OSError:
+            pass
+
+
 def read_model_dir(path: str | Path | None, verify: bool = True) -> tuple[Path, dict, ModelConfig, Tokenizer]:
     """Check a model directory and load what is not weights.
 
@@ -81,9 +119,7 @@ def read_model_dir(path: str | Path | None, verify: bool = True) -> tuple[Path, 
     except (ValueError, KeyError, TypeError) as e:
         raise ModelDirError(f"{root / CONFIG}: invalid config ({e})") from None
     if verify:
-        for name, digest in config.get("files", {}).items():
-            if sha256_file(root / name) != digest:
-                raise ModelDirError(f"{root / name}: checksum mismatch (file corrupt or replaced)")
+        verify_files(root, config.get("files", {}))
     try:
         tokenizer = Tokenizer(root / TOKENIZER)
     except Exception as e:  # sentencepiece raises plain RuntimeError/OSError on garbage

@@ -27,21 +27,14 @@ import threading
 from itertools import groupby
 from pathlib import Path
 
-from .modeldir import (TOKENIZER, WEIGHTS, ModelDirError, decoding_settings, join_outputs, max_output_length,
-                       model_decoding, normalize, read_model_dir, sentence_chunks, sha256_file)
+from .modeldir import (TOKENIZER, WEIGHTS, ModelDirError, cache_root, decoding_settings, join_outputs,
+                       max_output_length, model_decoding, normalize, read_model_dir, sentence_chunks, sha256_file)
 from .precision import COMPUTE_TYPES, PrecisionError, default_compute_type
 
-CACHE_ENV = "CROSSATTN_CACHE"
-
-
-def cache_root() -> Path:
-    """Where converted models live: $CROSSATTN_CACHE, else ~/.cache/crossattn."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env) if env else Path.home() / ".cache" / "crossattn"
-
-
-def ctranslate2_model(model_dir: Path, config: dict) -> Path:
-    """The CTranslate2 conversion of ``model_dir``, converted now if not cached yet.
+def ctranslate2_model(model_dir: Path, config: dict, quantization: str | None = None) -> Path:
+    """The CTranslate2 conversion of ``model_dir`` (weights stored as ``quantization``, e.g.
+    "int8", or float32), converted now if not cached yet: loading int8 weights directly
+    starts faster than quantizing float32 ones at load.
 
     Written to a private temporary directory and renamed into place, so a crash or a
     concurrent first run never leaves (or reads) a half-written model.
@@ -53,7 +46,7 @@ def ctranslate2_model(model_dir: Path, config: dict) -> Path:
     files = {name: config.get("files", {}).get(name) or sha256_file(model_dir / name) for name in (WEIGHTS, TOKENIZER)}
     key = json.dumps({"model": config.get("model"), "files": files}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()
-    final = cache_root() / "ct2" / f"{digest[:24]}-ct2-{ctranslate2.__version__}"
+    final = cache_root() / "ct2" / f"{digest[:24]}-{quantization or 'float32'}-ct2-{ctranslate2.__version__}"
     if (final / "model.bin").is_file():
         return final
     from .export import export_ctranslate2  # imports torch: first use only
@@ -61,7 +54,7 @@ def ctranslate2_model(model_dir: Path, config: dict) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp{os.getpid()}-{threading.get_ident()}")
     try:
-        export_ctranslate2(model_dir, tmp, force=True)
+        export_ctranslate2(model_dir, tmp, quantization, force=True)
         os.replace(tmp, final)
     except OSError:
         if not (final / "model.bin").is_file():  # not a lost race with another process
@@ -94,7 +87,7 @@ class Translator:
         if compute not in ctranslate2.get_supported_compute_types(self.device):
             raise PrecisionError(f"--dtype {self.dtype} is not supported on this {self.device} by CTranslate2; "
                                  f"use fp32 or int8")
-        self.ct2_dir = ctranslate2_model(self.root, self.config)
+        self.ct2_dir = ctranslate2_model(self.root, self.config, "int8" if self.dtype == "int8" else None)
         try:
             self.engine = ctranslate2.Translator(str(self.ct2_dir), device=self.device,
                                                  device_index=int(index or 0), compute_type=compute,

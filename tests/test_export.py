@@ -19,7 +19,8 @@ from crossattn.model import ModelConfig, Seq2SeqTransformer  # noqa: E402
 from crossattn.modeldir import PRETRAINED_DIR  # noqa: E402
 from crossattn.modeldir import save_model_dir  # noqa: E402
 from crossattn.torch_engine import TorchTranslator  # noqa: E402
-from crossattn.translator import Translator, cache_root  # noqa: E402
+from crossattn.modeldir import cache_root  # noqa: E402
+from crossattn.translator import Translator  # noqa: E402
 
 SENTENCES = [
     "Hello, how are you?", "I finished the work.", "You have one hour.", "Where is the station?",
