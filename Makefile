@@ -26,7 +26,7 @@ LT_VENV ?= .bench/libretranslate
 $(LT_VENV)/bin/libretranslate:
 	$(PYTHON) -m venv $(LT_VENV)
 	$(LT_VENV)/bin/python -m pip install -q --upgrade pip
-	$(LT_VENV)/bin/python -m pip install -q torch==2.13.0 libretranslate
+	$(LT_VENV)/bin/python -m pip install -q torch==2.13.0 libretranslate spacy "rich<13"
 
 bench: install $(LT_VENV)/bin/libretranslate
 	$(PY) -m pip install -q -e '.[bench]'

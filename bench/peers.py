@@ -230,12 +230,19 @@ def servers(clients: int, requests: int, work: Path, lt_venv: Path | None) -> di
         out["LibreTranslate"] = {"skipped": "no LibreTranslate virtual environment (--libretranslate-venv)"}
         return out
     from crossattn.export import export_argos
+    from crossattn.modeldir import shipped_directions
 
-    package = export_argos(None, work / "lt_en_fr.argosmodel", force=True)
+    directions = shipped_directions()
+    if len(directions) < 2:  # LibreTranslate downloads models at start when it has fewer than two
+        out["LibreTranslate"] = {"skipped": "LibreTranslate needs two installed packages to start offline"}
+        return out
     home = work / "lt-home"
     env = {**os.environ, **argos_env(home), "OMP_NUM_THREADS": "2"}
-    subprocess.run([str(lt_venv / "bin" / "python"), "-c",
-                    f"import argostranslate.package as p; p.install_from_path({str(package)!r})"], check=True, env=env)
+    for direction in directions:
+        package = export_argos(direction, work / f"lt_{direction.replace('-', '_')}.argosmodel", force=True)
+        subprocess.run([str(lt_venv / "bin" / "python"), "-c",
+                        f"import argostranslate.package as p; p.install_from_path({str(package)!r})"], check=True,
+                       env=env)
     port = free_port()
     proc = subprocess.Popen([str(lt), "--host", "127.0.0.1", "--port", str(port), "--load-only", "en,fr",
                              "--disable-web-ui", "--threads", "2"], env=env, stdout=subprocess.DEVNULL,
