@@ -7,6 +7,7 @@ Pipeline: load_corpus() -> pairs of clean strings -> encode_corpus() -> token id
 from __future__ import annotations
 
 import gzip
+import lzma
 import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -65,11 +66,15 @@ def _open_binary(path: Path):
         raise DataError(f"{path}: is a directory, expected a file") from None
     except OSError as e:
         raise DataError(f"{path}: cannot open ({e.strerror})") from None
-    # Sniff the gzip magic rather than trusting the extension: downloads are
+    # Sniff the gzip / xz magic rather than trusting the extension: downloads are
     # often compressed without being named .gz (and vice versa).
-    if f.read(2) == b"\x1f\x8b":
+    magic = f.read(6)
+    if magic[:2] == b"\x1f\x8b":
         f.close()
         return gzip.open(path, "rb")
+    if magic == b"\xfd7zXZ\x00":
+        f.close()
+        return lzma.open(path, "rb")
     f.seek(0)
     return f
 
@@ -86,7 +91,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                     where = f"byte 0x{raw[e.start]:02x} at column {e.start + 1}"
                     raise DataError(f"{path}:{lineno}: invalid UTF-8 ({where})") from None
                 yield lineno, line
-    except (OSError, EOFError, zlib.error) as e:  # truncated or damaged gzip stream
+    except (OSError, EOFError, zlib.error, lzma.LZMAError) as e:  # truncated or damaged compressed stream
         raise DataError(f"{path}:{lineno + 1}: corrupt compressed data ({e})") from None
 
 

@@ -278,21 +278,10 @@ def _table(header: list[str], rows: list[list], indent: str = "  ") -> list[str]
     return [fmt(cells[0])] + [fmt(r) for r in cells[1:]]
 
 
-def render(tr: dict, color: bool = False) -> str:
-    """The trace as readable text: sections in the order of the idea."""
-    m, enc, ca = tr["model"], tr["encoder"], tr["cross_attention"]
-    step, layer, head = tr["step"], tr["layer"], tr["head"]
-    src = tr["source"]["pieces"]
-    bold = (lambda s: f"\033[1m{s}\033[0m") if color else (lambda s: s)
-    section = lambda title: ["", bold(f"\u2501\u2501 {title} " + "\u2501" * max(3, 72 - len(title)))]  # noqa: E731
-    out = [bold(f'crossattn explain: "{tr["text"]}"'),
-           f"model     d_model {m['d_model']} = {m['n_heads']} heads x {m['head_dim']}, {m['encoder_layers']} encoder "
-           f"+ {m['decoder_layers']} decoder layers, vocabulary {m['vocab_size']} ({m['dtype']}, {m['device']})",
-           "decoding  greedy: the most probable token at every step. This trace follows it.",
-           f"          greedy  {tr['translation']}",
-           f"          beam {tr['beam']}  {tr['beam_translation']}   (what `crossattn translate` prints)",
-           "Layers and heads count from 0 (as in `crossattn attend`), steps from 1."]
-
+def _render_source_and_encoder(tr: dict, section) -> list[str]:
+    """Sections 1 and 2: the source's pieces, then the encoder."""
+    m, enc, src = tr["model"], tr["encoder"], tr["source"]["pieces"]
+    out: list[str] = []
     out += section("1. Tokenise the source (SentencePiece, shared en+fr vocabulary)")
     out += _table(["pos", "piece", "id"], [[i, p, n] for i, (p, n) in enumerate(zip(src, tr["source"]["ids"]))])
     out.append(f"  {len(src)} tokens; \u2581 starts a word; </s> (end of sentence) is appended to every source.")
@@ -317,7 +306,14 @@ def render(tr: dict, color: bool = False) -> str:
     out += [f"  memory = LayerNorm(output of layer {m['encoder_layers'] - 1})   "
             f"shape {_shape(enc['memory']['shape'])}, mean |x| {enc['memory']['mean_norm']:.1f}",
             "  The memory is all the decoder will ever see of the source."]
+    return out
 
+
+def _render_step(tr: dict, section, bold) -> list[str]:
+    """Section 3: one decoder step inside one layer, every operation with its numbers."""
+    m, ca, src = tr["model"], tr["cross_attention"], tr["source"]["pieces"]
+    step, layer, head = tr["step"], tr["layer"], tr["head"]
+    out: list[str] = []
     n_steps = len(tr["steps"])
     auto = tr["auto"]
     out += section(f"3. Decoder, step {step} of {n_steps}, layer {layer}, head {head}")
@@ -381,9 +377,34 @@ def render(tr: dict, color: bool = False) -> str:
                   [[r + 1, t["piece"], t["id"], f"{t['logit']:.2f}", f"{t['prob']:.4f}", _bar(t["prob"])]
                    for r, t in enumerate(o["top5"])])
     out.append(f"  chosen (greedy = rank 1): \"{tr['chosen']['piece']}\" (id {tr['chosen']['id']})")
+    return out
 
+
+def _render_all_steps(tr: dict, section) -> list[str]:
+    """Section 4: the whole greedy translation, step by step."""
+    layer = tr["layer"]
+    out: list[str] = []
     out += section("4. The whole greedy translation, step by step")
     out += _table(["step", "reads", "writes", "prob", f"looks at (layer {layer}, mean of heads)"],
                   [[s["step"], s["input"], s["token"], f"{s['prob']:.3f}",
                     f"{s['looks_at']['word']} {s['looks_at']['weight']:.2f}"] for s in tr["steps"]])
+    return out
+
+
+def render(tr: dict, color: bool = False) -> str:
+    """The trace as readable text: sections in the order of the idea."""
+    m = tr["model"]
+    bold = (lambda s: f"\033[1m{s}\033[0m") if color else (lambda s: s)
+    section = lambda title: ["", bold(f"\u2501\u2501 {title} " + "\u2501" * max(3, 72 - len(title)))]  # noqa: E731
+    out = [bold(f'crossattn explain: "{tr["text"]}"'),
+           f"model     d_model {m['d_model']} = {m['n_heads']} heads x {m['head_dim']}, {m['encoder_layers']} encoder "
+           f"+ {m['decoder_layers']} decoder layers, vocabulary {m['vocab_size']} ({m['dtype']}, {m['device']})",
+           "decoding  greedy: the most probable token at every step. This trace follows it.",
+           f"          greedy  {tr['translation']}",
+           f"          beam {tr['beam']}  {tr['beam_translation']}   (what `crossattn translate` prints)",
+           "Layers and heads count from 0 (as in `crossattn attend`), steps from 1."]
+
+    out += _render_source_and_encoder(tr, section)
+    out += _render_step(tr, section, bold)
+    out += _render_all_steps(tr, section)
     return "\n".join(out)
