@@ -3,7 +3,9 @@
 # scratch, one shared 16k vocabulary, ~8.5 minutes of training each (configs/general-gpu.toml,
 # data packed by scripts/pack_gpu_data.py into $DATA). Writes both shipped model
 # directories, logs and curves to $OUT, the models as 15 MB tar parts.
-# Try it on the CPU first: MINUTES=0.5 MAX_STEPS=3 DEVICE=cpu scripts/train_general_gpu.sh
+# Try it on the CPU first (small batches: the GPU batch of 32k tokens needs ~10 GB of RAM on a CPU):
+#   python scripts/pack_gpu_data.py /tmp/gpudata --scale 0.005
+#   DATA=/tmp/gpudata MINUTES=0.5 MAX_STEPS=3 MAX_TOKENS=1000 DEVICE=cpu scripts/train_general_gpu.sh
 set -euo pipefail
 DATA=${DATA:-.gpu/data}
 WORK=${WORK:-/tmp/general}
@@ -20,14 +22,14 @@ $PY - "$WORK/en-fr/tokenizer.model" "${train[@]}" <<'PY'
 import sys, tomllib
 from crossattn.data import load_corpus
 from crossattn.tokenizer import Tokenizer
-out, files = sys.argv[1], sys.argv[2::2]
+out, files = sys.argv[1], sys.argv[3::2]  # argv: out --train F --train F ...
 pairs, _ = load_corpus(files)
 size = tomllib.load(open("configs/general-gpu.toml", "rb"))["train"]["vocab_size"]
 Tokenizer.train([s for s, _ in pairs] + [t for _, t in pairs], out, size)
 PY
 cp "$WORK/en-fr/tokenizer.model" "$WORK/fr-en/tokenizer.model"
 common=(--config configs/general-gpu.toml --valid "$DATA/devmix.tsv" --max-minutes "$MINUTES" --device "$DEVICE"
-        ${MAX_STEPS:+--max-steps "$MAX_STEPS"})
+        ${MAX_STEPS:+--max-steps "$MAX_STEPS"} ${MAX_TOKENS:+--max-tokens "$MAX_TOKENS"} ${EVAL_EVERY:+--eval-every "$EVAL_EVERY"})
 $PY -m crossattn train "${common[@]}" --out "$WORK/en-fr" "${train[@]}" > "$WORK/en-fr.log" 2>&1 &
 a=$!
 $PY -m crossattn train "${common[@]}" --reverse --out "$WORK/fr-en" "${train[@]}" > "$WORK/fr-en.log" 2>&1 &
