@@ -171,21 +171,34 @@ class Tokenizer:
     def encode_with_spans(self, text: str) -> list[tuple[int, int, int]]:
         """``(id, first char, end char)`` per piece of ``text``: where in the text each piece
         comes from (its leading space marker excluded; byte pieces of one character share
-        that character)."""
-        proto = self._sp.encode(text, return_type="proto")
-        # SentencePiece reports UTF-8 byte offsets: map them to character offsets
+        that character). Worked out from the pieces themselves (no protobuf needed):
+        with identity normalisation a piece's text is its characters, "▁" standing for a
+        space, except the space SentencePiece adds before the first word."""
+        data = text.encode("utf-8")
         char_at = []
         for k, ch in enumerate(text):
             char_at.extend([k] * len(ch.encode("utf-8")))
         char_at.append(len(text))
-        out = []
-        for p in proto.pieces:
-            begin, end = char_at[p.begin], char_at[p.end] if p.end < len(char_at) else len(text)
-            while begin < end and text[begin] == " ":
+        out, cursor = [], 0
+        for pid in self._sp.encode(text, out_type=int):
+            piece = self._sp.id_to_piece(pid)
+            if self._sp.is_byte(pid):
+                surface = bytes([int(piece[3:5], 16)])
+            else:
+                surface = piece.replace("\u2581", " ").encode("utf-8")
+            if surface.startswith(b" "):
+                if data[cursor:cursor + 1] != b" ":
+                    surface = surface[1:]  # the dummy prefix: no space in the text
+                while data[cursor:cursor + 2] == b"  ":  # runs of spaces are one "▁"
+                    cursor += 1
+            begin, end = cursor, cursor + len(surface)
+            cursor = end
+            while begin < end and data[begin:begin + 1] == b" ":
                 begin += 1
-            if begin == end and p.surface == "":  # a byte piece before the one that ends its character
-                end = begin + 1
-            out.append((p.id, begin, max(end, begin)))
+            b_char, e_char = char_at[min(begin, len(data))], char_at[min(end, len(data))]
+            if e_char == b_char and end > begin:  # a byte piece inside one character
+                e_char = b_char + 1
+            out.append((pid, b_char, e_char))
         return out
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
