@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 # Worker threads that spin while waiting turn a busy laptop into a 2-10x slowdown (one
 # short sentence with torch: 3.7 s instead of 0.2 s with the other core loaded). Sleeping
-# waits cost little here. OpenMP (torch) sleeps at once; OpenBLAS (NumPy engine) spins
+# waits cost little here. OpenMP (torch) sleeps at once; OpenBLAS (numpy) spins
 # 2^4 cycles instead of its default 2^28 (16 sentences, other core busy: 3.2 s, not 4.6-5.3 s;
 # idle: 2.0 s vs 1.9 s). Set before torch/numpy load; explicit settings win.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
