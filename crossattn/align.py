@@ -223,11 +223,11 @@ class AlignmentModel:
 
     @classmethod
     def load(cls, model_dir) -> "AlignmentModel":
-        from .modeldir import load_alignment_head, load_model_dir
+        from .modeldir import load_alignment_head, load_model_dir, resolve_model_dir
 
         model, tokenizer, config = load_model_dir(model_dir)
         langs = config.get("languages") or {"source": "en", "target": "fr"}
-        head = load_alignment_head(resolve_dir(model_dir), config, model.config.d_model)
+        head = load_alignment_head(resolve_model_dir(model_dir), config, model.config.d_model)
         return cls(model, tokenizer, (langs["source"], langs["target"]), head)
 
     def soft(self, pairs: list[tuple[list[str], list[str]]]) -> list[Tensor | None]:
@@ -235,12 +235,6 @@ class AlignmentModel:
         (target words, source words + </s>) weights, None for pairs it cannot read."""
         att = word_attention(self.model, self.tokenizer, pairs, (False,), languages=self.languages, head=self.head)
         return [None if a is None else a[False][0, 0] for a in att]
-
-
-def resolve_dir(model_dir):
-    from .modeldir import resolve_model_dir
-
-    return resolve_model_dir(model_dir)
 
 
 def head_links(forward: list[Tensor | None], backward: list[Tensor | None] | None,

@@ -120,10 +120,7 @@ class Translator:
         ``split_sentences`` each sentence of a text is translated on its own and the
         translations are joined in order."""
         beam, alpha = decoding_settings(self.decoding, beam, alpha)
-        parts: list[tuple[int, list[int]]] = []  # (input index, ids of one sentence)
-        for i, text in enumerate(texts):
-            chunks = sentence_chunks(self.tokenizer, normalize(text), self.max_source_tokens, split_sentences)
-            parts.extend((i, c) for c in chunks)
+        parts = self._parts(texts, split_sentences)
         hyps = self._search([ids for _, ids in parts], beam, alpha, batch_size)
         outputs: list[list[str]] = [[] for _ in texts]
         for (i, _), hyp in zip(parts, hyps):
@@ -136,16 +133,21 @@ class Translator:
         for a text of several sentences, the i-th joins each sentence's i-th best."""
         beam, alpha = decoding_settings(self.decoding, beam, alpha)
         beam = max(beam, n)
-        parts: list[tuple[int, list[int]]] = []
-        for i, text in enumerate(texts):
-            chunks = sentence_chunks(self.tokenizer, normalize(text), self.max_source_tokens, split_sentences)
-            parts.extend((i, c) for c in chunks)
+        parts = self._parts(texts, split_sentences)
         nbest = self._search([ids for _, ids in parts], beam, alpha, batch_size, n)
         outputs: list[list[list[str]]] = [[[] for _ in range(n)] for _ in texts]
         for (i, _), hyps in zip(parts, nbest):
             for k in range(n):
                 outputs[i][k].append(self.tokenizer.decode(hyps[min(k, len(hyps) - 1)]))
         return [join_outputs(alts) for alts in outputs]
+
+    def _parts(self, texts: list[str], split_sentences: bool) -> list[tuple[int, list[int]]]:
+        """(input index, ids) of each part translated on its own: sentences, or whole lines."""
+        parts = []
+        for i, text in enumerate(texts):
+            chunks = sentence_chunks(self.tokenizer, normalize(text), self.max_source_tokens, split_sentences)
+            parts.extend((i, c) for c in chunks)
+        return parts
 
     def _search(self, sources: list[list[int]], beam: int, alpha: float, batch_size: int,
                 n_best: int = 0) -> list:
