@@ -223,11 +223,23 @@ class AlignmentModel:
 
     @classmethod
     def load(cls, model_dir) -> "AlignmentModel":
-        from .modeldir import load_alignment_head, load_model_dir, resolve_model_dir
+        from .modeldir import load_model_dir
 
         model, tokenizer, config = load_model_dir(model_dir)
+        return cls.of(model, tokenizer, model_dir, config)
+
+    @classmethod
+    def of(cls, model, tokenizer, model_dir, config: dict | None = None) -> "AlignmentModel":
+        """A network already in memory (e.g. a translator's), with its directory's head."""
+        from .modeldir import load_alignment_head, read_model_dir, resolve_model_dir
+
+        root = resolve_model_dir(model_dir)
+        if config is None:
+            config = read_model_dir(root, verify=False)[1]
         langs = config.get("languages") or {"source": "en", "target": "fr"}
-        head = load_alignment_head(resolve_model_dir(model_dir), config, model.config.d_model)
+        head = load_alignment_head(root, config, model.config.d_model)
+        if head is not None:
+            head = head.to(next(model.parameters()).device)
         return cls(model, tokenizer, (langs["source"], langs["target"]), head)
 
     def soft(self, pairs: list[tuple[list[str], list[str]]]) -> list[Tensor | None]:
@@ -257,6 +269,73 @@ def head_links(forward: list[Tensor | None], backward: list[Tensor | None] | Non
         js, is_ = (score >= threshold).nonzero(as_tuple=True)
         out.append({(i, j) for i, j in zip(is_.tolist(), js.tolist())})
     return out
+
+
+# -- links over a translation's attention view (attend, the page) ---------------------------
+def head_matrix(am: AlignmentModel, src_ids: list[int], src_spans: list[list[int]], tgt_ids: list[int],
+                tgt_spans: list[list[int]]) -> Tensor:
+    """One pair's head weights merged to words: (target words, source words + </s>)."""
+    from .align_head import head_weights
+
+    cfg = am.model.config
+    device = next(am.model.parameters()).device
+    src, tgt_in, _ = collate([src_ids], [tgt_ids], cfg.pad_id, cfg.bos_id, cfg.eos_id)
+    with torch.inference_mode():
+        weights = head_weights(am.model, am.head, src.to(device), tgt_in.to(device))
+    weights = weights[0, 0, 0, : len(tgt_ids), : len(src_ids) + 1].float().cpu()
+    return merge_attention(weights, tgt_spans, src_spans + [[len(src_ids)]])
+
+
+def translation_links(source_tokens: list[str], target_tokens: list[str], forward: AlignmentModel,
+                      backward: AlignmentModel | None = None, threshold: float | None = None,
+                      keep_eos: bool = True, keep_pieces: bool = False) -> list[tuple[int, int]] | None:
+    """Word links ``(source word, target word)`` of a translation, with words numbered as
+    the attention view numbers them (visualize.group_pieces with the same options).
+
+    ``source_tokens``/``target_tokens`` are an AttentionResult's pieces: each sentence ends
+    with "</s>" and is read on its own. ``forward`` is the translating direction, ``backward``
+    the other one; their alignment heads are symmetrized as ``crossattn align`` does (the
+    backward one only if its vocabulary has every piece). None if ``forward`` has no head.
+    """
+    from .tokenizer import UNK_ID
+    from .visualize import EOS, group_pieces
+
+    if forward.head is None:
+        return None
+    if backward is not None and backward.head is None:
+        backward = None
+    _, src_words = group_pieces(source_tokens, keep_eos, keep_pieces)
+    _, tgt_words = group_pieces(target_tokens, keep_eos, keep_pieces)
+
+    def ids(tokenizer, pieces: list[str]) -> list[int] | None:
+        out = [tokenizer.piece_to_id(p) for p in pieces]
+        return None if any(i == UNK_ID and p != "<unk>" for i, p in zip(out, pieces)) else out
+
+    def sentences(tokens: list[str]) -> list[tuple[int, int]]:  # (first piece, its </s>) of each sentence
+        ends = [k for k, p in enumerate(tokens) if p == EOS]
+        return list(zip([0] + [e + 1 for e in ends[:-1]], ends))
+
+    links: list[tuple[int, int]] = []
+    for (s0, s1), (t0, t1) in zip(sentences(source_tokens), sentences(target_tokens)):
+        # the words of this sentence (not its </s>), with piece positions inside it
+        src = [(w, [p - s0 for p in span]) for w, span in enumerate(src_words)
+               if s0 <= span[0] < s1 and source_tokens[span[0]] != EOS]
+        tgt = [(w, [p - t0 for p in span]) for w, span in enumerate(tgt_words)
+               if t0 <= span[0] < t1 and target_tokens[span[0]] != EOS]
+        if not src or not tgt:
+            continue
+        src_spans, tgt_spans = [sp for _, sp in src], [sp for _, sp in tgt]
+        fwd = head_matrix(forward, ids(forward.tokenizer, source_tokens[s0:s1]) or [], src_spans,
+                          ids(forward.tokenizer, target_tokens[t0:t1]) or [], tgt_spans)
+        bwd = None
+        if backward is not None:
+            b_src, b_tgt = ids(backward.tokenizer, target_tokens[t0:t1]), ids(backward.tokenizer, source_tokens[s0:s1])
+            if b_src is not None and b_tgt is not None:
+                bwd = head_matrix(backward, b_src, tgt_spans, b_tgt, src_spans)
+        cut = threshold if threshold is not None else HEAD_THRESHOLD_BOTH if bwd is not None else HEAD_THRESHOLD_ONE
+        for i, j in sorted(head_links([fwd], None if bwd is None else [bwd], cut)[0]):
+            links.append((src[i][0], tgt[j][0]))
+    return links
 
 
 # -- two directions into one -------------------------------------------------------------

@@ -39,7 +39,8 @@ class AlignmentHead(nn.Module):
 
     def forward(self, states: Tensor, memory: Tensor, src_pad: Tensor | None) -> Tensor:
         """Decoder states (B, T, D), encoder output (B, S, D) -> log-weights (B, T, S)."""
-        scores = self.q(states) @ self.k(memory).transpose(1, 2) / math.sqrt(self.d_head)
+        dtype = self.q.weight.dtype  # the network may run in bf16; the head stays fp32
+        scores = self.q(states.to(dtype)) @ self.k(memory.to(dtype)).transpose(1, 2) / math.sqrt(self.d_head)
         if src_pad is not None:
             scores = scores.masked_fill(src_pad[:, None, :], torch.finfo(scores.dtype).min)
         return scores.float().log_softmax(-1)

@@ -9,7 +9,7 @@ import os
 import sys
 
 from .align import (CHUNK, DEFAULT, HEAD_THRESHOLD_BOTH, HEAD_THRESHOLD_ONE, RULES, AlignmentModel, Method, align,
-                    format_links, head_links, read_links, read_pairs, score, sweep, word_attention)
+                    format_links, head_links, read_links, read_pairs, score, sweep, translation_links, word_attention)
 from .errors import InputError
 from .explain import render, trace
 from .export import export_argos, export_ctranslate2
@@ -32,21 +32,38 @@ def cmd_attend(args) -> None:
     head = check_index(args.head, cfg.n_heads, "head")
     result = translator.translate_with_attention(text, beam=args.beam, alpha=args.alpha)
     view = word_view(result, keep_eos=not args.drop_eos, keep_pieces=args.pieces)
+    aligners = attend_aligners(args, translator) if args.links else None
+    links = None if aligners is None else translation_links(
+        result.source_tokens, result.target_tokens, *aligners, keep_eos=not args.drop_eos, keep_pieces=args.pieces)
     caption = f"{text}  \u2192  {result.translation}"
     if args.output:
         if args.all:
-            save_grid(view, args.output, None if layer is None else [layer], caption)
+            save_grid(view, args.output, None if layer is None else [layer], caption, links=links)
         else:
-            save_heatmap(view, args.output, layer, head, caption)
+            save_heatmap(view, args.output, layer, head, caption, links=links)
         print(f"{result.translation}\n(wrote {args.output})")
     else:
         print(caption)
         print(f"cross-attention, {describe(layer, head, cfg.decoder_layers, cfg.n_heads)}, "
               f"{'piece' if args.pieces else 'word'} level\n")
-        print(text_table(select(view.attention, layer, head), view.source, view.target))
+        print(text_table(select(view.attention, layer, head), view.source, view.target, links=links))
     if args.json:
         data = to_json(result, text, word_view(result, keep_eos=not args.drop_eos), layer, head)
+        if aligners is not None:  # numbered like the JSON's word view (words, </s> kept)
+            data["words"]["links"] = translation_links(result.source_tokens, result.target_tokens, *aligners,
+                                                       keep_eos=not args.drop_eos)
         write_json(args.json, data)
+
+
+def attend_aligners(args, translator) -> tuple[AlignmentModel, AlignmentModel | None]:
+    """--links: this direction's alignment head, and the reverse direction's when there is one."""
+    from .cli import CLIError, model_arg
+
+    forward = AlignmentModel.of(translator.model, translator.tokenizer, model_arg(args))
+    if forward.head is None:
+        raise CLIError(f"{model_arg(args)} has no alignment head, so --links has nothing to draw "
+                       "(train one with crossattn align-head)")
+    return forward, reverse_alignment_model(None, forward)
 
 
 def add_attend_commands(sub) -> None:
@@ -62,6 +79,9 @@ def add_attend_commands(sub) -> None:
     p.add_argument("--pieces", action="store_true", help="show SentencePiece pieces instead of words")
     p.add_argument("--drop-eos", action="store_true", help="leave out the </s> row and column")
     p.add_argument("--json", metavar="FILE", help="also write tokens, raw weights and the word-level view as JSON")
+    p.add_argument("--links", action="store_true",
+                   help="also show the word alignment (crossattn align's, from the alignment heads): "
+                        "outlined cells on the heatmap, a column in the text summary")
     add_model_options(p)
     add_decoding_options(p)
     p.set_defaults(func=cmd_attend)
@@ -106,30 +126,40 @@ def cmd_align(args) -> None:
     write_lines(args.output, [format_links(x) for x in links])
 
 
+def reverse_alignment_model(reverse_dir: str | None, forward: AlignmentModel) -> AlignmentModel | None:
+    """The other direction's model with its alignment head: ``reverse_dir`` (an error if it
+    is not one), else the shipped reverse direction if there is one; "none": none."""
+    from .cli import CLIError
+    from .modeldir import ModelDirError, shipped_directions
+
+    asked = reverse_dir is not None
+    if not asked:
+        name = f"{forward.languages[1]}-{forward.languages[0]}"
+        reverse_dir = name if name in shipped_directions() else "none"
+    if reverse_dir == "none":
+        return None
+    try:
+        backward = AlignmentModel.load(reverse_dir)
+    except ModelDirError:
+        if asked:
+            raise
+        return None
+    if backward.head is None or backward.languages != forward.languages[::-1]:
+        if asked:
+            raise CLIError(f"{reverse_dir}: not a {forward.languages[1]}-{forward.languages[0]} model "
+                           "with an alignment head")
+        return None
+    return backward
+
+
 def align_with_heads(args, forward: "AlignmentModel") -> None:
     """Alignment heads of both directions (when the reverse model has one), symmetrized."""
     from .cli import CLIError, write_lines
-    from .modeldir import ModelDirError, shipped_directions
 
     pairs = read_pairs(args.input)
     if not pairs:
         raise CLIError(f"{args.input}: no sentence pairs")
-    reverse_dir = args.reverse_model
-    if reverse_dir is None:
-        name = f"{forward.languages[1]}-{forward.languages[0]}"
-        reverse_dir = name if name in shipped_directions() else "none"
-    backward = None
-    if reverse_dir != "none":
-        try:
-            backward = AlignmentModel.load(reverse_dir)
-        except ModelDirError:
-            if args.reverse_model is not None:
-                raise
-        if backward is not None and (backward.head is None or backward.languages != forward.languages[::-1]):
-            if args.reverse_model is not None:
-                raise CLIError(f"{reverse_dir}: not a {forward.languages[1]}-{forward.languages[0]} model "
-                               "with an alignment head")
-            backward = None
+    backward = reverse_alignment_model(args.reverse_model, forward)
     links = []
     for start in range(0, len(pairs), CHUNK):  # bounded memory on large corpora
         chunk = pairs[start: start + CHUNK]

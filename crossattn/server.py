@@ -35,9 +35,24 @@ PAGE_HEADERS = {  # the page needs nothing from other origins: say so to the bro
 
 
 # -- attention as JSON ----------------------------------------------------------------
-def attention_payload(result, ndigits: int = 4) -> dict:
+def attention_with_links(translator, reverse, text: str, beam: int | None, alpha: float | None):
+    """(AttentionResult, word links or None): the translation's cross-attention and its
+    word alignment from the alignment heads (``reverse``: the other direction's translator,
+    if loaded, to symmetrize with), words numbered as in the payload's word view."""
+    from .align import translation_links
+
+    result = translator.translate_with_attention(text, beam, alpha)
+    forward = translator.alignment_model()
+    if forward is None:
+        return result, None
+    backward = reverse.alignment_model() if reverse is not None else None
+    return result, translation_links(result.source_tokens, result.target_tokens, forward, backward)
+
+
+def attention_payload(result, links: list[tuple[int, int]] | None = None, ndigits: int = 4) -> dict:
     """An AttentionResult as JSON-ready lists, piece level and word level (the merge,
-    sum over source pieces and mean over target pieces, is visualize.word_view's)."""
+    sum over source pieces and mean over target pieces, is visualize.word_view's), and
+    the word links if there are any."""
     import torch
 
     from .visualize import word_view
@@ -56,6 +71,7 @@ def attention_payload(result, ndigits: int = 4) -> dict:
         "source_words": view.source, "target_words": view.target,
         "source_word_index": word_of(view.source_spans), "target_word_index": word_of(view.target_spans),
         "word_attention": rounded(view.attention),
+        "links": None if links is None else [list(link) for link in links],
     }
 
 
@@ -139,7 +155,9 @@ class Batcher:
         for job in jobs:
             translator = self.translators[job.direction or self.default]
             if job.kind == "attention":
-                self._finish(job, lambda j=job, t=translator: t.translate_with_attention(j.texts[0], j.beam, j.alpha))
+                reverse = self.translators.get("-".join((job.direction or self.default).split("-")[::-1]))
+                self._finish(job, lambda j=job, t=translator, r=reverse: attention_with_links(
+                    t, r, j.texts[0], j.beam, j.alpha))
             else:
                 groups.setdefault((job.direction or self.default, job.beam, job.alpha, job.alternatives), []).append(job)
         for group in groups.values():
@@ -296,8 +314,8 @@ def add_api_routes(app, run, translators: dict, limits: Limits) -> None:
     async def attention(req: api.AttentionRequest):
         api.check_request([req.text], req.beam, limits)
         direction = api.direction_of(req.source, req.target, translators)
-        result = await run(Job("attention", [req.text], req.beam, req.alpha, direction))
-        return await asyncio.to_thread(attention_payload, result)
+        result, links = await run(Job("attention", [req.text], req.beam, req.alpha, direction))
+        return await asyncio.to_thread(attention_payload, result, links)
 
     @app.get("/health", summary="Liveness, models and limits")
     async def health():

@@ -93,6 +93,9 @@ class AttentionResponse(BaseModel):
     target_word_index: list[int]
     word_attention: list[list[list[list[float]]]] = Field(
         description="[layer][head][target word][source word]: summed over source pieces, averaged over target pieces")
+    links: list[list[int]] | None = Field(
+        None, description="word alignment [source word, target word] from the alignment heads (both directions "
+                          "when both are loaded), as `crossattn align` gives; null if the model has no head")
 
 
 class ErrorResponse(BaseModel):

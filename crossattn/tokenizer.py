@@ -226,6 +226,10 @@ class Tokenizer:
             raise TokenizerError(f"token id {i} out of range for vocabulary of {self.vocab_size}")
         return self._sp.id_to_piece(int(i))
 
+    def piece_to_id(self, piece: str) -> int:
+        """Id of ``piece``; the unknown id (1) for a piece this vocabulary does not have."""
+        return self._sp.piece_to_id(piece)
+
     def save(self, path: str | Path) -> None:
         Path(path).write_bytes(self._bytes)
 

@@ -99,6 +99,7 @@ class Translator:
         # one position is kept for BOS/EOS bookkeeping, as in the torch engine
         self.max_source_tokens = self.model_config.max_positions - 1
         self._torch = None
+        self._aligner = None
         self._torch_lock = threading.Lock()
 
     @classmethod
@@ -177,6 +178,19 @@ class Translator:
 
                 self._torch = TorchTranslator.load(self.root, device="cpu", dtype="fp32")
             return self._torch
+
+    def alignment_model(self):
+        """The torch network with this model's alignment head (align.AlignmentModel), or
+        None if the model directory has no head; loaded on first use."""
+        if "alignment" not in self.config:
+            return None
+        engine = self.torch_engine()
+        with self._torch_lock:
+            if self._aligner is None:
+                from .align import AlignmentModel
+
+                self._aligner = AlignmentModel.of(engine.model, engine.tokenizer, self.root, self.config)
+            return self._aligner
 
     def translate_with_attention(self, text: str, beam: int | None = None, alpha: float | None = None,
                                  split_sentences: bool = True):

@@ -115,13 +115,19 @@ def describe(layer: int | None, head: int | None, n_layers: int, n_heads: int) -
 
 
 # -- rendering ------------------------------------------------------------------------
-def text_table(matrix: Tensor, source: list[str], target: list[str], top: int = 2) -> str:
-    """For each target word, its strongest source words with weights, in aligned columns."""
+def text_table(matrix: Tensor, source: list[str], target: list[str], top: int = 2,
+               links: list[tuple[int, int]] | None = None) -> str:
+    """For each target word, its strongest source words with weights, in aligned columns;
+    with ``links`` (source word, target word), a last column: the words it is aligned to."""
     k = min(top, len(source))
     weights, idx = matrix.topk(k, dim=-1)
     rows = [[t] + [f"{source[i]} {w:.2f}" for w, i in zip(ws.tolist(), ix.tolist())]
             for t, ws, ix in zip(target, weights, idx)]
     header = ["target", "looks at (weight)"] + ["next"] * (k - 1)
+    if links is not None:
+        header.append("aligned to")
+        for j, row in enumerate(rows):
+            row.append(" ".join(source[i] for i, jj in sorted(links) if jj == j) or "-")
     widths = [max(len(r[c]) for r in rows + [header]) for c in range(len(header))]
     line = lambda r: "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
@@ -134,8 +140,11 @@ def wrap(text: str, width_inches: float, fontsize: float) -> str:
     return textwrap.fill(text, max(20, int(width_inches * 72 / (0.55 * fontsize))))
 
 
+LINK_COLOUR = "#e4572e"  # word-alignment outlines: orange reads on every shade of blue
+
+
 def _heatmap(ax, matrix: Tensor, source: list[str], target: list[str], fontsize: float, annotate: bool,
-             xlabels: bool = True, ylabels: bool = True):
+             xlabels: bool = True, ylabels: bool = True, links: list[tuple[int, int]] | None = None):
     im = ax.imshow(matrix.numpy(), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
     ax.set_xticks(range(len(source)), source if xlabels else [""] * len(source), rotation=50, ha="right",
                   rotation_mode="anchor", fontsize=fontsize)
@@ -154,12 +163,19 @@ def _heatmap(ax, matrix: Tensor, source: list[str], target: list[str], fontsize:
                     label = f"{v:.2f}".removeprefix("0").replace("1.00", "1")
                     ax.text(c, r, label, ha="center", va="center", fontsize=fontsize * 0.75,
                             color="white" if v > 0.55 else "#17375e")
+    if links:
+        from matplotlib.patches import Rectangle
+
+        for i, j in links:  # column = source word i, row = target word j
+            ax.add_patch(Rectangle((i - 0.46, j - 0.46), 0.92, 0.92, fill=False, edgecolor=LINK_COLOUR,
+                                   linewidth=max(1.0, fontsize / 6)))
     return im
 
 
 def save_heatmap(view: WordView, path: str | Path, layer: int | None = None, head: int | None = None,
-                 caption: str = "") -> None:
-    """One heatmap of the selected layer/head (or their means)."""
+                 caption: str = "", links: list[tuple[int, int]] | None = None) -> None:
+    """One heatmap of the selected layer/head (or their means); ``links`` (source word,
+    target word) are outlined."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,13 +186,15 @@ def save_heatmap(view: WordView, path: str | Path, layer: int | None = None, hea
     cols, rows = len(view.source), len(view.target)
     size = (max(5.0, 0.55 * cols + 3.0), max(4.0, 0.48 * rows + 2.4))
     fig, ax = plt.subplots(figsize=size, dpi=150)
-    im = _heatmap(ax, matrix, view.source, view.target, fontsize=13, annotate=cols <= 25 and rows <= 25)
+    im = _heatmap(ax, matrix, view.source, view.target, fontsize=13, annotate=cols <= 25 and rows <= 25,
+                  links=links)
     cbar = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.03)
     cbar.set_label("attention weight", fontsize=12)
     cbar.ax.tick_params(labelsize=11)
-    ax.set_xlabel("source", fontsize=13)
+    ax.set_xlabel("source" + ("  (outlined: word alignment)" if links is not None else ""), fontsize=13)
     ax.set_ylabel("translation", fontsize=13)
     title = f"Cross-attention: {describe(layer, head, n_layers, n_heads)}"
+
     # the title is centred on the axes, which leave ~2.5 inches to labels and colour bar
     ax.set_title(title + ("\n" + wrap(caption, size[0] - 2.5, 13) if caption else ""), fontsize=13)
     fig.tight_layout()
@@ -184,7 +202,8 @@ def save_heatmap(view: WordView, path: str | Path, layer: int | None = None, hea
     plt.close(fig)
 
 
-def save_grid(view: WordView, path: str | Path, layers: list[int] | None = None, caption: str = "") -> None:
+def save_grid(view: WordView, path: str | Path, layers: list[int] | None = None, caption: str = "",
+              links: list[tuple[int, int]] | None = None) -> None:
     """Every head of every layer (rows = layers, columns = heads), one shared colour scale."""
     import matplotlib
 
@@ -202,7 +221,7 @@ def save_grid(view: WordView, path: str | Path, layers: list[int] | None = None,
         for h in range(n_heads):
             ax = axes[r][h]
             im = _heatmap(ax, view.attention[layer, h], view.source, view.target, fs, annotate=False,
-                          xlabels=r == len(layers) - 1, ylabels=h == 0)
+                          xlabels=r == len(layers) - 1, ylabels=h == 0, links=links)
             ax.set_title(f"layer {layer}, head {h}", fontsize=11)
     width = cell[0] * n_heads + 1.5
     fig.suptitle(wrap("Cross-attention, every layer and head" + (f": {caption}" if caption else ""), width, 14),

@@ -80,6 +80,12 @@ def test_translate_heatmap_and_hover(page, server, tmp_path):
     assert page.locator("#heatmap .cell").count() == len(src_words) * len(tgt_words)
     assert page.locator("#src-words .word").all_text_contents() == src_words
     assert page.locator("#tgt-words .word").all_text_contents() == tgt_words
+    # the word alignment is outlined over the heatmap, and can be turned off and on
+    assert api["links"] and page.locator("#heatmap .link").count() == len(api["links"])
+    page.uncheck("#show-links")
+    assert page.locator("#heatmap .link").count() == 0
+    page.check("#show-links")
+    assert page.locator("#heatmap .link").count() == len(api["links"])
 
     # hover a target word: source words light up, the most attended one fully
     layers = api["word_attention"]
@@ -124,6 +130,10 @@ def test_selectors_and_pieces_view(page, server):
     i, j = max(((i, j) for i in range(len(weights)) for j in range(len(weights[0]))), key=lambda ij: weights[ij[0]][ij[1]])
     page.hover(f'#heatmap .cell[data-row="{i}"][data-col="{j}"]')
     assert f"{weights[i][j]:.3f}" in page.text_content("#cell-info")
+    # word links drawn on every piece pair of the linked words
+    src_word, tgt_word = api["source_word_index"], api["target_word_index"]
+    pairs = sum(src_word.count(s) * tgt_word.count(t) for s, t in api["links"])
+    assert page.locator("#heatmap .link").count() == pairs
     page.click('.seg button[data-unit="words"]')
     assert page.errors == []
 

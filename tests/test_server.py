@@ -75,6 +75,9 @@ def test_attention_shapes_match_model(client, translator):
     words = data["word_attention"]
     assert len(words[0][0]) == len(data["target_words"]) and len(words[0][0][0]) == len(data["source_words"])
     assert all(abs(sum(row) - 1) < 1e-2 for row in words[0][0])
+    # the word alignment of the model's alignment head, numbered like the word view
+    links = {(data["source_words"][i], data["target_words"][j]) for i, j in data["links"]}
+    assert ("cat", "chat") in links and not any("</s>" in link for link in links)
 
 
 def test_health_and_openapi(client, translator):

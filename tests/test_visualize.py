@@ -149,3 +149,44 @@ def test_bf16_model_returns_fp32_attention_that_sums_to_one(tiny_run):
         a = bf16.model(src, tgt).logits.float().log_softmax(-1)
         b = fp32.model(src, tgt).logits.log_softmax(-1)
     assert (a - b).abs().max() < 0.25  # bf16 keeps ~3 significant digits
+
+
+# -- word links over the heatmap (attend --links) ------------------------------------------
+def test_attend_links_text_png_and_json(tmp_path, capsys):
+    """--links: the alignment of both shipped directions' heads, in the text summary, as
+    outlines on the PNG and in the JSON, words numbered like the word view."""
+    js, png = tmp_path / "links.json", tmp_path / "links.png"
+    text = "The cat sleeps on the sofa. It is raining."
+    assert cli.main(["attend", text, "--links", "--json", str(js), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "aligned to" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[5:] if line.strip()}
+    assert rows["chat"][-1] == "cat" and rows["Il"][-1] == "It"  # the second sentence's words too
+    words = json.loads(js.read_text(encoding="utf-8"))["words"]
+    named = {(words["source"][i], words["target"][j]) for i, j in words["links"]}
+    assert {("cat", "chat"), ("sleeps", "dort"), ("It", "Il")} <= named
+    assert not any("</s>" in pair for pair in named)  # never to or from an end of sentence
+    assert cli.main(["attend", "The cat sleeps on the sofa.", "--links", "-o", str(png), "--device", "cpu"]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_attend_links_without_a_head_is_a_clear_error(tiny_run, capsys):
+    assert cli.main(["attend", "a b", "--links", "--model", str(tiny_run.out), "--device", "cpu"]) == 1
+    assert "has no alignment head" in capsys.readouterr().err
+
+
+def test_translation_links_follow_the_view_numbering(shipped_translator):
+    """Same links whatever the numbering: words with and without </s>, pieces."""
+    from crossattn.align import AlignmentModel, translation_links
+    from crossattn.visualize import word_view
+
+    forward = AlignmentModel.of(shipped_translator.model, shipped_translator.tokenizer, "en-fr")
+    result = shipped_translator.translate_with_attention("The cat sleeps on the sofa.")
+    named = {}
+    for keep_eos, keep_pieces in ((True, False), (False, False), (True, True)):
+        view = word_view(result, keep_eos=keep_eos, keep_pieces=keep_pieces)
+        links = translation_links(result.source_tokens, result.target_tokens, forward, None, keep_eos=keep_eos,
+                                  keep_pieces=keep_pieces)
+        named[keep_eos, keep_pieces] = {(view.source[i], view.target[j]) for i, j in links}
+    assert named[True, False] == named[False, False] and ("cat", "chat") in named[True, False]
+    assert ("\u2581cat", "\u2581chat") in named[True, True]

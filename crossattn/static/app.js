@@ -9,7 +9,8 @@ const RAMP = [[245, 247, 255], [199, 210, 254], [129, 140, 248], [79, 70, 229], 
 const MAX_CHARS = 1000;
 const NAMES = { en: "English", fr: "French" };
 
-const state = { data: null, unit: "words", layer: "avg", head: "avg", matrix: null, labels: null, hover: null };
+const state = { data: null, unit: "words", layer: "avg", head: "avg", matrix: null, labels: null, hover: null,
+  showLinks: true };
 
 // -- colour and numbers ---------------------------------------------------------------
 function shade(t) {  // t in [0, 1] -> rgb along RAMP
@@ -38,6 +39,21 @@ function currentLabels() {
     : { src: d.source_tokens, tgt: d.target_tokens };  // raw pieces: "▁" marks a word start
 }
 
+function currentLinks() {  // [[column, row], ...] of the word alignment in the current units
+  const d = state.data;
+  if (!d.links) return [];
+  if (state.unit === "words") return d.links;
+  const out = [];  // pieces: every piece of a source word with every piece of its target word
+  d.links.forEach(([sw, tw]) => d.source_word_index.forEach((s, j) => {
+    if (s === sw) d.target_word_index.forEach((t, i) => { if (t === tw) out.push([j, i]); });
+  }));
+  return out;
+}
+
+function linked(row, col) {
+  return state.links.some(([c, r]) => r === row && c === col);
+}
+
 // -- translate ------------------------------------------------------------------------
 async function translate() {
   const text = $("source").value.trim();
@@ -60,6 +76,7 @@ async function translate() {
     $("translation").classList.remove("empty");
     $("timing").textContent = `${Math.round(performance.now() - started)} ms`;
     setupSelectors();
+    $("links-toggle").hidden = !body.links;
     $("attention-card").hidden = false;
     render();
   } catch (err) {
@@ -88,6 +105,7 @@ function setupSelectors() {
 function render(keepHover = false) {
   state.matrix = currentMatrix();
   state.labels = currentLabels();
+  state.links = state.showLinks ? currentLinks() : [];
   state.width = $("attention-card").clientWidth;
   if (!keepHover) state.hover = null;
   renderChips();
@@ -162,6 +180,9 @@ function renderHeatmap() {
       t.textContent = w.toFixed(2).replace(/^0/, "");
     }
   }));
+  for (const [j, i] of state.links) {  // the word alignment, outlined over the weights
+    svgEl("rect", { class: "link", x: j * cell + 2, y: i * cell + 2, width: cell - 4, height: cell - 4, rx: 3 }, grid);
+  }
   tgt.forEach((word, i) => {
     const t = svgEl("text", {
       class: "label" + (word === "</s>" ? " eos" : ""), x: -8, y: i * cell + cell / 2 + 4.5,
@@ -231,7 +252,8 @@ function applyHover() {
   if (row !== null && col !== null) {
     g.grid.querySelector(`.cell[data-row="${row}"][data-col="${col}"]`)?.classList.add("hot");
     $("cell-info").textContent =
-      `“${state.labels.tgt[row]}” → “${state.labels.src[col]}”: ${m[row][col].toFixed(3)}`;
+      `“${state.labels.tgt[row]}” → “${state.labels.src[col]}”: ${m[row][col].toFixed(3)}` +
+      (linked(row, col) ? " · aligned" : "");
   } else if (row !== null) {
     const best = m[row].indexOf(Math.max(...m[row]));
     $("cell-info").textContent = `“${state.labels.tgt[row]}” looks most at “${state.labels.src[best]}”`;
@@ -294,6 +316,7 @@ document.addEventListener("DOMContentLoaded", () => {
   // same words, other weights: whatever is hovered stays hovered
   $("layer").addEventListener("change", (e) => { state.layer = e.target.value; render(true); });
   $("head").addEventListener("change", (e) => { state.head = e.target.value; render(true); });
+  $("show-links").addEventListener("change", (e) => { state.showLinks = e.target.checked; render(true); });
   window.addEventListener("resize", () => {  // only a new width changes the layout
     if (state.data && $("attention-card").clientWidth !== state.width) render(true);
   });
