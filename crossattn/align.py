@@ -222,10 +222,19 @@ class AlignmentModel:
     head: object | None = None
 
     @classmethod
-    def load(cls, model_dir) -> "AlignmentModel":
+    def load(cls, model_dir, device: str = "cpu", dtype: str = "fp32") -> "AlignmentModel":
+        """``dtype``: fp32, bf16, int8 (CPU), or auto (precision.alignment_dtype)."""
         from .modeldir import load_model_dir
+        from .precision import alignment_dtype, pick_device
 
         model, tokenizer, config = load_model_dir(model_dir)
+        dev = pick_device(device)
+        chosen = alignment_dtype(dtype, dev)
+        model = model.to(dev, torch.bfloat16 if chosen == "bf16" else torch.float32).eval()
+        if chosen == "int8":
+            from .torch_engine import quantize_int8
+
+            model = quantize_int8(model, dev)
         return cls.of(model, tokenizer, model_dir, config)
 
     @classmethod
@@ -245,7 +254,8 @@ class AlignmentModel:
     def soft(self, pairs: list[tuple[list[str], list[str]]]) -> list[Tensor | None]:
         """Per pair given as (source tokens, target tokens) of *this* model: the head's
         (target words, source words + </s>) weights, None for pairs it cannot read."""
-        att = word_attention(self.model, self.tokenizer, pairs, (False,), languages=self.languages, head=self.head)
+        att = word_attention(self.model, self.tokenizer, pairs, (False,), languages=self.languages, head=self.head,
+                             device=next(self.model.parameters()).device)
         return [None if a is None else a[False][0, 0] for a in att]
 
 

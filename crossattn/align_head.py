@@ -51,7 +51,7 @@ def head_inputs(model, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, Tensor, Ten
     """What the head reads: the decoder's last states at each target piece's own position
     (position t + 1 holds input piece t), the encoder output and its padding mask."""
     memory, src_pad = model.encode(src)
-    states = model.decode(tgt_in, memory, src_pad).states
+    states = model.decode(tgt_in, memory, src_pad, need_logits=False).states
     return states[:, 1:], memory, src_pad
 
 

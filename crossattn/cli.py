@@ -176,7 +176,7 @@ def device_choice(value: str) -> str:
     return value
 
 
-def add_model_options(p: argparse.ArgumentParser, engine: bool = True) -> None:
+def add_model_options(p: argparse.ArgumentParser, engine: bool = True, dtype_help: str | None = None) -> None:
     p.add_argument("--from", dest="source_lang", default="en", choices=("en", "fr"), help="source language")
     p.add_argument("--to", dest="target_lang", default="fr", choices=("en", "fr"), help="target language")
     p.add_argument("--model", help="model directory (default: the shipped model for --from/--to)")
@@ -185,7 +185,8 @@ def add_model_options(p: argparse.ArgumentParser, engine: bool = True) -> None:
     p.add_argument("--device", default="auto", type=device_choice, metavar="{auto,cpu,cuda,cuda:N}",
                    help="auto: a GPU if there is one, else the CPU")
     p.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "int8"),
-                   help="auto: bf16 on a GPU, fp32 on a CPU (precision.py); int8: dynamic quantization on the CPU")
+                   help=dtype_help or "auto: bf16 on a GPU, fp32 on a CPU (precision.py); int8: dynamic quantization "
+                                      "on the CPU")
 
 
 def add_decoding_options(p: argparse.ArgumentParser) -> None:

@@ -92,7 +92,7 @@ def cmd_align(args) -> None:
     from .cli import CLIError, load_torch_translator as load_translator, model_arg, write_lines
 
     if args.method in ("auto", "head") and not args.sweep:
-        forward = AlignmentModel.load(model_arg(args))
+        forward = AlignmentModel.load(model_arg(args), args.device, args.dtype)
         if forward.head is not None:
             return align_with_heads(args, forward)
         if args.method == "head":
@@ -126,7 +126,8 @@ def cmd_align(args) -> None:
     write_lines(args.output, [format_links(x) for x in links])
 
 
-def reverse_alignment_model(reverse_dir: str | None, forward: AlignmentModel) -> AlignmentModel | None:
+def reverse_alignment_model(reverse_dir: str | None, forward: AlignmentModel, device: str = "cpu",
+                            dtype: str = "fp32") -> AlignmentModel | None:
     """The other direction's model with its alignment head: ``reverse_dir`` (an error if it
     is not one), else the shipped reverse direction if there is one; "none": none."""
     from .cli import CLIError
@@ -139,7 +140,7 @@ def reverse_alignment_model(reverse_dir: str | None, forward: AlignmentModel) ->
     if reverse_dir == "none":
         return None
     try:
-        backward = AlignmentModel.load(reverse_dir)
+        backward = AlignmentModel.load(reverse_dir, device, dtype)
     except ModelDirError:
         if asked:
             raise
@@ -159,7 +160,7 @@ def align_with_heads(args, forward: "AlignmentModel") -> None:
     pairs = read_pairs(args.input)
     if not pairs:
         raise CLIError(f"{args.input}: no sentence pairs")
-    backward = reverse_alignment_model(args.reverse_model, forward)
+    backward = reverse_alignment_model(args.reverse_model, forward, args.device, args.dtype)
     links = []
     for start in range(0, len(pairs), CHUNK):  # bounded memory on large corpora
         chunk = pairs[start: start + CHUNK]
@@ -235,7 +236,9 @@ def add_align_commands(sub) -> None:
                    help="the other direction's model, for symmetrized head alignments (default: the shipped "
                         "one if it has a head; 'none' for one direction)")
     p.add_argument("--threshold", type=float, help="head weight (or harmonic mean of both) that makes a link")
-    add_model_options(p)
+    # align's own auto: links barely move with precision, speed does
+    add_model_options(p, dtype_help="auto: with alignment heads, bf16 on a GPU or a CPU with fast bf16, else int8 "
+                                    "(precision.alignment_dtype); the attention read-out uses fp32 on a CPU")
     p.set_defaults(func=cmd_align)
 
     p = sub.add_parser("align-head", help="train an alignment head for a model from word-aligned text")

@@ -167,7 +167,7 @@ class DecoderState:
 
 @dataclass
 class Seq2SeqOutput:
-    logits: Tensor  # (batch, tgt_len, vocab)
+    logits: Tensor | None  # (batch, tgt_len, vocab); None when not asked for
     cross_attention: list[Tensor] | None = None  # per decoder layer: (batch, heads, tgt_len, src_len)
     states: Tensor | None = None  # the decoder's last (normalised) states, (batch, tgt_len, d_model)
 
@@ -219,16 +219,18 @@ class Seq2SeqTransformer(nn.Module):
         return self.encoder_norm(x), src_pad
 
     def decode(
-        self, tgt: Tensor, memory: Tensor, src_pad: Tensor | None, need_weights: bool = False
+        self, tgt: Tensor, memory: Tensor, src_pad: Tensor | None, need_weights: bool = False,
+        need_logits: bool = True,
     ) -> Seq2SeqOutput:
-        """Teacher forcing: all target positions at once, causally masked."""
+        """Teacher forcing: all target positions at once, causally masked. Readers of the
+        states only (alignment) skip the vocabulary projection: ``need_logits=False``."""
         x = self.embed(tgt)
         weights = []
         for layer in self.decoder_layers:
             x, w, _ = layer(x, memory, src_pad, need_weights=need_weights)
             weights.append(w)
         states = self.decoder_norm(x)
-        return Seq2SeqOutput(self.output(states), weights if need_weights else None, states)
+        return Seq2SeqOutput(self.output(states) if need_logits else None, weights if need_weights else None, states)
 
     def forward(self, src: Tensor, tgt: Tensor, need_weights: bool = False) -> Seq2SeqOutput:
         memory, src_pad = self.encode(src)

@@ -312,3 +312,26 @@ def test_default_alignment_on_the_hansards_trial_set(tmp_path):
     assert proc.returncode == 0, proc.stderr
     s = score(read_links(str(folder / "gold.talp")), [links for links, _ in read_links(str(out))])
     assert s.aer < 0.14, s
+
+
+def test_heads_give_the_same_links_in_every_precision():
+    """`align --dtype auto` runs bf16 or int8 (precision.alignment_dtype): links barely move."""
+    from crossattn.align import AlignmentModel, head_links
+
+    pairs = [("the minutes of yesterday 's sitting have been distributed .",
+              "le procès - verbal de la séance de hier a été distribué ."),
+             ("i would like to thank the minister for his answer .",
+              "je voudrais remercier le ministre de sa réponse ."),
+             ("the committee met on thursday .", "le comité se est réuni jeudi .")]
+    pairs = [(s.split(), t.split()) for s, t in pairs]
+
+    def links(dtype: str) -> set:
+        fwd, bwd = AlignmentModel.load("en-fr", dtype=dtype), AlignmentModel.load("fr-en", dtype=dtype)
+        found = head_links(fwd.soft(pairs), bwd.soft([(t, s) for s, t in pairs]), 0.25)
+        return {(k, link) for k, x in enumerate(found) for link in x}
+
+    exact = links("fp32")
+    assert len(exact) >= 20  # about one per word
+    for dtype in ("int8", "bf16"):
+        got = links(dtype)
+        assert len(got ^ exact) <= 0.1 * len(exact), (dtype, got ^ exact)
