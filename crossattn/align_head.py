@@ -31,16 +31,22 @@ ALIGNMENT_WEIGHTS = "alignment.safetensors"
 
 
 class AlignmentHead(nn.Module):
-    def __init__(self, d_model: int, d_head: int = 64):
+    """``context=False``: the query reads the decoder state at the word's own position (whose
+    input is the word). ``context=True``: that state and the one just before it, the step
+    that predicted the word (what the decoder was about to translate), side by side."""
+
+    def __init__(self, d_model: int, d_head: int = 64, context: bool = False):
         super().__init__()
-        self.d_head = d_head
-        self.q = nn.Linear(d_model, d_head)
+        self.d_head, self.context = d_head, context
+        self.q = nn.Linear(d_model * (2 if context else 1), d_head)
         self.k = nn.Linear(d_model, d_head)
 
     def forward(self, states: Tensor, memory: Tensor, src_pad: Tensor | None) -> Tensor:
-        """Decoder states (B, T, D), encoder output (B, S, D) -> log-weights (B, T, S)."""
+        """Decoder states of BOS + target (B, T + 1, D), encoder output (B, S, D) ->
+        log-weights (B, T, S), row t for target piece t."""
         dtype = self.q.weight.dtype  # the network may run in bf16; the head stays fp32
-        scores = self.q(states.to(dtype)) @ self.k(memory.to(dtype)).transpose(1, 2) / math.sqrt(self.d_head)
+        query = torch.cat([states[:, 1:], states[:, :-1]], -1) if self.context else states[:, 1:]
+        scores = self.q(query.to(dtype)) @ self.k(memory.to(dtype)).transpose(1, 2) / math.sqrt(self.d_head)
         if src_pad is not None:
             scores = scores.masked_fill(src_pad[:, None, :], torch.finfo(scores.dtype).min)
         return scores.float().log_softmax(-1)
@@ -48,11 +54,11 @@ class AlignmentHead(nn.Module):
 
 @torch.no_grad()
 def head_inputs(model, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-    """What the head reads: the decoder's last states at each target piece's own position
-    (position t + 1 holds input piece t), the encoder output and its padding mask."""
+    """What the head reads: the decoder's last states over BOS + target (position t + 1
+    holds input piece t), the encoder output and its padding mask."""
     memory, src_pad = model.encode(src)
     states = model.decode(tgt_in, memory, src_pad, need_logits=False).states
-    return states[:, 1:], memory, src_pad
+    return states, memory, src_pad
 
 
 @dataclass
@@ -115,11 +121,11 @@ def target_distribution(ex: AlignmentExample) -> Tensor:
 
 
 def train_alignment_head(model, examples: list[AlignmentExample], steps: int, batch_tokens: int = 3000,
-                         lr: float = 3e-3, seed: int = 1, log=print) -> AlignmentHead:
+                         lr: float = 3e-3, seed: int = 1, context: bool = False, log=print) -> AlignmentHead:
     """Fit a head to ``examples`` beside the frozen ``model`` (eval mode, no gradients)."""
     cfg = model.config
     torch.manual_seed(seed)
-    head = AlignmentHead(cfg.d_model)
+    head = AlignmentHead(cfg.d_model, context=context)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
     rng = random.Random(seed)
     model.eval()

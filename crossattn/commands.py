@@ -191,7 +191,8 @@ def cmd_align_head(args) -> None:
         raise CLIError(f"{args.links}: no usable pairs")
     if args.threads:
         torch.set_num_threads(args.threads)
-    head = train_alignment_head(model, examples, args.steps, log=lambda m: print(m, file=sys.stderr))
+    head = train_alignment_head(model, examples, args.steps, context=args.context,
+                                log=lambda m: print(m, file=sys.stderr))
     save_alignment_head(resolve_model_dir(model_arg(args)), head)
     print(f"{resolve_model_dir(model_arg(args))}: alignment head trained on {len(examples):,} pairs")
 
@@ -248,6 +249,8 @@ def add_align_commands(sub) -> None:
     p.add_argument("--columns", default="en-fr", help="languages of the file's two token columns")
     p.add_argument("--pairs", type=int, default=50_000, help="use at most this many lines")
     p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--context", action="store_true",
+                   help="the query also reads the step that predicted the word, not only the word's own step")
     p.add_argument("--threads", type=int)
     add_model_options(p, engine=False)
     p.set_defaults(func=cmd_align_head)

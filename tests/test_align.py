@@ -265,7 +265,8 @@ def test_head_links_threshold_and_harmonic_mean():
     assert head_links([None], None, 0.5) == [set()]
 
 
-def test_alignment_head_learns_known_alignments():
+@pytest.mark.parametrize("context", [False, True], ids=["own-step", "with-predicting-step"])
+def test_alignment_head_learns_known_alignments(context):
     """On the reversal task the head, trained beside a frozen model, recovers the known
     links (target position t <- source position n-1-t) on held-out sequences."""
     import torch
@@ -287,7 +288,8 @@ def test_alignment_head_learns_known_alignments():
 
     train = [example() for _ in range(400)]
     torch.set_num_threads(1)
-    head = train_alignment_head(model, train, steps=300, batch_tokens=400, lr=1e-2, log=lambda *_: None)
+    head = train_alignment_head(model, train, steps=300, batch_tokens=400, lr=1e-2, context=context,
+                                log=lambda *_: None)
     held = [example() for _ in range(30)]
     right = total = 0
     from crossattn.data import collate
@@ -335,3 +337,25 @@ def test_heads_give_the_same_links_in_every_precision():
     for dtype in ("int8", "bf16"):
         got = links(dtype)
         assert len(got ^ exact) <= 0.1 * len(exact), (dtype, got ^ exact)
+
+
+def test_alignment_head_round_trips_through_the_model_directory(tiny_run, tmp_path):
+    """modeldir owns the head's file: saved with its kind, checksummed, loaded back equal."""
+    import shutil
+
+    from crossattn.align import AlignmentModel
+    from crossattn.align_head import ALIGNMENT_WEIGHTS, AlignmentHead
+    from crossattn.modeldir import ModelDirError, resolve_model_dir, save_alignment_head
+
+    root = tmp_path / "model"
+    shutil.copytree(resolve_model_dir(tiny_run.out), root)
+    assert AlignmentModel.load(root).head is None
+    d_model = AlignmentModel.load(root).model.config.d_model
+    head = AlignmentHead(d_model, d_head=16, context=True)
+    save_alignment_head(root, head)
+    loaded = AlignmentModel.load(root).head
+    assert loaded.context and loaded.d_head == 16
+    assert all(torch.equal(a, b) for a, b in zip(head.state_dict().values(), loaded.state_dict().values()))
+    (root / ALIGNMENT_WEIGHTS).write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelDirError):
+        AlignmentModel.load(root)
