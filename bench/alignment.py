@@ -9,8 +9,8 @@ directions are symmetrized with grow-diag-final-and, like ours.
 
     python bench/alignment.py [--pairs 300000] [--json bench/results/alignment.json]
 
-``eflomal_links`` is also how the guided alignment head's training links are made
-(train.py: --align-links).
+``eflomal_links`` is also how the alignment heads' training links are made
+(scripts/make_align_links.py, then ``crossattn align-head``).
 """
 
 from __future__ import annotations
