@@ -212,7 +212,7 @@ def main() -> int:
 
     matplotlib.use("Agg")
     from crossattn.explain import trace
-    from crossattn.translator import Translator
+    from crossattn.torch_engine import TorchTranslator as Translator  # the network itself: traces read its insides
     from crossattn.visualize import save_grid, save_heatmap, word_view
 
     IMG.mkdir(exist_ok=True)
