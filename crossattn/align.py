@@ -282,18 +282,19 @@ def head_links(forward: list[Tensor | None], backward: list[Tensor | None] | Non
 
 
 # -- links over a translation's attention view (attend, the page) ---------------------------
-def head_matrix(am: AlignmentModel, src_ids: list[int], src_spans: list[list[int]], tgt_ids: list[int],
-                tgt_spans: list[list[int]]) -> Tensor:
-    """One pair's head weights merged to words: (target words, source words + </s>)."""
+def head_matrices(am: AlignmentModel, pairs: list[tuple[list[int], list[list[int]], list[int], list[list[int]]]]
+                  ) -> list[Tensor]:
+    """Pairs of (source ids, source word spans, target ids, target word spans), read in
+    one batch: each pair's head weights merged to words, (target words, source words + </s>)."""
     from .align_head import head_weights
 
     cfg = am.model.config
     device = next(am.model.parameters()).device
-    src, tgt_in, _ = collate([src_ids], [tgt_ids], cfg.pad_id, cfg.bos_id, cfg.eos_id)
+    src, tgt_in, _ = collate([p[0] for p in pairs], [p[2] for p in pairs], cfg.pad_id, cfg.bos_id, cfg.eos_id)
     with torch.inference_mode():
-        weights = head_weights(am.model, am.head, src.to(device), tgt_in.to(device))
-    weights = weights[0, 0, 0, : len(tgt_ids), : len(src_ids) + 1].float().cpu()
-    return merge_attention(weights, tgt_spans, src_spans + [[len(src_ids)]])
+        weights = head_weights(am.model, am.head, src.to(device), tgt_in.to(device)).float().cpu()
+    return [merge_attention(weights[r, 0, 0, : len(tid), : len(sid) + 1], tspans, sspans + [[len(sid)]])
+            for r, (sid, sspans, tid, tspans) in enumerate(pairs)]
 
 
 def translation_links(source_tokens: list[str], target_tokens: list[str], forward: AlignmentModel,
@@ -303,9 +304,10 @@ def translation_links(source_tokens: list[str], target_tokens: list[str], forwar
     the attention view numbers them (visualize.group_pieces with the same options).
 
     ``source_tokens``/``target_tokens`` are an AttentionResult's pieces: each sentence ends
-    with "</s>" and is read on its own. ``forward`` is the translating direction, ``backward``
-    the other one; their alignment heads are symmetrized as ``crossattn align`` does (the
-    backward one only if its vocabulary has every piece). None if ``forward`` has no head.
+    with "</s>" and is read on its own (all sentences in one batch). ``forward`` is the
+    translating direction, ``backward`` the other one; their alignment heads are
+    symmetrized as ``crossattn align`` does (the backward one only if its vocabulary has
+    every piece). None if ``forward`` has no head.
     """
     from .tokenizer import UNK_ID
     from .visualize import EOS, group_pieces
@@ -325,25 +327,33 @@ def translation_links(source_tokens: list[str], target_tokens: list[str], forwar
         ends = [k for k, p in enumerate(tokens) if p == EOS]
         return list(zip([0] + [e + 1 for e in ends[:-1]], ends))
 
-    links: list[tuple[int, int]] = []
+    parts = []  # per sentence: its words (numbers in the view, piece positions inside the sentence) and pieces
     for (s0, s1), (t0, t1) in zip(sentences(source_tokens), sentences(target_tokens)):
-        # the words of this sentence (not its </s>), with piece positions inside it
         src = [(w, [p - s0 for p in span]) for w, span in enumerate(src_words)
                if s0 <= span[0] < s1 and source_tokens[span[0]] != EOS]
         tgt = [(w, [p - t0 for p in span]) for w, span in enumerate(tgt_words)
                if t0 <= span[0] < t1 and target_tokens[span[0]] != EOS]
-        if not src or not tgt:
-            continue
-        src_spans, tgt_spans = [sp for _, sp in src], [sp for _, sp in tgt]
-        fwd = head_matrix(forward, ids(forward.tokenizer, source_tokens[s0:s1]) or [], src_spans,
-                          ids(forward.tokenizer, target_tokens[t0:t1]) or [], tgt_spans)
-        bwd = None
-        if backward is not None:
-            b_src, b_tgt = ids(backward.tokenizer, target_tokens[t0:t1]), ids(backward.tokenizer, source_tokens[s0:s1])
-            if b_src is not None and b_tgt is not None:
-                bwd = head_matrix(backward, b_src, tgt_spans, b_tgt, src_spans)
-        cut = threshold if threshold is not None else HEAD_THRESHOLD_BOTH if bwd is not None else HEAD_THRESHOLD_ONE
-        for i, j in sorted(head_links([fwd], None if bwd is None else [bwd], cut)[0]):
+        if src and tgt:
+            parts.append((src, tgt, source_tokens[s0:s1], target_tokens[t0:t1]))
+    if not parts:
+        return []
+    spans = lambda words: [sp for _, sp in words]  # noqa: E731
+    # the pieces came from the forward model's own vocabulary, so they all have ids there
+    fwd = head_matrices(forward, [(ids(forward.tokenizer, sp), spans(src), ids(forward.tokenizer, tp), spans(tgt))
+                                  for src, tgt, sp, tp in parts])
+    bwd: list[Tensor | None] = [None] * len(parts)
+    if backward is not None:
+        readable = [(k, ids(backward.tokenizer, tp), ids(backward.tokenizer, sp)) for k, (_, _, sp, tp) in enumerate(parts)]
+        readable = [(k, b_src, b_tgt) for k, b_src, b_tgt in readable if b_src is not None and b_tgt is not None]
+        if readable:
+            found = head_matrices(backward, [(b_src, spans(parts[k][1]), b_tgt, spans(parts[k][0]))
+                                             for k, b_src, b_tgt in readable])
+            for (k, _, _), matrix in zip(readable, found):
+                bwd[k] = matrix
+    links: list[tuple[int, int]] = []
+    for (src, tgt, _, _), f, b in zip(parts, fwd, bwd):
+        cut = threshold if threshold is not None else HEAD_THRESHOLD_BOTH if b is not None else HEAD_THRESHOLD_ONE
+        for i, j in sorted(head_links([f], None if b is None else [b], cut)[0]):
             links.append((src[i][0], tgt[j][0]))
     return links
 

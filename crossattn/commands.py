@@ -49,9 +49,9 @@ def cmd_attend(args) -> None:
         print(text_table(select(view.attention, layer, head), view.source, view.target, links=links))
     if args.json:
         data = to_json(result, text, word_view(result, keep_eos=not args.drop_eos), layer, head)
-        if aligners is not None:  # numbered like the JSON's word view (words, </s> kept)
-            data["words"]["links"] = translation_links(result.source_tokens, result.target_tokens, *aligners,
-                                                       keep_eos=not args.drop_eos)
+        if aligners is not None:  # numbered like the JSON's word view (words, never pieces)
+            data["words"]["links"] = links if not args.pieces else translation_links(
+                result.source_tokens, result.target_tokens, *aligners, keep_eos=not args.drop_eos)
         write_json(args.json, data)
 
 
