@@ -133,7 +133,7 @@ def run_ours(name: str, args: list[str], label: str) -> dict:
 def warm_speed(name: str, rounds: int = 3) -> float:
     """Pairs/s of the default pipeline (natural text, both directions' heads, symmetrized)
     with the models already loaded: the median of ``rounds`` passes over the gold set."""
-    from crossattn.align import HEAD_THRESHOLD_BOTH, AlignmentModel, head_links, read_pairs
+    from crossattn.align import AlignmentModel, align_pairs_with_heads, read_pairs
 
     folder = DATA / "align" / GOLD_SETS[name]
     pairs = read_pairs(f"{folder / 'en.txt'}:{folder / 'fr.txt'}")
@@ -141,7 +141,7 @@ def warm_speed(name: str, rounds: int = 3) -> float:
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
-        head_links(forward.soft(pairs), backward.soft([(t, s) for s, t in pairs]), HEAD_THRESHOLD_BOTH)
+        align_pairs_with_heads(pairs, forward, backward)
         times.append(time.perf_counter() - start)
     return len(pairs) / sorted(times)[rounds // 2]
 

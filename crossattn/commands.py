@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 import sys
 
-from .align import (CHUNK, DEFAULT, HEAD_THRESHOLD_BOTH, HEAD_THRESHOLD_ONE, RULES, AlignmentModel, Method, align,
-                    format_links, head_links, read_links, read_pairs, score, sweep, translation_links, word_attention)
+from .align import (CHUNK, DEFAULT, RULES, AlignmentModel, Method, align, align_pairs_with_heads, format_links,
+                    read_links, read_pairs, score, sweep, translation_links, word_attention)
 from .errors import InputError
 from .explain import render, trace
 from .export import export_argos, export_ctranslate2
@@ -161,14 +161,7 @@ def align_with_heads(args, forward: "AlignmentModel") -> None:
     if not pairs:
         raise CLIError(f"{args.input}: no sentence pairs")
     backward = reverse_alignment_model(args.reverse_model, forward, args.device, args.dtype)
-    links = []
-    for start in range(0, len(pairs), CHUNK):  # bounded memory on large corpora
-        chunk = pairs[start: start + CHUNK]
-        soft_f = forward.soft(chunk)
-        soft_b = backward.soft([(t, s) for s, t in chunk]) if backward is not None else None
-        threshold = args.threshold if args.threshold is not None else (HEAD_THRESHOLD_BOTH if backward
-                                                                        else HEAD_THRESHOLD_ONE)
-        links += head_links(soft_f, soft_b, threshold)
+    links = align_pairs_with_heads(pairs, forward, backward, args.threshold)
     write_lines(args.output, [format_links(x) for x in links])
 
 

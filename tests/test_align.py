@@ -265,6 +265,21 @@ def test_head_links_threshold_and_harmonic_mean():
     assert head_links([None], None, 0.5) == [set()]
 
 
+def test_hyphenated_compounds_share_their_links():
+    from crossattn.align import hyphen_compounds, natural_text, share_compound_links
+
+    fr = "le procès - verbal de la séance , y a - t - il".split()
+    assert hyphen_compounds(fr) == [[1, 2, 3], [9, 10, 11, 12, 13]]
+    assert natural_text(fr, "fr")[0] == "Le procès-verbal de la séance, y a-t-il"
+    assert hyphen_compounds("a - b - - c".split()) == [[0, 1, 2]]  # a lone "-" between non-words joins nothing
+    en = "the minutes of the sitting".split()
+    # "minutes" found only with "procès": the hyphen and "verbal" get it too; other words untouched
+    assert share_compound_links({(0, 0), (1, 1), (2, 4)}, en, fr) == {(0, 0), (1, 1), (1, 2), (1, 3), (2, 4)}
+    # compounds on the source side too, and a token linked to two words passes both on
+    assert share_compound_links({(0, 5), (2, 6)}, "well - known fact".split(), fr) == {
+        (0, 5), (1, 5), (2, 5), (0, 6), (1, 6), (2, 6)}
+
+
 @pytest.mark.parametrize("context", [False, True], ids=["own-step", "with-predicting-step"])
 def test_alignment_head_learns_known_alignments(context):
     """On the reversal task the head, trained beside a frozen model, recovers the known
