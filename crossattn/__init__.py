@@ -24,6 +24,7 @@ _EXPORTS = {
     "DecoderState": "model",
     "Seq2SeqOutput": "model",
     "Seq2SeqTransformer": "model",
+    "Translator": "translator",
 }
 __all__ = list(_EXPORTS)
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
     from .attention import KVCache, MultiHeadAttention
     from .config import ModelConfig
     from .model import DecoderLayer, DecoderState, EncoderLayer, Seq2SeqOutput, Seq2SeqTransformer
+    from .translator import Translator
 
 
 def __getattr__(name: str):

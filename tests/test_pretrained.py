@@ -90,6 +90,16 @@ def test_french_to_english_from_the_command_line():
             assert any(w in en.lower() for w in alternatives), f"{fr!r} -> {en!r} lacks {alternatives}"
 
 
+def test_library_loads_both_directions_by_name():
+    from crossattn import Translator  # the package's lazy export of crossattn.translator.Translator
+    from crossattn.translator import Translator as Defined
+
+    assert Translator is Defined
+    fr_en = Translator.load("fr-en", device="cpu")
+    assert "thank" in fr_en.translate(["Merci beaucoup."])[0].lower()
+    assert "comment" in Translator.load("en-fr", device="cpu").translate(["Hello, how are you?"])[0].lower()
+
+
 # dev300 = the first 300 pairs of tatoeba/dev.tsv, greedy; measured (CTranslate2 int8): en-fr
 # 48.82 BLEU / 66.38 chrF (2026-12-01), fr-en v1 40.98 / 61.06 (2026-12-02)
 DEV300_FLOORS = {"en-fr": (45.0, 62.0), "fr-en": (37.5, 57.5)}  # (BLEU, chrF)
