@@ -320,8 +320,8 @@ def test_alignment_head_learns_known_alignments(context):
 
 @pytest.mark.skipif(not (SHARED_DATA / "align" / "hansards_wpt03_trial").exists(), reason="../shared/data not present")
 def test_default_alignment_on_the_hansards_trial_set(tmp_path):
-    """`crossattn align` as shipped (both directions' heads): measured AER 9.5 (bf16 / fp32) and
-    9.7 (int8) on 2026-12-02."""
+    """`crossattn align` as shipped (both directions' heads): measured AER 8.2 in bf16, fp32 and
+    int8 on 2026-12-02 (en-fr v3 + fr-en v2 heads)."""
     from crossattn.align import read_links, score
 
     folder = SHARED_DATA / "align" / "hansards_wpt03_trial"
@@ -329,7 +329,7 @@ def test_default_alignment_on_the_hansards_trial_set(tmp_path):
     proc = run_cli(["align", "-i", f"{folder / 'en.txt'}:{folder / 'fr.txt'}", "-o", out])
     assert proc.returncode == 0, proc.stderr
     s = score(read_links(str(folder / "gold.talp")), [links for links, _ in read_links(str(out))])
-    assert s.aer < 0.115, s
+    assert s.aer < 0.10, s
 
 
 def test_heads_give_the_same_links_in_every_precision():
