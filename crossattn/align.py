@@ -54,6 +54,13 @@ HEAD_THRESHOLD_BOTH = 0.3  # trial AER 8.2 (0.25: 8.3, 0.35: 8.7, 0.2: 10.1; en-
 CHUNK = 2000  # pairs whose full attention is held in memory at once
 
 
+def head_threshold(threshold: float | None, two_directions: bool) -> float:
+    """``threshold``, or the chosen default for one or two directions' heads."""
+    if threshold is not None:
+        return threshold
+    return HEAD_THRESHOLD_BOTH if two_directions else HEAD_THRESHOLD_ONE
+
+
 # -- input ------------------------------------------------------------------------------
 def read_pairs(arg: str) -> list[tuple[list[str], list[str]]]:
     """'pairs.tsv' (source<TAB>target) or 'src.txt:tgt.txt'; one pair per line, words = whitespace tokens."""
@@ -151,7 +158,7 @@ def share_compound_links(links: set[tuple[int, int]], source_tokens: list[str], 
                          ) -> set[tuple[int, int]]:
     """The model reads a hyphenated compound as one word ("procès-verbal"), and gold sets
     link every token of it, the hyphens too: each token of a compound gets the links of all
-    of them (Hansards trial AER 9.5 -> 9.4, Golden Collection 19.2 -> 18.2; docs/alignment.md)."""
+    of them (Hansards trial AER 9.5 -> 9.4, Golden Collection 19.2 -> 18.3; docs/alignment.md)."""
     out = set(links)
     for side, tokens in ((0, source_tokens), (1, target_tokens)):
         for group in hyphen_compounds(tokens):
@@ -318,8 +325,7 @@ def align_pairs_with_heads(pairs: list[tuple[list[str], list[str]]], forward: Al
     from the alignment heads of ``forward`` and, if given, ``backward`` (the other
     direction), symmetrized by head_links; compounds share their links. ``threshold``:
     None = the chosen one for one or two directions."""
-    if threshold is None:
-        threshold = HEAD_THRESHOLD_BOTH if backward is not None else HEAD_THRESHOLD_ONE
+    threshold = head_threshold(threshold, backward is not None)
     links: list[set[tuple[int, int]]] = []
     for start in range(0, len(pairs), CHUNK):  # bounded memory on large corpora
         chunk = pairs[start: start + CHUNK]
@@ -400,8 +406,7 @@ def translation_links(source_tokens: list[str], target_tokens: list[str], forwar
                 bwd[k] = matrix
     links: list[tuple[int, int]] = []
     for (src, tgt, _, _), f, b in zip(parts, fwd, bwd):
-        cut = threshold if threshold is not None else HEAD_THRESHOLD_BOTH if b is not None else HEAD_THRESHOLD_ONE
-        for i, j in sorted(head_links([f], None if b is None else [b], cut)[0]):
+        for i, j in sorted(head_links([f], None if b is None else [b], head_threshold(threshold, b is not None))[0]):
             links.append((src[i][0], tgt[j][0]))
     return links
 
