@@ -67,9 +67,10 @@ def read_gold(name: str):
     return en, fr, read_links(str(folder / "gold.talp"))
 
 
-def hansard_pairs(n: int) -> list[tuple[str, str]]:
+def first_pairs(path: str | Path, n: int) -> list[tuple[str, str]]:
+    """The first n English-French pairs of a TSV (or .tsv.gz) training file."""
     pairs = []
-    with gzip.open(DATA / "hansard" / "train.tsv.gz", "rt", encoding="utf-8") as f:
+    with (gzip.open if str(path).endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
         for line in f:
             en, _, fr = line.rstrip("\n").partition("\t")
             if en and fr:
@@ -77,6 +78,10 @@ def hansard_pairs(n: int) -> list[tuple[str, str]]:
             if len(pairs) >= n:
                 break
     return pairs
+
+
+def hansard_pairs(n: int) -> list[tuple[str, str]]:
+    return first_pairs(DATA / "hansard" / "train.tsv.gz", n)
 
 
 def eflomal_links(src: list[str], tgt: list[str]) -> list[set[tuple[int, int]]]:

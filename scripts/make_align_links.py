@@ -3,8 +3,8 @@
 eflomal (PyPI) aligns N Hansard training pairs (and, with ``--extra FILE@N``, the first N
 pairs of other training files, for more varied text), tokenized like the Hansards gold set
 (bench/alignment.py: tokenize_like), in both directions; grow-diag-final-and joins them.
-One line per pair: ``source tokens<TAB>target tokens<TAB>i-j links`` (English first), in a
-fixed shuffled order so that ``align-head --pairs`` takes a sample of every source.
+One line per pair: ``source tokens<TAB>target tokens<TAB>i-j links`` (English first); with
+``--extra``, in a fixed shuffled order so that ``align-head --pairs`` samples every source.
 No gold sentence is in the file: the heads never see a test or selection set.
 
     python scripts/make_align_links.py .data/hansard100k.align.tsv --pairs 100000
@@ -13,7 +13,6 @@ No gold sentence is in the file: the heads never see a test or selection set.
 from __future__ import annotations
 
 import argparse
-import gzip
 import random
 import sys
 import time
@@ -23,25 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO))
 
-from alignment import eflomal_links, hansard_pairs, tokenize_like  # noqa: E402
+from alignment import eflomal_links, first_pairs, hansard_pairs, tokenize_like  # noqa: E402
 
 from crossattn.align import format_links  # noqa: E402
-
-
-def first_pairs(spec: str) -> list[tuple[str, str]]:
-    """``FILE@N``: the first N English-French pairs of a TSV (or .tsv.gz) training file."""
-    path, _, n = spec.rpartition("@")
-    if not path or not n.isdigit():
-        raise SystemExit(f"--extra {spec}: expected FILE@N")
-    pairs = []
-    with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            en, _, fr = line.rstrip("\n").partition("\t")
-            if en.strip() and fr.strip():
-                pairs.append((en, fr))
-            if len(pairs) >= int(n):
-                break
-    return pairs
 
 
 def main() -> None:
@@ -53,8 +36,12 @@ def main() -> None:
     args = parser.parse_args()
     pairs = hansard_pairs(args.pairs)
     for spec in args.extra:
-        pairs += first_pairs(spec)
-    random.Random(0).shuffle(pairs)
+        path, _, n = spec.rpartition("@")
+        if not path or not n.isdigit():
+            raise SystemExit(f"--extra {spec}: expected FILE@N")
+        pairs += first_pairs(path, int(n))
+    if args.extra:  # mixed sources: a fixed shuffle, so that align-head --pairs samples each
+        random.Random(0).shuffle(pairs)
     src = [tokenize_like(en, "en", "hansards") for en, _ in pairs]
     tgt = [tokenize_like(fr, "fr", "hansards") for _, fr in pairs]
     start = time.perf_counter()
