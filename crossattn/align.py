@@ -266,7 +266,7 @@ class AlignmentModel:
 
         model, tokenizer, config = load_model_dir(model_dir)
         dev = pick_device(device)
-        chosen = alignment_dtype(dtype, dev)
+        chosen = alignment_dtype(dtype, dev, model.config.d_model)
         model = model.to(dev, torch.bfloat16 if chosen == "bf16" else torch.float32).eval()
         if chosen == "int8":
             from .torch_engine import quantize_int8

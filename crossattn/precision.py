@@ -5,11 +5,16 @@ rules below are chosen by measurement, not by what a CPU advertises:
 
 Training (autocast; master weights, LayerNorm, softmax and the loss stay fp32):
   * GPU: bf16.
-  * CPU with AMX or AVX512-BF16: bf16 only for models of ``d_model >= 256``. Measured on
-    an AMD EPYC with AVX512-BF16, 2 threads, 2026-12-01 (target tokens/s, fp32 -> bf16):
-    tiny preset (d 64) 28,219 -> 14,466 (bf16 2x slower: small matmuls pay for the casts),
-    small (d 256) 1,507 -> 2,086, the shipped size (d 384) 792 -> 1,214.
-  * CPU with AVX2 only: fp32 (bf16 matmuls ~100x slower there).
+  * CPU with AMX or AVX512-BF16: bf16 only where this machine measures it faster
+    (``cpu_bf16_speedup``: a feed-forward block of the model's width, forward and backward,
+    timed both ways at start-up, ~0.1-2 s). The CPU flag alone does not tell: shipped size
+    (d 384), target tokens/s, fp32 -> bf16 autocast:
+      - AMD EPYC, AVX512-BF16, 2 threads, 2026-12-01: 792 -> 1,214 (bf16 1.5x faster);
+        tiny preset (d 64) 28,219 -> 14,466 (bf16 2x slower: small matmuls pay for the casts).
+      - Intel Xeon, AVX512-BF16 and AVX512-FP16, no AMX, one thread per process with two
+        processes side by side, 2026-12-02: 580 -> 316 (bf16 1.8x slower); the
+        feed-forward probe there: 0.60x at d 384, 0.80x at d 64.
+  * CPU with AVX2 only: fp32 without measuring (bf16 matmuls ~100x slower there).
 
 Inference with torch (attention views, explain, the ``torch`` engine):
   * GPU: bf16; CPU: fp32, everywhere, so that a sentence gets the same translation and
@@ -26,6 +31,8 @@ Nothing here imports torch at module level: the CTranslate2 path must start with
 
 from __future__ import annotations
 
+import functools
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +44,7 @@ if TYPE_CHECKING:
 DTYPES = ("auto", "fp32", "bf16")
 INFERENCE_DTYPES = ("auto", "fp32", "bf16", "int8")
 DEVICES = ("auto", "cpu", "cuda")
-CPU_BF16_MIN_D_MODEL = 256  # smallest model width where CPU bf16 autocast was measured faster
+BF16_MIN_SPEEDUP = 1.1  # bf16 must beat fp32 by this much on the probe: a near tie is not worth the rounding
 
 # our names -> CTranslate2 compute types
 COMPUTE_TYPES = {"fp32": "float32", "bf16": "bfloat16", "int8": "int8"}
@@ -60,6 +67,39 @@ def cpu_has_fast_bf16() -> bool:
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_bf16_speedup(d_model: int, backward: bool) -> float:
+    """fp32 time / bf16-autocast time of a Transformer feed-forward block of width ``d_model``
+    (2,048 tokens; forward, and backward when ``backward``) on this CPU with torch's current
+    threads: > 1 means bf16 is faster. Best of three runs each, measured once per process."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    block = torch.nn.Sequential(torch.nn.Linear(d_model, 4 * d_model), torch.nn.ReLU(),
+                                torch.nn.Linear(4 * d_model, d_model))
+    x = torch.randn(2048, d_model, generator=gen, requires_grad=backward)
+
+    def best_seconds(dtype: "torch.dtype") -> float:
+        times = []
+        for _ in range(4):  # the first run warms up the kernels and is not counted
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32), \
+                    torch.set_grad_enabled(backward):
+                y = block(x).float().sum()
+            if backward:
+                y.backward()
+            times.append(time.perf_counter() - start)
+        return min(times[1:])
+
+    return best_seconds(torch.float32) / best_seconds(torch.bfloat16)
+
+
+def cpu_prefers_bf16(d_model: int, backward: bool) -> bool:
+    """The measured rule: bf16 only where the CPU has bf16 instructions *and* this machine
+    runs the model's feed-forward block at least ``BF16_MIN_SPEEDUP`` times faster in it."""
+    return cpu_has_fast_bf16() and cpu_bf16_speedup(d_model, backward) >= BF16_MIN_SPEEDUP
 
 
 def pick_device(device: str = "auto") -> "torch.device":
@@ -99,18 +139,21 @@ def training_dtype(dtype: str, device: "torch.device", d_model: int) -> "torch.d
         return _named(dtype, DTYPES)
     if device.type == "cuda":
         return torch.bfloat16
-    return torch.bfloat16 if d_model >= CPU_BF16_MIN_D_MODEL and cpu_has_fast_bf16() else torch.float32
+    return torch.bfloat16 if cpu_prefers_bf16(d_model, backward=True) else torch.float32
 
 
-def alignment_dtype(dtype: str, device: "torch.device") -> str:
+def alignment_dtype(dtype: str, device: "torch.device", d_model: int = 384) -> str:
     """``--dtype auto`` for ``crossattn align`` (forced decoding of both directions, links
     read from the alignment heads): "fp32", "bf16" or "int8".
 
     Links are thresholded, so they barely move with precision, and speed is the point of
     the default. Measured on an AMD EPYC with AVX512-BF16, one thread (the other core busy),
     2026-12-02, both shipped directions, Golden Collection / Hansards trial: fp32 30.7 pairs/s,
-    AER 21.1 / 11.9; bf16 111.7 pairs/s, 21.1 / 11.9; int8 94.8 pairs/s, 21.1 / 12.1. So bf16
-    where bf16 matmuls are fast, int8 (dynamic quantization) on other CPUs.
+    AER 21.1 / 11.9; bf16 111.7 pairs/s, 21.1 / 11.9; int8 94.8 pairs/s, 21.1 / 12.1. On an
+    Intel Xeon with AVX512-BF16 (no AMX), 2026-12-02, the whole command on the Golden
+    Collection, one thread, the other core busy: bf16 9.9 s, int8 7.5 s, fp32 7.6 s. So bf16
+    where this machine measures it faster (``cpu_prefers_bf16``, forward only), else int8
+    (dynamic quantization).
     """
     if dtype != "auto":
         if dtype not in INFERENCE_DTYPES:
@@ -118,7 +161,7 @@ def alignment_dtype(dtype: str, device: "torch.device") -> str:
         return dtype
     if device.type == "cuda":
         return "bf16"
-    return "bf16" if cpu_has_fast_bf16() else "int8"
+    return "bf16" if cpu_prefers_bf16(d_model, backward=False) else "int8"
 
 
 def inference_dtype(dtype: str, device: "torch.device") -> "torch.dtype":

@@ -185,7 +185,8 @@ class Trainer:
             check_same_run(self.out, self.fingerprint, getattr(args, "allow_changed_inputs", False))
         self._prepare_data(model_cfg)
         self.amp_dtype = training_dtype(cfg.dtype, self.device, self.model_cfg.d_model)
-        self.log(f"autocast {self.amp_dtype} (precision.py: the measured rule for this device and d_model)")
+        why = f"--dtype {cfg.dtype}" if cfg.dtype != "auto" else "precision.py: the measured rule for this device and d_model"
+        self.log(f"autocast {self.amp_dtype} ({why})")
         self.model = Seq2SeqTransformer(self.model_cfg)
         if self.init_from is not None:
             try:
