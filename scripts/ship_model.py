@@ -3,6 +3,10 @@ languages, the decoding settings chosen on dev sets, and where it came from).
 
     python scripts/ship_model.py RUN_OUT/model crossattn/pretrained/fr-en --beam 2 --alpha 0.6 \
         --note "fine-tuned from en-fr on the general mix, 2 CPU hours"
+
+An alignment head already in DEST (or the one of --head-from) is kept: it reads the
+network's states, so re-measure it on the new weights (docs/alignment.md) or retrain it
+with `crossattn align-head`. --head-from none ships without one.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from crossattn.modeldir import load_model_dir, save_model_dir  # noqa: E402
+from crossattn.modeldir import (load_alignment_head, load_model_dir, read_model_dir,  # noqa: E402
+                               save_alignment_head, save_model_dir)
 
 
 def main() -> None:
@@ -26,15 +31,22 @@ def main() -> None:
     p.add_argument("--beam", type=int, required=True)
     p.add_argument("--alpha", type=float, required=True)
     p.add_argument("--note", default="")
+    p.add_argument("--head-from", help="model directory whose alignment head to ship (default: DEST's own); 'none'")
     a = p.parse_args()
     model, tokenizer, config = load_model_dir(a.source)
     dest = Path(a.dest)
+    head_dir = None if a.head_from == "none" else Path(a.head_from or dest)
+    head = None
+    if head_dir is not None and (head_dir / "config.json").exists():
+        head = load_alignment_head(head_dir, read_model_dir(head_dir)[1], model.config.d_model)
     card = dest / "MODEL_CARD.md"
     kept = card.read_text() if card.exists() else None
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     extra = {"languages": config["languages"], "training": {**config.get("training", {}), "note": a.note}}
     save_model_dir(model, tokenizer, tmp, {"beam": a.beam, "alpha": a.alpha}, dtype=torch.bfloat16, extra=extra)
+    if head is not None:
+        save_alignment_head(tmp, head)
     if kept is not None:
         (tmp / "MODEL_CARD.md").write_text(kept)
     if dest.exists():
