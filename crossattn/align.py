@@ -47,10 +47,15 @@ class Method:
 
 
 DEFAULT = Method()
-# links from alignment heads (align_head.py): a weight at or above this (chosen on the
-# Hansards trial set, docs/alignment.md); with both directions, their harmonic mean
-HEAD_THRESHOLD_ONE = 0.4  # trial AER 10.9 with the en-fr v3 head alone (0.3: 12.4)
-HEAD_THRESHOLD_BOTH = 0.3  # trial AER 8.2 (0.25: 8.3, 0.35: 8.7, 0.2: 10.1; en-fr v3 + fr-en v2 heads, 2026-12-02)
+# Links from alignment heads (align_head.py), settings chosen on the Hansards trial set
+# (docs/alignment.md). A pair's score is HEAD_WEIGHT x the head's weight + the rest x the
+# translation's own cross-attention of decoder layer ATTENTION_LAYER (mean of its heads,
+# read at the step that predicts the word); with both directions, each of the two is
+# first the harmonic mean of its forward and backward weights. A link: score >= threshold.
+HEAD_WEIGHT = 0.6
+ATTENTION_LAYER = -1
+HEAD_THRESHOLD_ONE = 0.35
+HEAD_THRESHOLD_BOTH = 0.2
 CHUNK = 2000  # pairs whose full attention is held in memory at once
 
 
@@ -180,13 +185,15 @@ def encode_natural(tokenizer, tokens: list[str], lang: str) -> tuple[list[int], 
 @torch.inference_mode()
 def word_attention(model, tokenizer, pairs: list[tuple[list[str], list[str]]], shifts: tuple[bool, ...] = (False, True),
                    max_tokens: int = 6000, device: torch.device | str = "cpu",
-                   languages: tuple[str, str] | None = None, head=None) -> list[dict[bool, Tensor] | None]:
+                   languages: tuple[str, str] | None = None, head=None, attention_layer: int | None = None
+                   ) -> list[dict[bool, Tensor] | None]:
     """Per pair and shift: (layers, heads, target words, source words + </s>), or None if not alignable.
 
     ``languages`` (source, target): restore natural text from gold-style tokens for the
     model (natural_text); None: encode each given token as it is. ``head``: read that
     alignment head (align_head.py; one "layer" of one "head") instead of the model's own
-    cross-attention. Pairs with an empty side, or too long for the model's positions, give None.
+    cross-attention, and with ``attention_layer`` that layer's attention as a second "head"
+    (align_head.head_weights). Pairs with an empty side, or too long for the model's positions, give None.
     """
     cfg = model.config
 
@@ -210,7 +217,7 @@ def word_attention(model, tokenizer, pairs: list[tuple[list[str], list[str]]], s
         if head is not None:
             from .align_head import head_weights
 
-            attn = head_weights(model, head, src.to(device), tgt.to(device)).float().cpu()  # (B, 1, 1, T+1, S)
+            attn = head_weights(model, head, src.to(device), tgt.to(device), attention_layer).float().cpu()  # (B, 1, K, T+1, S)
         else:
             weights = model(src.to(device), tgt.to(device), need_weights=True).cross_attention
             attn = torch.stack(weights, 1).float().cpu()  # (B, layers, heads, T+1, S)
@@ -288,17 +295,25 @@ class AlignmentModel:
             head = head.to(next(model.parameters()).device)
         return cls(model, tokenizer, (langs["source"], langs["target"]), head)
 
-    def soft(self, pairs: list[tuple[list[str], list[str]]]) -> list[Tensor | None]:
-        """Per pair given as (source tokens, target tokens) of *this* model: the head's
-        (target words, source words + </s>) weights, None for pairs it cannot read."""
+    def soft(self, pairs: list[tuple[list[str], list[str]]], attention_layer: int | None = None
+             ) -> list[Tensor | None]:
+        """Per pair given as (source tokens, target tokens) of *this* model: (K, target words,
+        source words + </s>) weights, K = 1 the head's, K = 2 with ``attention_layer``'s
+        cross-attention too (align_head.head_weights); None for pairs it cannot read."""
         att = word_attention(self.model, self.tokenizer, pairs, (False,), languages=self.languages, head=self.head,
-                             device=next(self.model.parameters()).device)
-        return [None if a is None else a[False][0, 0] for a in att]
+                             device=next(self.model.parameters()).device, attention_layer=attention_layer)
+        return [None if a is None else a[False][0] for a in att]
 
 
-def head_links(forward: list[Tensor | None], backward: list[Tensor | None] | None,
-               threshold: float) -> list[set[tuple[int, int]]]:
-    """Links (source i, target j of the forward model) from the heads' soft alignments.
+def _harmonic(a: Tensor, b: Tensor) -> Tensor:
+    return 2 * a * b / (a + b).clamp_min(1e-9)
+
+
+def head_links(forward: list[Tensor | None], backward: list[Tensor | None] | None, threshold: float,
+               head_weight: float = 1.0) -> list[set[tuple[int, int]]]:
+    """Links (source i, target j of the forward model) from ``soft`` weights: (target words,
+    source words + </s>) of the head, or (2, ...) of the head and of the translation's
+    attention, blended as ``head_weight`` x head + the rest x attention.
 
     One direction: each target word's weight on each source word, linked at ``threshold``
     or above. Two directions (the backward model reads the pair the other way round): the
@@ -308,59 +323,68 @@ def head_links(forward: list[Tensor | None], backward: list[Tensor | None] | Non
         if f is None:
             out.append(set())
             continue
-        fwd = f[:, :-1]  # (target words, source words): drop the </s> column
-        score = fwd
+        score = f[..., :-1]  # ([K,] target words, source words): drop the </s> column
         if backward is not None and backward[k] is not None:
-            bwd = backward[k][:, :-1].T  # (forward target words, forward source words)
-            score = 2 * fwd * bwd / (fwd + bwd).clamp_min(1e-9)
+            score = _harmonic(score, backward[k][..., :-1].transpose(-1, -2))
+        if score.dim() == 3:
+            score = head_weight * score[0] + (1 - head_weight) * score[1] if score.size(0) > 1 else score[0]
         js, is_ = (score >= threshold).nonzero(as_tuple=True)
         out.append({(i, j) for i, j in zip(is_.tolist(), js.tolist())})
     return out
 
 
+def attention_layer_for(head_weight: float) -> int | None:
+    """The decoder layer whose attention the blend reads; None when the head alone decides."""
+    return None if head_weight >= 1 else ATTENTION_LAYER
+
+
 def align_pairs_with_heads(pairs: list[tuple[list[str], list[str]]], forward: AlignmentModel,
-                          backward: AlignmentModel | None = None, threshold: float | None = None
-                          ) -> list[set[tuple[int, int]]]:
+                          backward: AlignmentModel | None = None, threshold: float | None = None,
+                          head_weight: float = HEAD_WEIGHT) -> list[set[tuple[int, int]]]:
     """``crossattn align``'s default: links (source i, target j) of gold-style token pairs
     from the alignment heads of ``forward`` and, if given, ``backward`` (the other
-    direction), symmetrized by head_links; compounds share their links. ``threshold``:
-    None = the chosen one for one or two directions."""
+    direction), blended with the translation's attention and symmetrized by head_links;
+    compounds share their links. ``threshold``: None = the chosen one for one or two
+    directions; ``head_weight`` 1 = the heads alone."""
     threshold = head_threshold(threshold, backward is not None)
+    layer = attention_layer_for(head_weight)
     links: list[set[tuple[int, int]]] = []
     for start in range(0, len(pairs), CHUNK):  # bounded memory on large corpora
         chunk = pairs[start: start + CHUNK]
-        soft_b = backward.soft([(t, s) for s, t in chunk]) if backward is not None else None
-        links += [share_compound_links(found, s, t)
-                  for found, (s, t) in zip(head_links(forward.soft(chunk), soft_b, threshold), chunk)]
+        soft_b = backward.soft([(t, s) for s, t in chunk], layer) if backward is not None else None
+        found = head_links(forward.soft(chunk, layer), soft_b, threshold, head_weight)
+        links += [share_compound_links(x, s, t) for x, (s, t) in zip(found, chunk)]
     return links
 
 
 # -- links over a translation's attention view (attend, the page) ---------------------------
-def head_matrices(am: AlignmentModel, pairs: list[tuple[list[int], list[list[int]], list[int], list[list[int]]]]
-                  ) -> list[Tensor]:
+def head_matrices(am: AlignmentModel, pairs: list[tuple[list[int], list[list[int]], list[int], list[list[int]]]],
+                  attention_layer: int | None = None) -> list[Tensor]:
     """Pairs of (source ids, source word spans, target ids, target word spans), read in
-    one batch: each pair's head weights merged to words, (target words, source words + </s>)."""
+    one batch: each pair's weights merged to words, (K, target words, source words + </s>)
+    as AlignmentModel.soft gives them."""
     from .align_head import head_weights
 
     cfg = am.model.config
     device = next(am.model.parameters()).device
     src, tgt_in, _ = collate([p[0] for p in pairs], [p[2] for p in pairs], cfg.pad_id, cfg.bos_id, cfg.eos_id)
     with torch.inference_mode():
-        weights = head_weights(am.model, am.head, src.to(device), tgt_in.to(device)).float().cpu()
-    return [merge_attention(weights[r, 0, 0, : len(tid), : len(sid) + 1], tspans, sspans + [[len(sid)]])
+        weights = head_weights(am.model, am.head, src.to(device), tgt_in.to(device), attention_layer).float().cpu()
+    return [merge_attention(weights[r, 0, :, : len(tid), : len(sid) + 1], tspans, sspans + [[len(sid)]])
             for r, (sid, sspans, tid, tspans) in enumerate(pairs)]
 
 
 def translation_links(source_tokens: list[str], target_tokens: list[str], forward: AlignmentModel,
                       backward: AlignmentModel | None = None, threshold: float | None = None,
-                      keep_eos: bool = True, keep_pieces: bool = False) -> list[tuple[int, int]] | None:
+                      keep_eos: bool = True, keep_pieces: bool = False, head_weight: float = HEAD_WEIGHT
+                      ) -> list[tuple[int, int]] | None:
     """Word links ``(source word, target word)`` of a translation, with words numbered as
     the attention view numbers them (visualize.group_pieces with the same options).
 
     ``source_tokens``/``target_tokens`` are an AttentionResult's pieces: each sentence ends
     with "</s>" and is read on its own (all sentences in one batch). ``forward`` is the
     translating direction, ``backward`` the other one; their alignment heads are
-    symmetrized as ``crossattn align`` does (the backward one only if its vocabulary has
+    blended and symmetrized as ``crossattn align`` does (the backward one only if its vocabulary has
     every piece). None if ``forward`` has no head.
     """
     from .tokenizer import UNK_ID
@@ -392,21 +416,23 @@ def translation_links(source_tokens: list[str], target_tokens: list[str], forwar
     if not parts:
         return []
     spans = lambda words: [sp for _, sp in words]  # noqa: E731
+    layer = attention_layer_for(head_weight)
     # the pieces came from the forward model's own vocabulary, so they all have ids there
     fwd = head_matrices(forward, [(ids(forward.tokenizer, sp), spans(src), ids(forward.tokenizer, tp), spans(tgt))
-                                  for src, tgt, sp, tp in parts])
+                                  for src, tgt, sp, tp in parts], layer)
     bwd: list[Tensor | None] = [None] * len(parts)
     if backward is not None:
         readable = [(k, ids(backward.tokenizer, tp), ids(backward.tokenizer, sp)) for k, (_, _, sp, tp) in enumerate(parts)]
         readable = [(k, b_src, b_tgt) for k, b_src, b_tgt in readable if b_src is not None and b_tgt is not None]
         if readable:
             found = head_matrices(backward, [(b_src, spans(parts[k][1]), b_tgt, spans(parts[k][0]))
-                                             for k, b_src, b_tgt in readable])
+                                             for k, b_src, b_tgt in readable], layer)
             for (k, _, _), matrix in zip(readable, found):
                 bwd[k] = matrix
     links: list[tuple[int, int]] = []
     for (src, tgt, _, _), f, b in zip(parts, fwd, bwd):
-        for i, j in sorted(head_links([f], None if b is None else [b], head_threshold(threshold, b is not None))[0]):
+        for i, j in sorted(head_links([f], None if b is None else [b], head_threshold(threshold, b is not None),
+                                      head_weight)[0]):
             links.append((src[i][0], tgt[j][0]))
     return links
 

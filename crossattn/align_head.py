@@ -161,8 +161,17 @@ def train_alignment_head(model, examples: list[AlignmentExample], steps: int, ba
 
 
 @torch.no_grad()
-def head_weights(model, head: AlignmentHead, src: Tensor, tgt_in: Tensor) -> Tensor:
-    """(B, 1, 1, T, S) weights of the head, shaped like one layer and head of cross-attention
-    (row t = target piece t, read at its own position)."""
-    states, memory, src_pad = head_inputs(model, src, tgt_in)
-    return F.pad(head(states, memory, src_pad).exp(), (0, 0, 0, 1))[:, None, None]
+def head_weights(model, head: AlignmentHead, src: Tensor, tgt_in: Tensor, attention_layer: int | None = None
+                 ) -> Tensor:
+    """(B, 1, K, T, S) weights, shaped like K heads of one layer of cross-attention.
+
+    K = 1: the head's (row t = target piece t, read at its own position). With
+    ``attention_layer``, K = 2: also that decoder layer's own cross-attention, averaged over
+    its heads, row t = the step that *predicts* piece t; the same forward pass gives both,
+    and the two read a word at different steps (docs/alignment.md)."""
+    memory, src_pad = model.encode(src)
+    out = model.decode(tgt_in, memory, src_pad, need_weights=attention_layer is not None, need_logits=False)
+    weights = [F.pad(head(out.states, memory, src_pad).exp(), (0, 0, 0, 1))]
+    if attention_layer is not None:
+        weights.append(out.cross_attention[attention_layer].float().mean(1))
+    return torch.stack(weights, 1)[:, None]

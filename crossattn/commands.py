@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 import sys
 
-from .align import (CHUNK, DEFAULT, RULES, AlignmentModel, Method, align, align_pairs_with_heads, format_links,
-                    read_links, read_pairs, score, sweep, translation_links, word_attention)
+from .align import (CHUNK, DEFAULT, HEAD_THRESHOLD_BOTH, HEAD_THRESHOLD_ONE, HEAD_WEIGHT, RULES, AlignmentModel,
+                    Method, align, align_pairs_with_heads, format_links, read_links, read_pairs, score, sweep,
+                    translation_links, word_attention)
 from .errors import InputError
 from .explain import render, trace
 from .export import export_argos, export_ctranslate2
@@ -161,7 +162,9 @@ def align_with_heads(args, forward: "AlignmentModel") -> None:
     if not pairs:
         raise CLIError(f"{args.input}: no sentence pairs")
     backward = reverse_alignment_model(args.reverse_model, forward, args.device, args.dtype)
-    links = align_pairs_with_heads(pairs, forward, backward, args.threshold)
+    if not 0 <= args.head_weight <= 1:
+        raise CLIError(f"--head-weight {args.head_weight}: must be between 0 and 1")
+    links = align_pairs_with_heads(pairs, forward, backward, args.threshold, args.head_weight)
     write_lines(args.output, [format_links(x) for x in links])
 
 
@@ -229,7 +232,11 @@ def add_align_commands(sub) -> None:
     p.add_argument("--reverse-model", metavar="DIR",
                    help="the other direction's model, for symmetrized head alignments (default: the shipped "
                         "one if it has a head; 'none' for one direction)")
-    p.add_argument("--threshold", type=float, help="head weight (or harmonic mean of both) that makes a link")
+    p.add_argument("--threshold", type=float, help="link score (with two directions: of harmonic means) that makes "
+                   f"a link (default: {HEAD_THRESHOLD_BOTH} with two directions, {HEAD_THRESHOLD_ONE} with one)")
+    p.add_argument("--head-weight", type=float, default=HEAD_WEIGHT,
+                   help="share of the alignment heads in the link score, the rest being the translation's own "
+                        f"cross-attention of its last decoder layer; 1 = the heads alone (default: {HEAD_WEIGHT})")
     # align's own auto: links barely move with precision, speed does
     add_model_options(p, dtype_help="auto: with alignment heads, bf16 on a GPU or a CPU with fast bf16, else int8 "
                                     "(precision.alignment_dtype); the attention read-out uses fp32 on a CPU")
