@@ -158,12 +158,12 @@ def align_with_heads(args, forward: "AlignmentModel") -> None:
     """Alignment heads of both directions (when the reverse model has one), symmetrized."""
     from .cli import CLIError, write_lines
 
+    if not 0 <= args.head_weight <= 1:
+        raise CLIError(f"--head-weight {args.head_weight}: must be between 0 and 1")
     pairs = read_pairs(args.input)
     if not pairs:
         raise CLIError(f"{args.input}: no sentence pairs")
     backward = reverse_alignment_model(args.reverse_model, forward, args.device, args.dtype)
-    if not 0 <= args.head_weight <= 1:
-        raise CLIError(f"--head-weight {args.head_weight}: must be between 0 and 1")
     links = align_pairs_with_heads(pairs, forward, backward, args.threshold, args.head_weight)
     write_lines(args.output, [format_links(x) for x in links])
 

@@ -117,6 +117,8 @@ def test_align_command_errors(tmp_path, capsys):
     assert "layer 9 out of range" in capsys.readouterr().err
     assert cli.main(["align", "-i", str(pairs), "--method", "attention", "--head", "first", "--device", "cpu"]) == 1
     assert "--head must be an integer or 'mean'" in capsys.readouterr().err
+    assert cli.main(["align", "-i", str(pairs), "--head-weight", "1.5", "--device", "cpu"]) == 1
+    assert "--head-weight 1.5: must be between 0 and 1" in capsys.readouterr().err
     pairs.write_text("hello bonjour\n")
     assert cli.main(["align", "-i", str(pairs), "--device", "cpu"]) == 1
     assert "pairs.tsv:1: expected source<TAB>target" in capsys.readouterr().err
