@@ -53,12 +53,12 @@ class AlignmentHead(nn.Module):
 
 
 @torch.no_grad()
-def head_inputs(model, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-    """What the head reads: the decoder's last states over BOS + target (position t + 1
-    holds input piece t), the encoder output and its padding mask."""
+def head_inputs(model, src: Tensor, tgt_in: Tensor, need_weights: bool = False):
+    """What the head reads: the decoder's output over BOS + target (``.states``: position
+    t + 1 holds input piece t; ``.cross_attention`` too with ``need_weights``), the encoder
+    output and its padding mask."""
     memory, src_pad = model.encode(src)
-    states = model.decode(tgt_in, memory, src_pad, need_logits=False).states
-    return states, memory, src_pad
+    return model.decode(tgt_in, memory, src_pad, need_weights=need_weights, need_logits=False), memory, src_pad
 
 
 @dataclass
@@ -143,8 +143,8 @@ def train_alignment_head(model, examples: list[AlignmentExample], steps: int, ba
         batch = [examples[k] for k in idx]
         src, tgt_in, _ = collate([b.src_ids for b in batch], [b.tgt_ids for b in batch], cfg.pad_id, cfg.bos_id,
                                  cfg.eos_id)
-        states, memory, src_pad = head_inputs(model, src, tgt_in)
-        logp = head(states, memory, src_pad)  # (B, T_max, S_max + ...)
+        out, memory, src_pad = head_inputs(model, src, tgt_in)
+        logp = head(out.states, memory, src_pad)  # (B, T_max, S_max + ...)
         loss, rows = logp.new_zeros(()), 0
         for r, ex in enumerate(batch):
             dist = target_distribution(ex)  # (T, n_src + 1): EOS is the column after the source pieces
@@ -169,8 +169,7 @@ def head_weights(model, head: AlignmentHead, src: Tensor, tgt_in: Tensor, attent
     ``attention_layer``, K = 2: also that decoder layer's own cross-attention, averaged over
     its heads, row t = the step that *predicts* piece t; the same forward pass gives both,
     and the two read a word at different steps (docs/alignment.md)."""
-    memory, src_pad = model.encode(src)
-    out = model.decode(tgt_in, memory, src_pad, need_weights=attention_layer is not None, need_logits=False)
+    out, memory, src_pad = head_inputs(model, src, tgt_in, need_weights=attention_layer is not None)
     weights = [F.pad(head(out.states, memory, src_pad).exp(), (0, 0, 0, 1))]
     if attention_layer is not None:
         weights.append(out.cross_attention[attention_layer].float().mean(1))

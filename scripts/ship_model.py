@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from crossattn.modeldir import (load_alignment_head, load_model_dir, read_model_dir,  # noqa: E402
+from crossattn.modeldir import (CONFIG, load_alignment_head, load_model_dir, read_model_dir,  # noqa: E402
                                save_alignment_head, save_model_dir)
 
 
@@ -35,10 +35,12 @@ def main() -> None:
     a = p.parse_args()
     model, tokenizer, config = load_model_dir(a.source)
     dest = Path(a.dest)
-    head_dir = None if a.head_from == "none" else Path(a.head_from or dest)
+    # the head to keep: --head-from's (which must be a model directory), else DEST's if DEST is one
+    head_dir = a.head_from or (dest if (dest / CONFIG).exists() else None)
     head = None
-    if head_dir is not None and (head_dir / "config.json").exists():
-        head = load_alignment_head(head_dir, read_model_dir(head_dir)[1], model.config.d_model)
+    if head_dir not in (None, "none"):
+        root, head_config = read_model_dir(head_dir)[:2]
+        head = load_alignment_head(root, head_config, model.config.d_model)
     card = dest / "MODEL_CARD.md"
     kept = card.read_text() if card.exists() else None
     tmp = dest.with_name(dest.name + ".tmp")
