@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from crossattn.align import (AlignmentModel, head_links, read_links, read_pairs, score,  # noqa: E402
-                             share_compound_links)
+                             to_given_words)
 
 HEAD_WEIGHTS = (1.0, 0.8, 0.7, 0.6, 0.5)
 THRESHOLDS = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
@@ -44,7 +44,7 @@ def main() -> None:
             if weight == 1.0 and layer:  # the head alone does not read a layer
                 continue
             found = head_links(soft_f, soft_b, threshold, weight)
-            s = score(gold, [share_compound_links(x, src, tgt) for x, (src, tgt) in zip(found, pairs)])
+            s = score(gold, [to_given_words(x, src, tgt, forward.languages) for x, (src, tgt) in zip(found, pairs)])
             rows.append((s.aer, s.precision, s.recall, "-" if weight == 1.0 else layer, weight, threshold))
     rows.sort(key=lambda r: r[0])
     print("| AER | P | R | layer | head weight | threshold |\n|---|---|---|---|---|---|")

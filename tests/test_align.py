@@ -329,6 +329,27 @@ def test_hyphenated_compounds_share_their_links():
         (0, 5), (1, 5), (2, 5), (0, 6), (1, 6), (2, 6)}
 
 
+def test_french_negation_shares_the_particles_links():
+    from crossattn.align import negation_pairs, share_negation_links, to_given_words
+
+    fr = "je ne ai jamais vu cela , il n ' y a pas de mal .".split()
+    assert negation_pairs(fr) == [([1], 3), ([8, 9], 12)]
+    assert negation_pairs("ne , pas".split()) == []  # a clause ends before the particle
+    assert negation_pairs("il ne mange que du pain".split()) == []  # "ne ... que" is not a negation
+    en = "i have never seen that , there is no harm .".split()
+    links = {(0, 0), (1, 2), (2, 3), (3, 4), (4, 5), (8, 12), (9, 14)}
+    # "ne" takes "never", "n" and its "'" take "no"; nothing else moves
+    assert share_negation_links(links, en, fr, ("en", "fr")) == links | {(2, 1), (8, 8), (8, 9)}
+    # French as the source side (the fr-en model forward): the same rule, mirrored
+    mirrored = {(j, i) for i, j in links}
+    assert share_negation_links(mirrored, fr, en, ("fr", "en")) == mirrored | {(1, 2), (8, 8), (9, 8)}
+    assert share_negation_links(links, en, fr, ("en", "de")) == links  # French only
+    # both completions together: a compound on one side, a negation on the other
+    en, fr = "this is not well - known".split(), "ce ne est pas connu".split()
+    assert to_given_words({(0, 0), (1, 2), (2, 3), (3, 4)}, en, fr, ("en", "fr")) == {
+        (0, 0), (1, 2), (2, 3), (3, 4), (4, 4), (5, 4), (2, 1)}
+
+
 @pytest.mark.parametrize("context", [False, True], ids=["own-step", "with-predicting-step"])
 def test_alignment_head_learns_known_alignments(context):
     """On the reversal task the head, trained beside a frozen model, recovers the known
