@@ -176,3 +176,23 @@ def test_argos_export_refuses_other_files(tmp_path, capsys):
     target.write_text("my notes")
     assert main(["export", "--format", "argos", "--out", str(target), "--force"]) == 1
     assert "not an Argos package" in capsys.readouterr().err and target.read_text() == "my notes"
+
+
+@pytest.mark.parametrize("stored", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_sixteen_bit_model_directory_loads_as_fp32(tmp_path, stored):
+    """Shipped models store 16-bit weights (scripts/ship_model.py); they load into the
+    fp32 network, rounded no more than the format's precision (fp16 is 8x finer than bf16)."""
+    from crossattn.modeldir import load_model_dir
+    from crossattn.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer(PRETRAINED_DIR / "tokenizer.model")
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=tokenizer.vocab_size, d_model=32, n_heads=4, d_ff=64, encoder_layers=1,
+                      decoder_layers=1, dropout=0.0, max_positions=64)
+    model = Seq2SeqTransformer(cfg).eval()
+    save_model_dir(model, tokenizer, tmp_path / "model", dtype=stored)
+    loaded = load_model_dir(tmp_path / "model")[0]
+    relative = 2.0 ** -10 if stored == torch.float16 else 2.0 ** -7  # half an ulp of each format, with margin
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert b.dtype == torch.float32, name
+        assert ((a - b).abs() <= relative * a.abs() + 1e-7).all(), name
