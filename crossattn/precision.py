@@ -14,6 +14,8 @@ Training (autocast; master weights, LayerNorm, softmax and the loss stay fp32):
       - Intel Xeon, AVX512-BF16 and AVX512-FP16, no AMX, one thread per process with two
         processes side by side, 2026-12-02: 580 -> 316 (bf16 1.8x slower); the
         feed-forward probe there: 0.60x at d 384, 0.80x at d 64.
+      - Intel Xeon with AMX, the same two-process setting, 2026-12-02: fr-en 21M 369 -> 454
+        (bf16 1.23x faster); the feed-forward probe there: 2.4x at d 384 (another run busy).
   * CPU with AVX2 only: fp32 without measuring (bf16 matmuls ~100x slower there).
 
 Inference with torch (attention views, explain, the ``torch`` engine):
