@@ -391,7 +391,8 @@ def test_alignment_head_learns_known_alignments(context):
 @pytest.mark.skipif(not (SHARED_DATA / "align" / "hansards_wpt03_trial").exists(), reason="../shared/data not present")
 def test_default_alignment_on_the_hansards_trial_set(tmp_path):
     """`crossattn align` as shipped (both directions' heads blended with the last decoder
-    layer's attention): measured AER 7.1 in fp32 on 2026-12-02 (en-fr v4 + fr-en v3)."""
+    layer's attention, French negation completed): measured AER 7.1 in fp32 and bf16 on
+    2026-12-02 (en-fr v5 + fr-en v4)."""
     from crossattn.align import read_links, score
 
     folder = SHARED_DATA / "align" / "hansards_wpt03_trial"
