@@ -167,10 +167,17 @@ def share_compound_links(links: set[tuple[int, int]], source_tokens: list[str], 
     out = set(links)
     for side, tokens in ((0, source_tokens), (1, target_tokens)):
         for group in hyphen_compounds(tokens):
-            members = set(group)
-            partners = {link[1 - side] for link in links if link[side] in members}
-            out |= {(t, p) if side == 0 else (p, t) for t in group for p in partners}
+            out |= links_passed_on(links, side, group, group)
     return out
+
+
+def links_passed_on(links: set[tuple[int, int]], side: int, givers: list[int], takers: list[int]
+                    ) -> set[tuple[int, int]]:
+    """The links ``takers`` get when they take every partner of ``givers``: tokens of one
+    side (0 source, 1 target) of ``(source i, target j)`` links."""
+    given = set(givers)
+    partners = {link[1 - side] for link in links if link[side] in given}
+    return {(t, p) if side == 0 else (p, t) for t in takers for p in partners}
 
 
 # French negation is split around the verb ("ne ... pas", "n' ... jamais") where English
@@ -214,8 +221,7 @@ def share_negation_links(links: set[tuple[int, int]], source_tokens: list[str], 
         if lang != "fr":
             continue
         for opener, particle in negation_pairs(tokens):
-            partners = {link[1 - side] for link in links if link[side] == particle}
-            out |= {(o, p) if side == 0 else (p, o) for o in opener for p in partners}
+            out |= links_passed_on(links, side, [particle], opener)
     return out
 
 
@@ -398,8 +404,8 @@ def align_pairs_with_heads(pairs: list[tuple[list[str], list[str]]], forward: Al
     """``crossattn align``'s default: links (source i, target j) of gold-style token pairs
     from the alignment heads of ``forward`` and, if given, ``backward`` (the other
     direction), blended with the translation's attention and symmetrized by head_links;
-    compounds share their links, and so do the two parts of a French negation. ``threshold``: None = the chosen one for one or two
-    directions; ``head_weight`` 1 = the heads alone."""
+    completed for the tokens as given by to_given_words. ``threshold``: None = the chosen
+    one for one or two directions; ``head_weight`` 1 = the heads alone."""
     threshold = head_threshold(threshold, backward is not None)
     layer = attention_layer_for(head_weight)
     links: list[set[tuple[int, int]]] = []
