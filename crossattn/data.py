@@ -319,6 +319,17 @@ _PROCEDURE = re.compile(r"^(some )?hon\. members?:|^\(.*\)\.?$|^[A-Z][\w. '-]{0,
 _FRAGMENT = re.compile(r"[:;,—–-]$|^\(?[a-z0-9]{1,4}\)\s|^[a-z0-9]{1,3}\.\s")
 
 
+# Canadian parliamentary French writes percentages "9 p. 100"; the news, laws and everyday
+# text here write "9 %" (as do readers today). One convention in training, or the model
+# answers news with "p. 100" and loses the words around it too.
+_PER_HUNDRED = re.compile(r"(\d) ?p\. ?100\b")
+
+
+def percent_sign(text: str) -> str:
+    """'9 p. 100' / '6,9 p. 100' -> '9 %' / '6,9 %'; other text unchanged."""
+    return _PER_HUNDRED.sub(r"\1 %", text)
+
+
 def looks_clean(src: str, tgt: str) -> bool:
     """Heuristic filter for noisy parallel text (software catalogs, game scripts).
 

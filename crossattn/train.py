@@ -38,7 +38,7 @@ from .checkpoints import (CheckpointStore, average_checkpoints, crash_point, rep
 from .config import ModelConfig, dataclass_from_dict
 from .errors import ConfigError, CrossattnError
 from .data import (CorpusStats, DataError, TokenBatcher, collate, encode_corpus, load_corpus, looks_clean,
-                   parse_corpus_arg, parse_weighted_corpus_arg, weighted)
+                   parse_corpus_arg, parse_weighted_corpus_arg, percent_sign, weighted)
 from .modeldir import TOKENIZER, WEIGHTS, ModelDirError, read_model_dir, resolve_model_dir
 from .model import Seq2SeqTransformer, load_weights
 from .tokenizer import Tokenizer
@@ -54,6 +54,7 @@ class TrainConfig:
     max_len: int = 128  # tokens per side, longer pairs are dropped
     max_ratio: float = 3.0  # character length ratio filter
     clean_filter: bool = False  # drop placeholders, markup, UI labels (data.looks_clean)
+    percent_sign: bool = False  # training text: "9 p. 100" -> "9 %" (data.percent_sign)
     max_tokens: int = 4096  # tokens per batch per process (padded)
     accum_steps: int = 1
     lr: float = 7e-4
@@ -225,6 +226,8 @@ class Trainer:
         for arg in self.args.train:
             path, weight = parse_weighted_corpus_arg(arg)
             corpus, st = load_corpus([path], max_ratio=cfg.max_ratio, keep=keep)
+            if cfg.percent_sign:
+                corpus = [(percent_sign(s), percent_sign(t)) for s, t in corpus]
             if self.reverse:
                 corpus = [(t, s) for s, t in corpus]
             self.log(f"train {arg}: {st.summary()}" + (f", weight {weight:g}" if weight != 1 else ""))

@@ -17,6 +17,7 @@ from crossattn.data import (
     encode_corpus,
     load_corpus,
     parse_corpus_arg,
+    percent_sign,
     read_pairs,
 )
 
@@ -163,6 +164,15 @@ def test_load_corpus_filters_and_dedup(tmp_path):
     # Switching the filters off keeps everything that is well formed.
     pairs, stats = load_corpus([tmp_path / "a.tsv"], max_chars=None, max_ratio=None, dedup=False)
     assert len(pairs) == 6 and stats.kept == 6
+
+
+def test_percent_sign_rewrites_parliamentary_per_hundred_only():
+    assert percent_sign("Le Québec recèle 9 p. 100 de l'eau.") == "Le Québec recèle 9 % de l'eau."
+    assert percent_sign("de 6,9 p. 100 à 70 p.100") == "de 6,9 % à 70 %"
+    assert percent_sign("70 à 80 p. 100 des terres") == "70 à 80 % des terres"
+    # Not a percentage: a page number, or per mille.
+    for text in ("voir p. 100 du rapport", "2 p. 1000 des cas", "up 9 per cent"):
+        assert percent_sign(text) == text
 
 
 @pytest.mark.skipif(not TATOEBA.exists(), reason="shared Tatoeba data not present")
