@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .config import ModelConfig
 from .errors import ConfigError, CrossattnError
-from .text import clean_text, split_sentences
+from .text import clean_text, is_shouted, protect_spans, restore_spans, sentence_case, split_sentences
 from .tokenizer import Tokenizer
 
 PRETRAINED_ROOT = Path(__file__).parent / "pretrained"
@@ -144,27 +144,50 @@ def count_parameters(root: Path) -> int:
 normalize = clean_text  # what training saw (text.py is the one normalizer)
 
 
+def _parts(tokenizer: Tokenizer, text: str, max_tokens: int, split: bool,
+           recase: bool) -> list[tuple[list[int], bool]]:
+    """(token ids, written in capitals) of each part of ``text`` translated on its own."""
+    def encode(unit: str) -> tuple[list[int], bool]:
+        shouted = recase and is_shouted(unit)
+        return tokenizer.encode(sentence_case(unit) if shouted else unit), shouted
+
+    if not split:
+        ids, shouted = encode(text)
+        if len(ids) + 1 <= max_tokens:
+            return [(ids, shouted)] if ids else []
+    step = max_tokens - 1
+    parts: list[tuple[list[int], bool]] = []
+    for sentence in split_sentences(text):
+        ids, shouted = encode(sentence)
+        parts.extend((ids[i : i + step], shouted) for i in range(0, len(ids), step))
+    return [p for p in parts if p[0]]
+
+
 def sentence_chunks(tokenizer: Tokenizer, text: str, max_tokens: int, split: bool = True) -> list[list[int]]:
     """Token ids of the parts of ``text`` that are translated one by one: its sentences
     (``split``), or the whole text when it fits; a sentence longer than the model's limit
     is cut by length. ``max_tokens`` counts the EOS the engine appends; empty text gives
-    no parts."""
-    if not split:
-        ids = tokenizer.encode(text)
-        if len(ids) + 1 <= max_tokens:
-            return [ids] if ids else []
-    step = max_tokens - 1
-    chunks: list[list[int]] = []
-    for sentence in split_sentences(text):
-        ids = tokenizer.encode(sentence)
-        chunks.extend(ids[i : i + step] for i in range(0, len(ids), step))
-    return [c for c in chunks if c]
+    no parts. The text as written: what the attention views show."""
+    return [ids for ids, _ in _parts(tokenizer, text, max_tokens, split, recase=False)]
 
 
-def join_outputs(outputs: list[list[str]]) -> list[str]:
-    """One line per input from its parts' translations, in order, whatever bytes the
-    model writes (byte fallback can spell "\\n")."""
-    return [" ".join(" ".join(o).split()) for o in outputs]
+class SourceText:
+    """One input text as every engine translates it: normalized; URLs and e-mail addresses
+    swapped for placeholders the model copies (text.protect_spans); cut into parts as
+    sentence_chunks does, a sentence written in capitals put in sentence case
+    (text.is_shouted). ``finish`` makes the one output line from the parts' translations:
+    in order, shouted sentences in capitals again, the URLs and addresses put back."""
+
+    def __init__(self, tokenizer: Tokenizer, text: str, max_tokens: int, split: bool = True):
+        protected, self.spans = protect_spans(normalize(text))
+        parts = _parts(tokenizer, protected, max_tokens, split, recase=True)
+        self.ids = [ids for ids, _ in parts]
+        self.shouted = [shouted for _, shouted in parts]
+
+    def finish(self, translations: list[str]) -> str:
+        # whitespace normalized whatever bytes the model writes (byte fallback can spell "\\n")
+        text = " ".join(t.upper() if shouted else t for t, shouted in zip(translations, self.shouted))
+        return restore_spans(" ".join(text.split()), self.spans)
 
 
 def model_decoding(saved: dict | None) -> dict:

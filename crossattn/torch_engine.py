@@ -18,7 +18,7 @@ from torch import Tensor
 from .decode import beam_search, pad_sources
 from .model import Seq2SeqTransformer
 from .precision import PrecisionError, inference_dtype, pick_device
-from .modeldir import decoding_settings, join_outputs, load_model_dir, model_decoding, normalize, sentence_chunks
+from .modeldir import SourceText, decoding_settings, load_model_dir, model_decoding, normalize
 from .tokenizer import Tokenizer
 
 
@@ -97,10 +97,8 @@ class TorchTranslator:
         """One output per input, in order; empty input gives empty output. With
         ``split_sentences`` each sentence of a text is translated on its own."""
         beam, alpha = decoding_settings(self.decoding, beam, alpha)
-        pieces: list[tuple[int, list[int]]] = []  # (input index, sentence ids)
-        for i, text in enumerate(texts):
-            chunks = sentence_chunks(self.tokenizer, normalize(text), self.max_source_tokens, split_sentences)
-            pieces.extend((i, c) for c in chunks)
+        sources = [SourceText(self.tokenizer, text, self.max_source_tokens, split_sentences) for text in texts]
+        pieces = [(i, ids) for i, source in enumerate(sources) for ids in source.ids]  # (input index, sentence ids)
         # sort by length so each batch has little padding; restore order at the end
         order = sorted(range(len(pieces)), key=lambda j: len(pieces[j][1]))
         results: list[list[int]] = [[] for _ in pieces]
@@ -115,10 +113,10 @@ class TorchTranslator:
             for j, hyp in zip(batch_idx, beam_search(self.model, src, beam, alpha)):
                 results[j] = hyp
             start = end
-        outputs = [[] for _ in texts]
+        outputs: list[list[str]] = [[] for _ in texts]
         for (i, _), hyp in zip(pieces, results):
             outputs[i].append(self.tokenizer.decode(hyp))
-        return join_outputs(outputs)
+        return [source.finish(out) for source, out in zip(sources, outputs)]
 
     @torch.inference_mode()
     def translate_with_attention(self, text: str, beam: int | None = None, alpha: float | None = None) -> AttentionResult:

@@ -27,7 +27,7 @@ import threading
 from itertools import groupby
 from pathlib import Path
 
-from .modeldir import (TOKENIZER, WEIGHTS, ModelDirError, cache_root, decoding_settings, join_outputs,
+from .modeldir import (TOKENIZER, WEIGHTS, ModelDirError, SourceText, cache_root, decoding_settings,
                        max_output_length, model_decoding, normalize, read_model_dir, sentence_chunks, sha256_file)
 from .precision import COMPUTE_TYPES, PrecisionError, default_compute_type
 
@@ -119,14 +119,13 @@ class Translator:
                   split_sentences: bool = True, batch_size: int = 64) -> list[str]:
         """One output per input, in order; empty input gives empty output. With
         ``split_sentences`` each sentence of a text is translated on its own and the
-        translations are joined in order."""
+        translations are joined in order. URLs and e-mail addresses come through as
+        written; a sentence in capitals is translated in sentence case and given back in
+        capitals (modeldir.SourceText)."""
         beam, alpha = decoding_settings(self.decoding, beam, alpha)
-        parts = self._parts(texts, split_sentences)
-        hyps = self._search([ids for _, ids in parts], beam, alpha, batch_size)
-        outputs: list[list[str]] = [[] for _ in texts]
-        for (i, _), hyp in zip(parts, hyps):
-            outputs[i].append(self.tokenizer.decode(hyp))
-        return join_outputs(outputs)
+        sources = self._sources(texts, split_sentences)
+        hyps = iter(self._search([ids for s in sources for ids in s.ids], beam, alpha, batch_size))
+        return [s.finish([self.tokenizer.decode(next(hyps)) for _ in s.ids]) for s in sources]
 
     def translate_alternatives(self, texts: list[str], n: int, beam: int | None = None, alpha: float | None = None,
                                split_sentences: bool = True, batch_size: int = 64) -> list[list[str]]:
@@ -134,21 +133,17 @@ class Translator:
         for a text of several sentences, the i-th joins each sentence's i-th best."""
         beam, alpha = decoding_settings(self.decoding, beam, alpha)
         beam = max(beam, n)
-        parts = self._parts(texts, split_sentences)
-        nbest = self._search([ids for _, ids in parts], beam, alpha, batch_size, n)
-        outputs: list[list[list[str]]] = [[[] for _ in range(n)] for _ in texts]
-        for (i, _), hyps in zip(parts, nbest):
-            for k in range(n):
-                outputs[i][k].append(self.tokenizer.decode(hyps[min(k, len(hyps) - 1)]))
-        return [join_outputs(alts) for alts in outputs]
+        sources = self._sources(texts, split_sentences)
+        nbest = iter(self._search([ids for s in sources for ids in s.ids], beam, alpha, batch_size, n))
+        outputs = []
+        for s in sources:
+            per_part = [next(nbest) for _ in s.ids]
+            outputs.append([s.finish([self.tokenizer.decode(hyps[min(k, len(hyps) - 1)]) for hyps in per_part])
+                            for k in range(n)])
+        return outputs
 
-    def _parts(self, texts: list[str], split_sentences: bool) -> list[tuple[int, list[int]]]:
-        """(input index, ids) of each part translated on its own: sentences, or whole lines."""
-        parts = []
-        for i, text in enumerate(texts):
-            chunks = sentence_chunks(self.tokenizer, normalize(text), self.max_source_tokens, split_sentences)
-            parts.extend((i, c) for c in chunks)
-        return parts
+    def _sources(self, texts: list[str], split_sentences: bool) -> list[SourceText]:
+        return [SourceText(self.tokenizer, text, self.max_source_tokens, split_sentences) for text in texts]
 
     def _search(self, sources: list[list[int]], beam: int, alpha: float, batch_size: int,
                 n_best: int = 0) -> list:

@@ -32,6 +32,7 @@ SENTENCES = [
     "His new novel will come out next month.", "I have never seen such a beautiful sunset.",
     "We need to talk about the budget.", "The children are playing in the garden.",
     "Turn left at the second traffic light.", "Is there a pharmacy near here?",
+    "Write to info@example.org. THE OFFICE IS CLOSED TODAY.",  # placeholders and capitals: both engines
 ]
 
 

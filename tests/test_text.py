@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from crossattn.text import clean_text, split_sentences
+from crossattn.text import clean_text, is_shouted, protect_spans, restore_spans, sentence_case, split_sentences
 
 from conftest import run_cli
 
@@ -46,6 +46,57 @@ def test_split_sentences(text, sentences):
 def test_clean_text_is_what_every_path_uses():
     assert clean_text("\ufeffHello,\u00a0world\u2028 again\x07 ") == "Hello, world again"
     assert clean_text("e\u0301t\u00e9") == "été"  # NFC
+
+
+@pytest.mark.parametrize("text, protected, spans", [
+    ("See https://example.com/docs, or write to info@example.org.", "See X1, or write to X2.",
+     ["https://example.com/docs", "info@example.org"]),
+    ("Visit www.example.com. Then call X1!", "Visit X2. Then call X1!", ["www.example.com"]),  # no collision
+    ("(see https://en.wikipedia.org/wiki/Foo_(bar)).", "(see X1).", ["https://en.wikipedia.org/wiki/Foo_(bar)"]),
+    ("Écrivez à jean.dupont@exemple.fr : merci !", "Écrivez à X1 : merci !", ["jean.dupont@exemple.fr"]),
+    ("No address here, only 3.5 % and e.g. this.", "No address here, only 3.5 % and e.g. this.", []),
+    ("go to http:// now", "go to http:// now", []),
+])
+def test_urls_and_addresses_become_placeholders_and_come_back(text, protected, spans):
+    got, pairs = protect_spans(text)
+    assert got == protected and [original for _, original in pairs] == spans
+    assert restore_spans(got, pairs) == text
+
+
+def test_restore_spans_loses_nothing_and_adds_nothing():
+    spans = [("X1", "https://a.example/x"), ("X2", "b@c.org")]
+    # a placeholder the model dropped is appended; a repeated one is put back once
+    assert restore_spans("Voir X1 X1 pour les détails.", spans) == "Voir https://a.example/x pour les détails. b@c.org"
+    assert restore_spans("VOIR X1 ET x2.", spans) == "VOIR https://a.example/x ET b@c.org."
+
+
+@pytest.mark.parametrize("sentence, shouted, cased", [
+    ("THE MEETING WILL START AT 9.", True, "The meeting will start at 9."),
+    ("LA LOI SUR LA CONCURRENCE", True, "La loi sur la concurrence"),
+    ("« ÉCRIVEZ-NOUS À X1 ! »", True, "« Écrivez-nous à X1 ! »"),
+    ("NATO and the EU met in Brussels.", False, None),  # acronyms in normal text
+    ("OK.", False, None),
+    ("I", False, None),
+    ("", False, None),
+])
+def test_sentences_in_capitals(sentence, shouted, cased):
+    assert is_shouted(sentence) is shouted
+    if cased:
+        assert sentence_case(sentence) == cased
+
+
+def test_translation_keeps_urls_and_capitals():
+    """Through the shipped models: the addresses come back as written, a heading in capitals
+    is translated (not spelled out) and given back in capitals."""
+    from crossattn.translator import Translator
+
+    en_fr, fr_en = Translator.load("en-fr", device="cpu"), Translator.load("fr-en", device="cpu")
+    out = en_fr.translate(["See https://example.com/docs?id=3 for details, or write to info@example.org.",
+                           "THE CAT IS SLEEPING ON THE SOFA."])
+    assert "https://example.com/docs?id=3" in out[0] and "info@example.org" in out[0], out
+    assert out[1] == out[1].upper() and "CHAT" in out[1], out
+    (out,) = fr_en.translate(["Écrivez-moi à jean.dupont@exemple.fr. MERCI BEAUCOUP !"])
+    assert "jean.dupont@exemple.fr" in out and "THANK" in out, out
 
 
 def test_every_sentence_of_a_paragraph_reaches_the_output():
