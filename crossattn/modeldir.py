@@ -147,6 +147,7 @@ normalize = clean_text  # what training saw (text.py is the one normalizer)
 def _parts(tokenizer: Tokenizer, text: str, max_tokens: int, split: bool,
            recase: bool) -> list[tuple[list[int], bool]]:
     """(token ids, written in capitals) of each part of ``text`` translated on its own."""
+    text = tokenizer.fold_unknown(text)
     def encode(unit: str) -> tuple[list[int], bool]:
         shouted = recase and is_shouted(unit)
         return tokenizer.encode(sentence_case(unit) if shouted else unit), shouted
@@ -167,13 +168,15 @@ def sentence_chunks(tokenizer: Tokenizer, text: str, max_tokens: int, split: boo
     """Token ids of the parts of ``text`` that are translated one by one: its sentences
     (``split``), or the whole text when it fits; a sentence longer than the model's limit
     is cut by length. ``max_tokens`` counts the EOS the engine appends; empty text gives
-    no parts. The text as written: what the attention views show."""
+    no parts. Characters the vocabulary lacks are folded (Tokenizer.fold_unknown), as
+    for translation, but nothing else is swapped or recased: what the attention views show."""
     return [ids for ids, _ in _parts(tokenizer, text, max_tokens, split, recase=False)]
 
 
 class SourceText:
     """One input text as every engine translates it: normalized; URLs and e-mail addresses
-    swapped for placeholders the model copies (text.protect_spans); cut into parts as
+    swapped for placeholders the model copies (text.protect_spans); characters the
+    vocabulary lacks folded to known ones (Tokenizer.fold_unknown); cut into parts as
     sentence_chunks does, a sentence written in capitals put in sentence case
     (text.is_shouted). ``finish`` makes the one output line from the parts' translations:
     in order, shouted sentences in capitals again, the URLs and addresses put back."""

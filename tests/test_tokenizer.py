@@ -159,3 +159,15 @@ def test_round_trip_property(tok, words):
     text = unicodedata.normalize("NFC", " ".join(words))
     text = " ".join(w for w in text.split(" ") if w)
     assert tok.decode(tok.encode(text)) == text
+
+
+def test_fold_unknown_gives_known_stand_ins_only_for_unknown_characters():
+    from crossattn.modeldir import PRETRAINED_DIR
+
+    shipped = Tokenizer(PRETRAINED_DIR / "tokenizer.model")  # knows "á", "é", "’", "«"; not "č", "“", "—"
+    text = "“Petr Čech — Jiráček’s «goal», Straße, Łódź, $5”"
+    folded = shipped.fold_unknown(text)
+    assert folded == '"Petr Cech – Jirácek’s «goal», Strasse, Lodz, $5"'  # "$" has no stand-in: kept
+    assert shipped.fold_unknown("Déjà vu, l’été.") == "Déjà vu, l’été."  # all known: unchanged
+    unknown_bytes = lambda s: sum(p.startswith("<0x") for p in shipped.pieces(s))  # noqa: E731
+    assert unknown_bytes(folded) == unknown_bytes("$") < unknown_bytes(text)
