@@ -23,7 +23,8 @@ from pathlib import Path
 
 from .config import ModelConfig
 from .errors import ConfigError, CrossattnError
-from .text import clean_text, is_shouted, protect_spans, restore_spans, sentence_case, split_sentences
+from .text import (clean_text, dollars_in_signs, dollars_in_words, is_shouted, protect_spans, restore_spans,
+                   sentence_case, split_sentences)
 from .tokenizer import Tokenizer
 
 PRETRAINED_ROOT = Path(__file__).parent / "pretrained"
@@ -176,13 +177,20 @@ def sentence_chunks(tokenizer: Tokenizer, text: str, max_tokens: int, split: boo
 class SourceText:
     """One input text as every engine translates it: normalized; URLs and e-mail addresses
     swapped for placeholders the model copies (text.protect_spans); characters the
-    vocabulary lacks folded to known ones (Tokenizer.fold_unknown); cut into parts as
+    vocabulary lacks folded to known ones (Tokenizer.fold_unknown), and amounts in dollars
+    in words if it lacks "$" (text.dollars_in_words); cut into parts as
     sentence_chunks does, a sentence written in capitals put in sentence case
     (text.is_shouted). ``finish`` makes the one output line from the parts' translations:
-    in order, shouted sentences in capitals again, the URLs and addresses put back."""
+    in order, shouted sentences in capitals again, "$" written as ``target_language`` writes
+    it, the URLs and addresses put back."""
 
-    def __init__(self, tokenizer: Tokenizer, text: str, max_tokens: int, split: bool = True):
+    def __init__(self, tokenizer: Tokenizer, text: str, max_tokens: int, split: bool = True,
+                 target_language: str | None = None):
         protected, self.spans = protect_spans(normalize(text))
+        self.amounts = 0
+        if "$" not in tokenizer.known_characters:
+            protected, self.amounts = dollars_in_words(protected)
+        self.target_language = target_language
         parts = _parts(tokenizer, protected, max_tokens, split, recase=True)
         self.ids = [ids for ids, _ in parts]
         self.shouted = [shouted for _, shouted in parts]
@@ -190,7 +198,13 @@ class SourceText:
     def finish(self, translations: list[str]) -> str:
         # whitespace normalized whatever bytes the model writes (byte fallback can spell "\\n")
         text = " ".join(t.upper() if shouted else t for t, shouted in zip(translations, self.shouted))
-        return restore_spans(" ".join(text.split()), self.spans)
+        text = dollars_in_signs(" ".join(text.split()), self.target_language or "", self.amounts)
+        return restore_spans(text, self.spans)
+
+
+def target_language(config: dict) -> str | None:
+    """The language a model directory translates into ("fr"), when its config.json says."""
+    return (config.get("languages") or {}).get("target")
 
 
 def model_decoding(saved: dict | None) -> dict:

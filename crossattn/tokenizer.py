@@ -206,6 +206,17 @@ class Tokenizer:
             out.append((pid, b_char, e_char))
         return out
 
+    @property
+    def known_characters(self) -> frozenset[str]:
+        """The characters this vocabulary's pieces spell (anything else becomes byte pieces)."""
+        if self._known_chars is None:
+            known = set()
+            for i in range(self.vocab_size):
+                if not (self._sp.is_byte(i) or self._sp.is_control(i) or self._sp.is_unknown(i)):
+                    known.update(self._sp.id_to_piece(i).replace("\u2581", ""))
+            self._known_chars = frozenset(known)
+        return self._known_chars
+
     def fold_unknown(self, text: str) -> str:
         """``text`` with each character this vocabulary lacks replaced by a known stand-in:
         curly double quotes by '"', an em dash by an en dash, a letter by its base letter
@@ -214,13 +225,7 @@ class Tokenizer:
         garbles with the words around them; measured on newstest2012's 113 (en-fr) / 95
         (fr-en) sentences that have such characters: +0.5 / +0.9 BLEU. Characters without
         a known stand-in ("$", "ß") are left as they are."""
-        if self._known_chars is None:
-            known = set()
-            for i in range(self.vocab_size):
-                if not (self._sp.is_byte(i) or self._sp.is_control(i) or self._sp.is_unknown(i)):
-                    known.update(self._sp.id_to_piece(i).replace("\u2581", ""))
-            self._known_chars = frozenset(known)
-        known = self._known_chars
+        known = self.known_characters
         if all(c in known or c == " " for c in text):
             return text
         out = []

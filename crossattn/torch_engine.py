@@ -18,7 +18,7 @@ from torch import Tensor
 from .decode import beam_search, pad_sources
 from .model import Seq2SeqTransformer
 from .precision import PrecisionError, inference_dtype, pick_device
-from .modeldir import SourceText, decoding_settings, load_model_dir, model_decoding, normalize
+from .modeldir import SourceText, decoding_settings, load_model_dir, model_decoding, normalize, target_language
 from .tokenizer import Tokenizer
 
 
@@ -66,7 +66,7 @@ class AttentionResult:
 
 class TorchTranslator:
     def __init__(self, model: Seq2SeqTransformer, tokenizer: Tokenizer, decoding: dict | None = None,
-                 device: str = "auto", dtype: str = "auto"):
+                 device: str = "auto", dtype: str = "auto", target_language: str | None = None):
         self.device = pick_device(device)
         self.int8 = dtype == "int8"
         self.dtype = torch.float32 if self.int8 else inference_dtype(dtype, self.device)
@@ -75,6 +75,7 @@ class TorchTranslator:
             self.model = quantize_int8(self.model, self.device)
         self.tokenizer = tokenizer
         self.decoding = model_decoding(decoding)
+        self.target_language = target_language
         # keep one position for BOS/EOS bookkeeping
         self.max_source_tokens = model.config.max_positions - 1
 
@@ -85,7 +86,7 @@ class TorchTranslator:
     @classmethod
     def load(cls, path: str | Path | None = None, device: str = "auto", dtype: str = "auto") -> "TorchTranslator":
         model, tokenizer, config = load_model_dir(path)
-        return cls(model, tokenizer, config.get("decoding"), device, dtype)
+        return cls(model, tokenizer, config.get("decoding"), device, dtype, target_language(config))
 
     # -- text <-> ids -----------------------------------------------------------------
     def _batch(self, seqs: list[list[int]]) -> Tensor:
@@ -97,7 +98,8 @@ class TorchTranslator:
         """One output per input, in order; empty input gives empty output. With
         ``split_sentences`` each sentence of a text is translated on its own."""
         beam, alpha = decoding_settings(self.decoding, beam, alpha)
-        sources = [SourceText(self.tokenizer, text, self.max_source_tokens, split_sentences) for text in texts]
+        sources = [SourceText(self.tokenizer, text, self.max_source_tokens, split_sentences, self.target_language)
+                   for text in texts]
         pieces = [(i, ids) for i, source in enumerate(sources) for ids in source.ids]  # (input index, sentence ids)
         # sort by length so each batch has little padding; restore order at the end
         order = sorted(range(len(pieces)), key=lambda j: len(pieces[j][1]))

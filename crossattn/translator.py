@@ -28,7 +28,8 @@ from itertools import groupby
 from pathlib import Path
 
 from .modeldir import (TOKENIZER, WEIGHTS, ModelDirError, SourceText, cache_root, decoding_settings,
-                       max_output_length, model_decoding, normalize, read_model_dir, sentence_chunks, sha256_file)
+                       max_output_length, model_decoding, normalize, read_model_dir, sentence_chunks, sha256_file,
+                       target_language)
 from .precision import COMPUTE_TYPES, PrecisionError, default_compute_type
 
 def ctranslate2_model(model_dir: Path, config: dict, quantization: str | None = None) -> Path:
@@ -143,7 +144,8 @@ class Translator:
         return outputs
 
     def _sources(self, texts: list[str], split_sentences: bool) -> list[SourceText]:
-        return [SourceText(self.tokenizer, text, self.max_source_tokens, split_sentences) for text in texts]
+        return [SourceText(self.tokenizer, text, self.max_source_tokens, split_sentences, target_language(self.config))
+                for text in texts]
 
     def _search(self, sources: list[list[int]], beam: int, alpha: float, batch_size: int,
                 n_best: int = 0) -> list:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from crossattn.text import clean_text, is_shouted, protect_spans, restore_spans, sentence_case, split_sentences
+from crossattn.text import (clean_text, dollars_in_signs, dollars_in_words, is_shouted, protect_spans, restore_spans,
+                            sentence_case, split_sentences)
 
 from conftest import run_cli
 
@@ -85,7 +86,24 @@ def test_sentences_in_capitals(sentence, shouted, cased):
         assert sentence_case(sentence) == cased
 
 
-def test_translation_keeps_urls_and_capitals():
+@pytest.mark.parametrize("text, words, count", [
+    ("It costs $3,580 a year.", "It costs 3,580 dollars a year.", 1),
+    ("more than $2 million and $ 7.50", "more than 2 million dollars and 7.50 dollars", 2),
+    ("ceux qui gagnent 39 000 $ et moins", "ceux qui gagnent 39 000 dollars et moins", 1),
+    ("US$5, a $ sign, $x", "US$5, a $ sign, $x", 0),  # only amounts, and not other currencies' "$"
+])
+def test_dollar_amounts_in_words(text, words, count):
+    assert dollars_in_words(text) == (words, count)
+
+
+def test_dollar_amounts_back_in_signs():
+    assert dollars_in_signs("more than 2 million dollars and 3,580 dollars", "en", 2) == "more than $2 million and $3,580"
+    assert dollars_in_signs("2 millions de dollars et 3 580 dollars", "fr", 2) == "2 millions de dollars et 3 580 $"
+    assert dollars_in_signs("5 dollars, 6 dollars", "en", 1) == "$5, 6 dollars"  # no more than the source had
+    assert dollars_in_signs("5 dollars", "de", 1) == "5 dollars"  # a language without a rule: as translated
+
+
+def test_translation_keeps_urls_capitals_and_dollar_amounts():
     """Through the shipped models: the addresses come back as written, a heading in capitals
     is translated (not spelled out) and given back in capitals."""
     from crossattn.translator import Translator
@@ -97,6 +115,9 @@ def test_translation_keeps_urls_and_capitals():
     assert out[1] == out[1].upper() and "CHAT" in out[1], out
     (out,) = fr_en.translate(["Écrivez-moi à jean.dupont@exemple.fr. MERCI BEAUCOUP !"])
     assert "jean.dupont@exemple.fr" in out and "THANK" in out, out
+    # "$" is not in the shipped vocabulary: amounts go through in words and come back signed
+    assert "25 $" in en_fr.translate(["The ticket costs $25."])[0]
+    assert "$25" in fr_en.translate(["Le billet coûte 25 $."])[0]
 
 
 def test_every_sentence_of_a_paragraph_reaches_the_output():
