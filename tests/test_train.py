@@ -15,6 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -167,3 +168,12 @@ def test_resume_refuses_other_inputs(tiny_run, synth_data, tmp_path):
     proc = run_cli(other + ["--resume", "--allow-changed-inputs", "--max-steps", str(TINY_EVAL_EVERY + 2)])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "resumed from" in proc.stderr
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[1].glob("configs/*.toml")), ids=lambda p: p.name)
+def test_committed_configs_load(path):
+    """Every recipe in configs/ names only keys the trainer knows."""
+    from crossattn.train import load_config
+
+    model_cfg, train_cfg = load_config(str(path), None)
+    assert model_cfg.dropout >= 0 and train_cfg.max_tokens > 0
