@@ -3,7 +3,7 @@ card reports it: sacrebleu BLEU and chrF (defaults, untouched references), and h
 outputs loop (a word or a piece repeated 4+ times in a row).
 
     python bench/quality.py --model crossattn/pretrained/en-fr [--model runs/x/model ...]
-        [--sets dev|test|all] [--json out.json]
+        [--sets dev|test|all] [--split] [--json out.json]
 
 The direction comes from each model's config.json ("languages"); for fr->en the TSV
 columns are swapped. Dev sets are where settings are chosen; test sets are only reported.
@@ -39,7 +39,7 @@ def loops(text: str, pieces: list[str], n: int = 4) -> bool:
     return False
 
 
-def evaluate(model: str, sets: list[str], beam: int | None, dtype: str) -> list[dict]:
+def evaluate(model: str, sets: list[str], beam: int | None, dtype: str, split: bool = False) -> list[dict]:
     import sacrebleu
 
     from crossattn.translator import Translator
@@ -54,10 +54,10 @@ def evaluate(model: str, sets: list[str], beam: int | None, dtype: str) -> list[
         pairs = [line.split("\t")[:2] for line in path.read_text(encoding="utf-8").splitlines() if "\t" in line]
         src, ref = ([t for _, t in pairs], [s for s, _ in pairs]) if reverse else ([s for s, _ in pairs], [t for _, t in pairs])
         t0 = time.perf_counter()
-        hyp = tr.translate(src, beam=beam, split_sentences=False)
+        hyp = tr.translate(src, beam=beam, split_sentences=split)
         seconds = time.perf_counter() - t0
         n_loops = sum(loops(h, tr.tokenizer.pieces(h)) for h in hyp)
-        rows.append({"model": model, "direction": tr.direction, "set": name, "sentences": len(src),
+        rows.append({"model": model, "direction": tr.direction, "set": name, "split": split, "sentences": len(src),
                      "bleu": round(sacrebleu.corpus_bleu(hyp, [ref]).score, 2),
                      "chrf": round(sacrebleu.corpus_chrf(hyp, [ref]).score, 2), "loops": n_loops,
                      "seconds": round(seconds, 1)})
@@ -72,10 +72,12 @@ def main() -> None:
     p.add_argument("--only", nargs="*", help="set files (relative to ../shared/data) instead of --sets")
     p.add_argument("--beam", type=int)
     p.add_argument("--dtype", default="auto")
+    p.add_argument("--split", action="store_true", help="split lines into sentences and clauses as `crossattn "
+                   "translate` does (default: each line one unit, as `crossattn evaluate`)")
     p.add_argument("--json")
     a = p.parse_args()
     sets = a.only or {"dev": DEV, "test": TEST, "all": DEV + TEST}[a.sets]
-    rows = [r for m in a.model for r in evaluate(m, sets, a.beam, a.dtype)]
+    rows = [r for m in a.model for r in evaluate(m, sets, a.beam, a.dtype, a.split)]
     print("| model | direction | set | BLEU | chrF | loops |\n|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['direction']} | {r['set']} ({r['sentences']:,}) | {r['bleu']:.2f} | {r['chrf']:.2f} "
