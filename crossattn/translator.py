@@ -121,8 +121,9 @@ class Translator:
         """One output per input, in order; empty input gives empty output. With
         ``split_sentences`` each sentence of a text is translated on its own and the
         translations are joined in order. URLs and e-mail addresses come through as
-        written; a sentence in capitals is translated in sentence case and given back in
-        capitals (modeldir.SourceText)."""
+        written, characters the vocabulary lacks get stand-ins, dollar amounts keep their
+        sign, and a sentence in capitals is translated in sentence case and given back in
+        capitals (modeldir.SourceText, shared with the torch engine)."""
         beam, alpha = decoding_settings(self.decoding, beam, alpha)
         sources = self._sources(texts, split_sentences)
         hyps = iter(self._search([ids for s in sources for ids in s.ids], beam, alpha, batch_size))
