@@ -149,6 +149,7 @@ def _parts(tokenizer: Tokenizer, text: str, max_tokens: int, split: bool,
            recase: bool) -> list[tuple[list[int], bool]]:
     """(token ids, written in capitals) of each part of ``text`` translated on its own."""
     text = tokenizer.fold_unknown(text)
+
     def encode(unit: str) -> tuple[list[int], bool]:
         shouted = recase and is_shouted(unit)
         return tokenizer.encode(sentence_case(unit) if shouted else unit), shouted
