@@ -33,23 +33,44 @@ ALIGNMENT_WEIGHTS = "alignment.safetensors"
 class AlignmentHead(nn.Module):
     """``context=False``: the query reads the decoder state at the word's own position (whose
     input is the word). ``context=True``: that state and the one just before it, the step
-    that predicted the word (what the decoder was about to translate), side by side."""
+    that predicted the word (what the decoder was about to translate), side by side.
 
-    def __init__(self, d_model: int, d_head: int = 64, context: bool = False):
+    ``heads`` > 1: an ensemble of heads trained apart (``ensemble``), each its own softmax
+    over the source, their weights averaged; one head is the plain attention above."""
+
+    def __init__(self, d_model: int, d_head: int = 64, context: bool = False, heads: int = 1):
         super().__init__()
-        self.d_head, self.context = d_head, context
-        self.q = nn.Linear(d_model * (2 if context else 1), d_head)
-        self.k = nn.Linear(d_model, d_head)
+        self.d_head, self.context, self.heads = d_head, context, heads
+        self.q = nn.Linear(d_model * (2 if context else 1), d_head * heads)
+        self.k = nn.Linear(d_model, d_head * heads)
 
     def forward(self, states: Tensor, memory: Tensor, src_pad: Tensor | None) -> Tensor:
         """Decoder states of BOS + target (B, T + 1, D), encoder output (B, S, D) ->
         log-weights (B, T, S), row t for target piece t."""
         dtype = self.q.weight.dtype  # the network may run in bf16; the head stays fp32
         query = torch.cat([states[:, 1:], states[:, :-1]], -1) if self.context else states[:, 1:]
-        scores = self.q(query.to(dtype)) @ self.k(memory.to(dtype)).transpose(1, 2) / math.sqrt(self.d_head)
+        split = lambda x: x.unflatten(-1, (self.heads, self.d_head)).transpose(1, 2)  # noqa: E731  (B, K, L, d)
+        scores = split(self.q(query.to(dtype))) @ split(self.k(memory.to(dtype))).transpose(-1, -2)
+        scores = scores / math.sqrt(self.d_head)
         if src_pad is not None:
-            scores = scores.masked_fill(src_pad[:, None, :], torch.finfo(scores.dtype).min)
-        return scores.float().log_softmax(-1)
+            scores = scores.masked_fill(src_pad[:, None, None, :], torch.finfo(scores.dtype).min)
+        logp = scores.float().log_softmax(-1)  # (B, K, T, S)
+        return logp[:, 0] if self.heads == 1 else logp.logsumexp(1) - math.log(self.heads)
+
+    @classmethod
+    def ensemble(cls, members: list["AlignmentHead"]) -> "AlignmentHead":
+        """One head whose weights are the average of ``members``' (same shape and kind):
+        heads trained on different links err differently, and the average keeps what they agree on."""
+        first = members[0]
+        if any(m.d_head != first.d_head or m.context != first.context for m in members):
+            raise ValueError("ensembled alignment heads must have the same d_head and context")
+        out = cls(first.k.in_features, first.d_head, first.context, sum(m.heads for m in members))
+        with torch.no_grad():
+            for name in ("q", "k"):
+                layer = getattr(out, name)
+                layer.weight.copy_(torch.cat([getattr(m, name).weight for m in members]))
+                layer.bias.copy_(torch.cat([getattr(m, name).bias for m in members]))
+        return out.eval()
 
 
 @torch.no_grad()

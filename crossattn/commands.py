@@ -172,9 +172,10 @@ def cmd_align_head(args) -> None:
     """Train an alignment head beside a frozen model and store it in the model directory."""
     import torch
 
-    from .align_head import make_examples, read_links_file, train_alignment_head
+    from .align_head import AlignmentHead, make_examples, read_links_file, train_alignment_head
     from .cli import CLIError, model_arg
-    from .modeldir import load_model_dir, resolve_model_dir, save_alignment_head
+    from .modeldir import load_alignment_head, load_model_dir, resolve_model_dir, save_alignment_head
+    from .precision import head_training_dtype as training_dtype
 
     model, tokenizer, config = load_model_dir(model_arg(args))
     langs = config.get("languages") or {"source": "en", "target": "fr"}
@@ -187,10 +188,19 @@ def cmd_align_head(args) -> None:
         raise CLIError(f"{args.links}: no usable pairs")
     if args.threads:
         torch.set_num_threads(args.threads)
-    head = train_alignment_head(model, examples, args.steps, context=args.context,
+    root = resolve_model_dir(model_arg(args))
+    existing = load_alignment_head(root, config, model.config.d_model) if args.ensemble else None
+    if args.ensemble and existing is None:
+        raise CLIError(f"--ensemble: {root} has no alignment head to add to")
+    if training_dtype(args.dtype, model.config.d_model) == "bf16":  # the network is frozen: only its forward runs
+        model = model.to(torch.bfloat16)
+    head = train_alignment_head(model, examples, args.steps, context=existing.context if existing else args.context,
                                 log=lambda m: print(m, file=sys.stderr))
-    save_alignment_head(resolve_model_dir(model_arg(args)), head)
-    print(f"{resolve_model_dir(model_arg(args))}: alignment head trained on {len(examples):,} pairs")
+    if existing is not None:
+        head = AlignmentHead.ensemble([existing, head])
+    save_alignment_head(root, head)
+    kind = f"an ensemble of {head.heads} heads" if head.heads > 1 else "alignment head"
+    print(f"{root}: {kind}, the new one trained on {len(examples):,} pairs")
 
 
 def cmd_align_eval(args) -> None:
@@ -251,6 +261,12 @@ def add_align_commands(sub) -> None:
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--context", action="store_true",
                    help="the query also reads the step that predicted the word, not only the word's own step")
+    p.add_argument("--ensemble", action="store_true",
+                   help="keep the model's head(s) and add the new one: their weights are averaged "
+                        "(heads trained on different links)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="the frozen network's forward; auto: bf16 where this CPU measures it faster "
+                        "(precision.head_training_dtype), else fp32. The head itself trains in fp32")
     p.add_argument("--threads", type=int)
     add_model_options(p, engine=False)
     p.set_defaults(func=cmd_align_head)

@@ -281,7 +281,8 @@ def save_alignment_head(root: str | Path, head) -> None:
     save_file({k: v.detach().float().contiguous() for k, v in head.state_dict().items()}, str(tmp))
     tmp.replace(root / ALIGNMENT_WEIGHTS)
     config = json.loads((root / CONFIG).read_text())
-    config["alignment"] = {"file": ALIGNMENT_WEIGHTS, "d_head": head.d_head, "context": head.context}
+    config["alignment"] = {"file": ALIGNMENT_WEIGHTS, "d_head": head.d_head, "context": head.context,
+                           "heads": head.heads}
     config.setdefault("files", {})[ALIGNMENT_WEIGHTS] = sha256_file(root / ALIGNMENT_WEIGHTS)
     tmp_config = root / (CONFIG + ".tmp")
     tmp_config.write_text(json.dumps(config, indent=2) + "\n")
@@ -296,7 +297,8 @@ def load_alignment_head(root: Path, config: dict, d_model: int):
 
     from .align_head import AlignmentHead
 
-    head = AlignmentHead(d_model, config["alignment"]["d_head"], config["alignment"].get("context", False))
+    spec = config["alignment"]
+    head = AlignmentHead(d_model, spec["d_head"], spec.get("context", False), spec.get("heads", 1))
     try:
         head.load_state_dict(load_file(str(root / config["alignment"]["file"])))
     except Exception as e:  # missing, truncated or mismatched file

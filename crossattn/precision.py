@@ -166,6 +166,17 @@ def alignment_dtype(dtype: str, device: "torch.device", d_model: int = 384) -> s
     return "bf16" if cpu_prefers_bf16(d_model, backward=False) else "int8"
 
 
+def head_training_dtype(dtype: str, d_model: int = 384) -> str:
+    """``crossattn align-head --dtype auto`` (it trains on the CPU): the frozen network only
+    runs forward (the head reads its states and trains in fp32), so bf16 wherever this CPU
+    runs forward bf16 measurably faster (``cpu_prefers_bf16``), else fp32."""
+    if dtype != "auto":
+        if dtype not in ("fp32", "bf16"):
+            raise PrecisionError(f"unknown dtype {dtype!r} for training a head; choose fp32 or bf16")
+        return dtype
+    return "bf16" if cpu_prefers_bf16(d_model, backward=False) else "fp32"
+
+
 def inference_dtype(dtype: str, device: "torch.device") -> "torch.dtype":
     """The dtype of a torch model used for inference (``int8`` is handled by the caller)."""
     import torch

@@ -446,3 +446,63 @@ def test_alignment_head_round_trips_through_the_model_directory(tiny_run, tmp_pa
     (root / ALIGNMENT_WEIGHTS).write_bytes(b"not a safetensors file")
     with pytest.raises(ModelDirError):
         AlignmentModel.load(root)
+
+
+def test_an_ensemble_of_heads_averages_their_weights(tiny_run, tmp_path):
+    """AlignmentHead.ensemble: one head whose weights are its members' mean, saved and
+    loaded back as one head of the model directory."""
+    import shutil
+
+    from crossattn.align import AlignmentModel
+    from crossattn.align_head import AlignmentHead
+    from crossattn.modeldir import resolve_model_dir, save_alignment_head
+
+    torch.manual_seed(0)
+    members = [AlignmentHead(32, d_head=8), AlignmentHead(32, d_head=8)]
+    ensemble = AlignmentHead.ensemble(members)
+    states, memory = torch.randn(2, 6, 32), torch.randn(2, 4, 32)
+    pad = torch.tensor([[False] * 4, [False, False, False, True]])
+    with torch.no_grad():
+        mean = sum(m(states, memory, pad).exp() for m in members) / 2
+        got = ensemble(states, memory, pad).exp()
+    assert torch.allclose(got, mean, atol=1e-6)
+    assert torch.allclose(got.sum(-1), torch.ones(2, 5)) and float(got[1, :, 3].max()) < 1e-6  # padding gets none
+    with pytest.raises(ValueError):
+        AlignmentHead.ensemble([members[0], AlignmentHead(32, d_head=8, context=True)])
+
+    root = tmp_path / "model"
+    shutil.copytree(resolve_model_dir(tiny_run.out), root)
+    d_model = AlignmentModel.load(root).model.config.d_model
+    saved = AlignmentHead.ensemble([AlignmentHead(d_model, d_head=8) for _ in range(3)])
+    save_alignment_head(root, saved)
+    loaded = AlignmentModel.load(root).head
+    assert loaded.heads == 3 and loaded.d_head == 8
+    assert all(torch.equal(a, b) for a, b in zip(saved.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_align_head_command_trains_and_adds_to_an_ensemble(tiny_run, tmp_path):
+    """`crossattn align-head` stores a head in the model directory; `--ensemble` adds a
+    second one beside it; `align` then reads the pair with them; no head to add to: an error."""
+    import json
+    import shutil
+
+    from crossattn.modeldir import resolve_model_dir
+
+    root = tmp_path / "model"
+    shutil.copytree(resolve_model_dir(tiny_run.out), root)
+    pairs = [("the cat sleeps", "le chat dort"), ("a big dog", "un grand chien")]
+    links = tmp_path / "links.tsv"
+    links.write_text("".join(f"{s}\t{t}\t0-0 1-1 2-2\n" for s, t in pairs), encoding="utf-8")
+    common = ["align-head", "--model", root, "--links", links, "--steps", "3", "--dtype", "fp32", "--threads", "1"]
+    proc = run_cli(common + ["--ensemble"])
+    assert proc.returncode == 1 and "no alignment head" in proc.stderr, proc.stderr
+    proc = run_cli(common)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((root / "config.json").read_text())["alignment"]["heads"] == 1
+    proc = run_cli(common + ["--ensemble"])
+    assert proc.returncode == 0 and "ensemble of 2 heads" in proc.stdout, proc.stderr
+    assert json.loads((root / "config.json").read_text())["alignment"]["heads"] == 2
+    tsv = tmp_path / "pairs.tsv"
+    tsv.write_text("the cat sleeps\tle chat dort\n", encoding="utf-8")
+    proc = run_cli(["align", "--model", root, "--reverse-model", "none", "-i", tsv])
+    assert proc.returncode == 0 and "0-0" in proc.stdout, proc.stderr
