@@ -199,8 +199,8 @@ def cmd_align_head(args) -> None:
     if existing is not None:
         head = AlignmentHead.ensemble([existing, head])
     save_alignment_head(root, head)
-    kind = f"an ensemble of {head.heads} heads" if head.heads > 1 else "alignment head"
-    print(f"{root}: {kind}, the new one trained on {len(examples):,} pairs")
+    kind = f"an ensemble of {head.heads} alignment heads, the new one" if head.heads > 1 else "alignment head"
+    print(f"{root}: {kind} trained on {len(examples):,} pairs")
 
 
 def cmd_align_eval(args) -> None:

@@ -388,19 +388,22 @@ def test_alignment_head_learns_known_alignments(context):
     assert right / total >= 0.9, right / total
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "align" / "hansards_wpt03_trial").exists(), reason="../shared/data not present")
-def test_default_alignment_on_the_hansards_trial_set(tmp_path):
-    """`crossattn align` as shipped (both directions' heads blended with the last decoder
-    layer's attention, French negation completed): measured AER 7.1 in fp32 and bf16 on
-    2026-12-02 (en-fr v5 + fr-en v4)."""
+@pytest.mark.skipif(not (SHARED_DATA / "align").exists(), reason="../shared/data not present")
+@pytest.mark.parametrize("gold_set, floor", [("hansards_wpt03_trial", 0.08), ("golden_collection_enfr", 0.16)])
+def test_default_alignment_on_the_gold_sets(gold_set, floor, tmp_path):
+    """`crossattn align` as shipped (both directions' heads, each an ensemble of two, blended
+    with the last decoder layer's attention, French negation completed), measured on
+    2026-12-03 (en-fr v5 + fr-en v5, Intel Xeon with AMX): Hansards trial AER 6.9 in fp32,
+    6.8 in bf16, 7.2 in int8; Golden Collection 14.9 / 14.8 / 15.0. The floors sit a little
+    above, for CPUs whose `--dtype auto` picks another precision."""
     from crossattn.align import read_links, score
 
-    folder = SHARED_DATA / "align" / "hansards_wpt03_trial"
+    folder = SHARED_DATA / "align" / gold_set
     out = tmp_path / "links.txt"
     proc = run_cli(["align", "-i", f"{folder / 'en.txt'}:{folder / 'fr.txt'}", "-o", out])
     assert proc.returncode == 0, proc.stderr
     s = score(read_links(str(folder / "gold.talp")), [links for links, _ in read_links(str(out))])
-    assert s.aer < 0.10, s
+    assert s.aer < floor, s
 
 
 def test_heads_give_the_same_links_in_every_precision():
@@ -500,7 +503,7 @@ def test_align_head_command_trains_and_adds_to_an_ensemble(tiny_run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads((root / "config.json").read_text())["alignment"]["heads"] == 1
     proc = run_cli(common + ["--ensemble"])
-    assert proc.returncode == 0 and "ensemble of 2 heads" in proc.stdout, proc.stderr
+    assert proc.returncode == 0 and "ensemble of 2 alignment heads" in proc.stdout, proc.stderr
     assert json.loads((root / "config.json").read_text())["alignment"]["heads"] == 2
     tsv = tmp_path / "pairs.tsv"
     tsv.write_text("the cat sleeps\tle chat dort\n", encoding="utf-8")
