@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from crossattn import precision
-from crossattn.precision import PrecisionError, alignment_dtype, inference_dtype, training_dtype
+from crossattn.precision import PrecisionError, alignment_dtype, head_training_dtype, inference_dtype, training_dtype
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -37,6 +37,14 @@ def test_alignment_dtype_bf16_where_measured_faster_else_int8(machine):
     assert alignment_dtype("fp32", CPU) == "fp32"
     with pytest.raises(PrecisionError, match="unknown dtype 'fp16'"):
         alignment_dtype("fp16", CPU)
+
+
+def test_head_training_dtype_bf16_where_measured_faster_else_fp32(machine):
+    """align-head only runs the frozen network forward: bf16 where that is faster, else fp32."""
+    assert head_training_dtype("auto", 384) == ("bf16" if machine == "bf16-faster" else "fp32")
+    assert head_training_dtype("fp32") == "fp32" and head_training_dtype("bf16") == "bf16"
+    with pytest.raises(PrecisionError, match="choose fp32 or bf16"):
+        head_training_dtype("int8")
 
 
 def test_near_tie_keeps_fp32(monkeypatch):
