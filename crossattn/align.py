@@ -18,6 +18,7 @@ The default (layer, heads, shift, rule) was chosen on a selection set: docs/alig
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -400,20 +401,29 @@ def attention_layer_for(head_weight: float) -> int | None:
 
 def align_pairs_with_heads(pairs: list[tuple[list[str], list[str]]], forward: AlignmentModel,
                           backward: AlignmentModel | None = None, threshold: float | None = None,
-                          head_weight: float = HEAD_WEIGHT) -> list[set[tuple[int, int]]]:
+                          head_weight: float = HEAD_WEIGHT, too_long: list[int] | None = None,
+                          progress: Callable[[int, int], None] | None = None) -> list[set[tuple[int, int]]]:
     """``crossattn align``'s default: links (source i, target j) of gold-style token pairs
     from the alignment heads of ``forward`` and, if given, ``backward`` (the other
     direction), blended with the translation's attention and symmetrized by head_links;
     completed for the tokens as given by to_given_words. ``threshold``: None = the chosen
-    one for one or two directions; ``head_weight`` 1 = the heads alone."""
+    one for one or two directions; ``head_weight`` 1 = the heads alone.
+
+    Pairs too long for the model get no links; their 0-based indices are appended to
+    ``too_long`` if given. ``progress(done, total)`` is called after each chunk of pairs."""
     threshold = head_threshold(threshold, backward is not None)
     layer = attention_layer_for(head_weight)
     links: list[set[tuple[int, int]]] = []
     for start in range(0, len(pairs), CHUNK):  # bounded memory on large corpora
         chunk = pairs[start: start + CHUNK]
+        soft_f = forward.soft(chunk, layer)
         soft_b = backward.soft([(t, s) for s, t in chunk], layer) if backward is not None else None
-        found = head_links(forward.soft(chunk, layer), soft_b, threshold, head_weight)
+        found = head_links(soft_f, soft_b, threshold, head_weight)
         links += [to_given_words(x, s, t, forward.languages) for x, (s, t) in zip(found, chunk)]
+        if too_long is not None:
+            too_long += [start + n for n, (f, (s, t)) in enumerate(zip(soft_f, chunk)) if f is None and s and t]
+        if progress is not None:
+            progress(len(links), len(pairs))
     return links
 
 

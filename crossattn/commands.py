@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 from .align import (CHUNK, DEFAULT, HEAD_THRESHOLD_BOTH, HEAD_THRESHOLD_ONE, HEAD_WEIGHT, RULES, AlignmentModel,
                     Method, align, align_pairs_with_heads, format_links, read_links, read_pairs, score, sweep,
@@ -121,9 +122,7 @@ def cmd_align(args) -> None:
         attention = word_attention(translator.model, translator.tokenizer, chunk, (method.shift,), device=translator.device)
         links += align(attention, method)
         skipped += [start + n + 1 for n, (a, (s, t)) in enumerate(zip(attention, chunk)) if a is None and s and t]
-    if skipped:
-        print(f"crossattn: warning: {len(skipped)} pairs too long for the model, left unaligned "
-              f"(lines {', '.join(map(str, skipped[:5]))}{'...' if len(skipped) > 5 else ''})", file=sys.stderr)
+    warn_too_long(skipped)
     write_lines(args.output, [format_links(x) for x in links])
 
 
@@ -164,8 +163,24 @@ def align_with_heads(args, forward: "AlignmentModel") -> None:
     if not pairs:
         raise CLIError(f"{args.input}: no sentence pairs")
     backward = reverse_alignment_model(args.reverse_model, forward, args.device, args.dtype)
-    links = align_pairs_with_heads(pairs, forward, backward, args.threshold, args.head_weight)
+    start, too_long = time.perf_counter(), []
+
+    def progress(done: int, total: int) -> None:  # large corpora take minutes: say how far it got
+        print(f"crossattn: aligned {done:,} / {total:,} pairs ({done / (time.perf_counter() - start):.0f}/s)",
+              file=sys.stderr)
+
+    links = align_pairs_with_heads(pairs, forward, backward, args.threshold, args.head_weight, too_long,
+                                   progress if len(pairs) > CHUNK else None)
+    warn_too_long([k + 1 for k in too_long])
     write_lines(args.output, [format_links(x) for x in links])
+
+
+def warn_too_long(lines: list[int]) -> None:
+    """One warning naming the (1-based) input lines left unaligned because they are too long."""
+    if lines:
+        pairs = f"{len(lines)} pair{'s' if len(lines) > 1 else ''}"
+        print(f"crossattn: warning: {pairs} too long for the model, left unaligned "
+              f"(lines {', '.join(map(str, lines[:5]))}{'...' if len(lines) > 5 else ''})", file=sys.stderr)
 
 
 def cmd_align_head(args) -> None:

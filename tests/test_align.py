@@ -506,6 +506,25 @@ def test_align_head_command_trains_and_adds_to_an_ensemble(tiny_run, tmp_path):
     assert proc.returncode == 0 and "ensemble of 2 alignment heads" in proc.stdout, proc.stderr
     assert json.loads((root / "config.json").read_text())["alignment"]["heads"] == 2
     tsv = tmp_path / "pairs.tsv"
-    tsv.write_text("the cat sleeps\tle chat dort\n", encoding="utf-8")
+    long = " ".join(["cat"] * 80)  # past the tiny model's 64 positions
+    tsv.write_text(f"the cat sleeps\tle chat dort\n{long}\t{long}\nthe dog\tle chien\n", encoding="utf-8")
     proc = run_cli(["align", "--model", root, "--reverse-model", "none", "-i", tsv])
-    assert proc.returncode == 0 and "0-0" in proc.stdout, proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.split("\n")
+    assert "0-0" in lines[0] and lines[1] == "" and "0-0" in lines[2], proc.stdout
+    assert "1 pair too long for the model, left unaligned (lines 2)" in proc.stderr, proc.stderr
+
+
+def test_heads_report_progress_and_pairs_too_long(tiny_run, monkeypatch):
+    """align_pairs_with_heads calls progress after each chunk and names the pairs it could not read."""
+    from crossattn import align
+    from crossattn.align_head import AlignmentHead
+
+    am = align.AlignmentModel.load(tiny_run.out)
+    am.head = AlignmentHead(am.model.config.d_model, d_head=8).eval()
+    monkeypatch.setattr(align, "CHUNK", 2)
+    pairs = [("the cat".split(), "le chat".split()), (["cat"] * 80, ["chat"] * 80), ("a dog".split(), "un chien".split())]
+    seen, too_long = [], []
+    links = align.align_pairs_with_heads(pairs, am, too_long=too_long, progress=lambda d, t: seen.append((d, t)))
+    assert len(links) == 3 and links[1] == set() and too_long == [1]
+    assert seen == [(2, 3), (3, 3)]
