@@ -142,11 +142,12 @@ def target_distribution(ex: AlignmentExample) -> Tensor:
 
 
 def train_alignment_head(model, examples: list[AlignmentExample], steps: int, batch_tokens: int = 3000,
-                         lr: float = 3e-3, seed: int = 1, context: bool = False, log=print) -> AlignmentHead:
+                         lr: float = 3e-3, seed: int = 1, context: bool = False, d_head: int = 64,
+                         log=print) -> AlignmentHead:
     """Fit a head to ``examples`` beside the frozen ``model`` (eval mode, no gradients)."""
     cfg = model.config
     torch.manual_seed(seed)
-    head = AlignmentHead(cfg.d_model, context=context)
+    head = AlignmentHead(cfg.d_model, d_head, context=context)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
     rng = random.Random(seed)
     model.eval()

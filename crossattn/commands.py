@@ -197,19 +197,20 @@ def cmd_align_head(args) -> None:
     columns = args.columns.split("-", 1)
     if sorted(columns) != sorted(langs.values()):
         raise CLIError(f"--columns {args.columns} does not match the model's languages {langs['source']}-{langs['target']}")
+    root = resolve_model_dir(model_arg(args))
+    existing = load_alignment_head(root, config, model.config.d_model) if args.ensemble else None
+    if args.ensemble and existing is None:  # said before minutes of reading and encoding the links
+        raise CLIError(f"--ensemble: {root} has no alignment head to add to")
     rows = read_links_file(args.links, reverse=columns[0] != langs["source"], limit=args.pairs)
     examples = make_examples(tokenizer, rows, (langs["source"], langs["target"]), model.config.max_positions)
     if not examples:
         raise CLIError(f"{args.links}: no usable pairs")
     if args.threads:
         torch.set_num_threads(args.threads)
-    root = resolve_model_dir(model_arg(args))
-    existing = load_alignment_head(root, config, model.config.d_model) if args.ensemble else None
-    if args.ensemble and existing is None:
-        raise CLIError(f"--ensemble: {root} has no alignment head to add to")
     if training_dtype(args.dtype, model.config.d_model) == "bf16":  # the network is frozen: only its forward runs
         model = model.to(torch.bfloat16)
     head = train_alignment_head(model, examples, args.steps, context=existing.context if existing else args.context,
+                                d_head=existing.d_head if existing else 64,
                                 log=lambda m: print(m, file=sys.stderr))
     if existing is not None:
         head = AlignmentHead.ensemble([existing, head])

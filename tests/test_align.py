@@ -513,6 +513,15 @@ def test_align_head_command_trains_and_adds_to_an_ensemble(tiny_run, tmp_path):
     lines = proc.stdout.split("\n")
     assert "0-0" in lines[0] and lines[1] == "" and "0-0" in lines[2], proc.stdout
     assert "1 pair too long for the model, left unaligned (lines 2)" in proc.stderr, proc.stderr
+    # a head of another size: the new one is made to match it
+    from crossattn.align_head import AlignmentHead
+    from crossattn.modeldir import save_alignment_head
+
+    save_alignment_head(root, AlignmentHead(json.loads((root / "config.json").read_text())["model"]["d_model"], d_head=8))
+    proc = run_cli(common + ["--ensemble"])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((root / "config.json").read_text())["alignment"] == {
+        "file": "alignment.safetensors", "d_head": 8, "context": False, "heads": 2}
 
 
 def test_heads_report_progress_and_pairs_too_long(tiny_run, monkeypatch):
