@@ -110,10 +110,20 @@ def tiny_translator(tiny_run):
 
 @pytest.fixture(scope="session")
 def shipped_translator():
-    """The shipped en-fr model on the CPU in fp32, loaded once for every test that reads it."""
-    from crossattn.torch_engine import TorchTranslator as Translator
+    """The shipped en-fr model as `crossattn translate` and `serve` run it (CTranslate2),
+    on one CPU thread in fp32: loaded once for every test that reads it."""
+    from crossattn.translator import Translator
 
-    return Translator.load(device="cpu", dtype="fp32")
+    return Translator.load(device="cpu", dtype="fp32", threads=1)
+
+
+@pytest.fixture(scope="session")
+def shipped_torch_translator():
+    """The shipped en-fr model's torch network (attention, alignment, explain) on the CPU
+    in fp32, loaded once for every test that reads it."""
+    from crossattn.torch_engine import TorchTranslator
+
+    return TorchTranslator.load(device="cpu", dtype="fp32")
 
 
 @pytest.fixture

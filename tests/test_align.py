@@ -57,8 +57,8 @@ def test_extraction_rules_on_a_hand_matrix():
 
 # -- pieces -> words --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def shipped(shipped_translator):
-    return shipped_translator
+def shipped(shipped_torch_translator):
+    return shipped_torch_translator
 
 
 def test_words_are_encoded_one_by_one_and_match_the_sentence_encoding(shipped):
@@ -225,10 +225,10 @@ def test_natural_text_restores_french_and_keeps_every_token():
     assert text == "I don't know, it's (big)."
 
 
-def test_pieces_map_to_the_given_tokens(shipped_translator):
+def test_pieces_map_to_the_given_tokens(shipped_torch_translator):
     from crossattn.align import encode_natural
 
-    tok = shipped_translator.tokenizer
+    tok = shipped_torch_translator.tokenizer
     tokens = "je ai vu le procès - verbal de le jour .".split()
     ids, spans = encode_natural(tok, tokens, "fr")
     assert len(spans) == len(tokens) and all(spans)  # every token has pieces

@@ -20,7 +20,6 @@ import pytest
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install -e '.[test]')")
 
 from crossattn.server import create_app  # noqa: E402
-from crossattn.translator import Translator  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM") or next(
@@ -31,14 +30,14 @@ SENTENCE = "The cat sleeps on the red sofa."
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(shipped_translator):
     """A real uvicorn server in a thread of this process, on a free loopback port."""
     import uvicorn
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app(Translator.load(device="cpu", dtype="fp32", threads=1))
+    app = create_app(shipped_translator)
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

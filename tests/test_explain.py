@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def translator(shipped_translator) -> Translator:
-    return shipped_translator
+def translator(shipped_torch_translator) -> Translator:
+    return shipped_torch_translator
 
 
 @pytest.fixture(scope="module")

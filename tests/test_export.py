@@ -37,10 +37,10 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="module")
-def shipped(tmp_path_factory):
+def shipped(tmp_path_factory, shipped_torch_translator, shipped_translator):
     torch.set_num_threads(1)
     out = export_ctranslate2(None, tmp_path_factory.mktemp("ct2") / "en-fr-ct2")
-    return out, TorchTranslator.load(device="cpu", dtype="fp32"), Translator.load(device="cpu", dtype="fp32", threads=1)
+    return out, shipped_torch_translator, shipped_translator
 
 
 def test_export_directory_is_self_contained(shipped):

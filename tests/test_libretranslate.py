@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from crossattn.libretranslate import Access, detect_language, read_api_keys
+from crossattn.server_api import APIError
 from crossattn.server import create_app
 from crossattn.translator import Translator
 
@@ -20,8 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def translator() -> Translator:
-    return Translator.load(device="cpu", dtype="fp32", threads=1)
+def translator(shipped_translator) -> Translator:
+    return shipped_translator  # loaded once per session (conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +154,29 @@ def test_api_keys_file_errors_name_the_line(tmp_path):
 ])
 def test_detect_language(text, lang):
     assert detect_language(text, ["en", "fr"])[0] == lang
+
+
+def test_request_limit_table_forgets_clients():
+    now = [1000.0]
+    access = Access(req_limit=2, max_clients=100, clock=lambda: now[0])
+    for i in range(1000):  # a flood of distinct addresses within one minute
+        access.admit("", f"10.0.{i // 256}.{i % 256}")
+    assert access.clients_remembered == 100
+    with pytest.raises(APIError) as e:  # the most recent ones still count
+        access.admit("", "10.0.3.231")
+        access.admit("", "10.0.3.231")
+    assert e.value.status == 429
+    now[0] += 61  # a minute later every window is empty: the next request forgets them all
+    access.admit("", "192.0.2.1")
+    assert access.clients_remembered == 1
+
+
+def test_api_key_windows_survive_a_client_flood():
+    now = [1000.0]
+    access = Access({"k": 1}, req_limit=5, max_clients=10, clock=lambda: now[0])
+    access.admit("k", "192.0.2.1")
+    for i in range(100):
+        access.admit("", f"10.0.0.{i}")
+    with pytest.raises(APIError) as e:
+        access.admit("k", "192.0.2.1")
+    assert e.value.status == 429

@@ -8,11 +8,12 @@ import sys
 
 import pytest
 
-from crossattn.modeldir import PRETRAINED_DIR, PRETRAINED_ROOT, sha256_file, shipped_directions
-from crossattn.torch_engine import TorchTranslator as Translator
+from crossattn.modeldir import PRETRAINED_ROOT, sha256_file, shipped_directions
 
 from conftest import SHARED_DATA
 
+# Retraining may change any exact sentence: these tests ask for the words a right answer
+# cannot do without, a non-empty output, and no loop.
 
 # (English, words the French must contain: any of each alternative tuple)
 KNOWN = [
@@ -22,12 +23,22 @@ KNOWN = [
     ("Where is the train station?", [("où",), ("gare",)]),
     ("Thank you very much.", [("merci",)]),
     ("I don't understand.", [("comprends",)]),
+    ("I am hungry.", [("faim",)]),
 ]
 
 
-@pytest.fixture(scope="module")
-def translator(shipped_translator) -> Translator:
-    return shipped_translator
+def assert_no_loop(text: str, n: int = 4) -> None:
+    """No word repeated ``n`` or more times in a row (bench/quality.py's "loops")."""
+    words = text.lower().split()
+    for i in range(len(words) - n + 1):
+        assert len(set(words[i:i + n])) > 1, f"loop in {text!r}"
+
+
+def assert_translated(source: str, output: str, required: list[tuple[str, ...]]) -> None:
+    assert output.strip() and output != source, f"{source!r} -> {output!r}"
+    for alternatives in required:
+        assert any(w in output.lower() for w in alternatives), f"{source!r} -> {output!r} lacks {alternatives}"
+    assert_no_loop(output)
 
 
 def test_both_directions_are_shipped():
@@ -46,28 +57,30 @@ def test_shipped_files_and_budget(direction):
     assert config["languages"] == dict(zip(("source", "target"), direction.split("-")))
 
 
-def test_parameter_budget(translator):
-    assert translator.model.num_parameters() <= 25_000_000
+def test_parameter_budget(shipped_torch_translator):
+    assert shipped_torch_translator.model.num_parameters() <= 25_000_000
 
 
-def test_known_sentences(translator):
-    outputs = translator.translate([en for en, _ in KNOWN])
+@pytest.mark.parametrize("beam", [1, 4])
+def test_known_sentences(shipped_translator, beam):
+    outputs = shipped_translator.translate([en for en, _ in KNOWN], beam=beam)
+    assert len(outputs) == len(KNOWN)
     for (en, required), fr in zip(KNOWN, outputs):
-        low = fr.lower()
-        for alternatives in required:
-            assert any(w in low for w in alternatives), f"{en!r} -> {fr!r} lacks {alternatives}"
+        assert_translated(en, fr, required)
 
 
-def test_greedy_and_beam_agree_on_easy_input(translator):
-    text = ["I am hungry."]
-    assert translator.translate(text, beam=1) == translator.translate(text, beam=4) == ["J'ai faim."]
+def test_the_torch_network_knows_the_same_sentences(shipped_torch_translator):
+    """The torch engine (attention views, explain) reads the same weights."""
+    for (en, required), fr in zip(KNOWN, shipped_torch_translator.translate([en for en, _ in KNOWN])):
+        assert_translated(en, fr, required)
 
 
 def test_cli_default_model_translates_the_article_example():
     out = subprocess.run([sys.executable, "-m", "crossattn", "translate", "Hello, how are you?"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "comment" in out.stdout.lower() and out.stdout.count("\n") == 1
+    assert out.stdout.count("\n") == 1
+    assert_translated("Hello, how are you?", out.stdout, [("comment",)])
 
 
 # (French, words the English must contain): checked loosely, fr-en is still CPU-trained
@@ -86,8 +99,7 @@ def test_french_to_english_from_the_command_line():
     outputs = out.stdout.splitlines()
     assert len(outputs) == len(KNOWN_FR)
     for (fr, required), en in zip(KNOWN_FR, outputs):
-        for alternatives in required:
-            assert any(w in en.lower() for w in alternatives), f"{fr!r} -> {en!r} lacks {alternatives}"
+        assert_translated(fr, en, required)
 
 
 def test_library_loads_both_directions_by_name():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import importlib.util
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from fastapi.testclient import TestClient
 
 from crossattn.cli import CLIError, build_parser
 from crossattn.commands import cmd_serve
-from crossattn.server import APIError, Batcher, Job, Limits, create_app
+from crossattn.batcher import Batcher, Job, Worker
+from crossattn.server import APIError, Limits, create_app
 from crossattn.translator import Translator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,9 +25,9 @@ STATIC = REPO / "crossattn" / "static"
 
 
 @pytest.fixture(scope="module")
-def translator() -> Translator:
-    """What `crossattn serve` runs: the CTranslate2 Translator of the shipped model."""
-    return Translator.load(device="cpu", dtype="fp32", threads=1)
+def translator(shipped_translator) -> Translator:
+    """What `crossattn serve` runs: the CTranslate2 Translator of the shipped model (conftest.py)."""
+    return shipped_translator
 
 
 @pytest.fixture(scope="module")
@@ -192,14 +194,14 @@ class FakeTranslator:
 def test_batcher_groups_requests_arriving_together():
     fake = FakeTranslator()
     batcher = Batcher(fake, Limits(batch_wait_ms=200, max_batch=8))
-    jobs = [Job("translate", [f"t{i}", f"u{i}"], None, None) for i in range(6)]
+    jobs = [Job([f"t{i}", f"u{i}"], None, None) for i in range(6)]
     for job in jobs:  # queued before the worker starts: all arrive "together"
         batcher.submit(job)
     batcher.start()
     assert [j.future.result(timeout=10) for j in jobs] == [[f"T{i}", f"U{i}"] for i in range(6)]
     assert [len(c) for c in fake.calls] == [8, 4]  # max_batch texts per call, requests kept whole
-    different_beam = Job("translate", ["x"], 1, None)
-    same = Job("translate", ["y"], None, None)
+    different_beam = Job(["x"], 1, None)
+    same = Job(["y"], None, None)
     batcher.submit(different_beam), batcher.submit(same)
     assert different_beam.future.result(timeout=10) == ["X"] and same.future.result(timeout=10) == ["Y"]
     assert fake.calls[-2:] in (
@@ -211,7 +213,7 @@ def test_batcher_groups_requests_arriving_together():
 def test_one_bad_text_does_not_fail_its_batch_mates():
     fake = FakeTranslator()
     batcher = Batcher(fake, Limits(batch_wait_ms=200))
-    good, bad = Job("translate", ["ok"], None, None), Job("translate", ["boom"], None, None)
+    good, bad = Job(["ok"], None, None), Job(["boom"], None, None)
     batcher.submit(good), batcher.submit(bad)
     batcher.start()
     assert good.future.result(timeout=10) == ["OK"]
@@ -222,14 +224,14 @@ def test_one_bad_text_does_not_fail_its_batch_mates():
 
 def test_queue_limit_gives_503():
     batcher = Batcher(FakeTranslator(), Limits(max_queue=3))
-    batcher.submit(Job("translate", ["a", "b"], None, None))
+    batcher.submit(Job(["a", "b"], None, None))
     with pytest.raises(APIError) as e:
-        batcher.submit(Job("translate", ["c", "d"], None, None))
+        batcher.submit(Job(["c", "d"], None, None))
     assert e.value.status == 503 and e.value.extra["limit"] == "max_queue"
 
 
 class SlowTranslator:
-    """The real translator, made slow, to trip the per-request timeout."""
+    """The real translator, made slow for the text "Slow.", to trip the per-request timeout."""
 
     def __init__(self, inner: Translator):
         self.inner = inner
@@ -238,17 +240,17 @@ class SlowTranslator:
         return getattr(self.inner, name)
 
     def translate(self, texts, *args, **kwargs):
-        time.sleep(1.0)
+        if "Slow." in texts:
+            time.sleep(1.0)
         return self.inner.translate(texts, *args, **kwargs)
 
 
 def test_timeout_is_a_json_504_and_server_recovers(translator):
     with TestClient(create_app(SlowTranslator(translator), Limits(timeout_s=0.2))) as c:
-        assert_error(c.post("/api/translate", json={"text": "Hello."}), 504, "timeout", "timeout_s")
-        # the worker finishes the abandoned batch and then serves again: a request that
-        # needs the worker (/health never touches it); attention is not slowed down here
+        assert_error(c.post("/api/translate", json={"text": "Slow."}), 504, "timeout", "timeout_s")
+        # the worker finishes the abandoned batch and then serves again
         for _ in range(200):
-            answer = c.post("/api/attention", json={"text": "Hello.", "beam": 1})
+            answer = c.post("/api/translate", json={"text": "Hello.", "beam": 1})
             if answer.status_code != 504:
                 break
         assert answer.status_code == 200 and answer.json()["translation"]
@@ -317,3 +319,91 @@ def test_worker_stops_with_the_app(translator):
         assert c.get("/health").json()["status"] == "ok"
         assert app.state.batcher.thread.is_alive()
     assert not app.state.batcher.thread.is_alive()
+
+
+# -- the workers: attention apart, shutdown, statistics ------------------------------------
+class HeldAttention(SlowTranslator):
+    """The real translator whose attention jobs wait until the test lets them go."""
+
+    def __init__(self, inner: Translator):
+        super().__init__(inner)
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def translate_with_attention(self, *args, **kwargs):
+        self.started.set()
+        assert self.release.wait(60), "the test never let the attention job go"
+        return self.inner.translate_with_attention(*args, **kwargs)
+
+
+def test_translation_is_answered_while_an_attention_job_runs(translator):
+    held = HeldAttention(translator)
+    with TestClient(create_app(held, Limits(timeout_s=20))) as c, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        try:
+            attention = pool.submit(c.post, "/api/attention", json={"text": "Hello.", "beam": 1})
+            assert held.started.wait(60)
+            # the attention job is in progress (on its own worker); a translation does not wait for it
+            answer = c.post("/api/translate", json={"text": "Where is the station?"})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["translation"] == translator.translate(["Where is the station?"])[0]
+            assert not attention.done()
+        finally:
+            held.release.set()
+        assert attention.result(timeout=60).status_code == 200
+
+
+class HeldTranslator(FakeTranslator):
+    """A fake translator whose "hold" text waits until the test lets it go."""
+
+    def __init__(self):
+        super().__init__()
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def translate(self, texts, beam=None, alpha=None, batch_size=64):
+        if "hold" in texts:
+            self.started.set()
+            assert self.release.wait(60)
+        return super().translate(texts, beam, alpha, batch_size)
+
+
+@pytest.mark.parametrize("kind", ["batcher", "attention worker"])
+def test_stop_answers_queued_jobs_with_503(kind):
+    held = HeldTranslator()
+    if kind == "batcher":
+        worker = Batcher(held, Limits(batch_wait_ms=0))
+    else:
+        worker = Worker(held, Limits(), lambda translators, direction, job: translators[direction].translate(job.texts))
+    worker.start()
+    running = Job(["hold"])
+    worker.submit(running)
+    assert held.started.wait(30)
+    queued = [Job([f"q{i}"]) for i in range(3)]
+    for job in queued:
+        worker.submit(job)
+    stopper = threading.Thread(target=worker.stop)
+    stopper.start()
+    try:
+        for job in queued:  # answered at once, not after the job in progress
+            with pytest.raises(APIError) as e:
+                job.future.result(timeout=30)
+            assert (e.value.status, e.value.code) == (503, "shutting_down")
+        with pytest.raises(APIError) as e:
+            worker.submit(Job(["late"]))
+        assert e.value.status == 503
+    finally:
+        held.release.set()
+    stopper.join(30)
+    assert running.future.result(timeout=30) == ["HOLD"]  # the job in progress finishes
+    assert not worker.thread.is_alive() and worker.snapshot()["queue"] == 0
+
+
+def test_health_reads_statistics_under_their_lock(translator):
+    app = create_app(translator)
+    with TestClient(app) as c, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert c.post("/api/translate", json={"text": "Hello."}).status_code == 200
+        with app.state.batcher.lock:  # as if the worker were updating them right now
+            health = pool.submit(c.get, "/health")
+            # it waits for the lock (a /health that does not would be done well within this)
+            assert not concurrent.futures.wait([health], timeout=1.0).done
+        body = health.result(timeout=30).json()
+    assert body["stats"]["batches"] >= 1 and body["stats"]["texts"] >= 1 and body["queue"] == 0
+    assert set(body["attention"]) >= {"queue", "batches"}

@@ -175,13 +175,13 @@ def test_attend_links_without_a_head_is_a_clear_error(tiny_run, capsys):
     assert "has no alignment head" in capsys.readouterr().err
 
 
-def test_translation_links_follow_the_view_numbering(shipped_translator):
+def test_translation_links_follow_the_view_numbering(shipped_torch_translator):
     """Same links whatever the numbering: words with and without </s>, pieces."""
     from crossattn.align import AlignmentModel, translation_links
     from crossattn.visualize import word_view
 
-    forward = AlignmentModel.of(shipped_translator.model, shipped_translator.tokenizer, "en-fr")
-    result = shipped_translator.translate_with_attention("The cat sleeps on the sofa.")
+    forward = AlignmentModel.of(shipped_torch_translator.model, shipped_torch_translator.tokenizer, "en-fr")
+    result = shipped_torch_translator.translate_with_attention("The cat sleeps on the sofa.")
     named = {}
     for keep_eos, keep_pieces in ((True, False), (False, False), (True, True)):
         view = word_view(result, keep_eos=keep_eos, keep_pieces=keep_pieces)
