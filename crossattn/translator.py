@@ -27,9 +27,9 @@ import threading
 from itertools import groupby
 from pathlib import Path
 
-from .modeldir import (TOKENIZER, WEIGHTS, ModelDirError, SourceText, cache_root, decoding_settings,
-                       max_output_length, model_decoding, normalize, read_model_dir, sentence_chunks, sha256_file,
-                       target_language)
+from .decoding import decoding_settings, max_output_length, model_decoding
+from .modeldir import (TOKENIZER, WEIGHTS, ModelDirError, SourceText, cache_root, normalize, read_model_dir,
+                       sentence_chunks, sha256_file, target_language)
 from .precision import COMPUTE_TYPES, PrecisionError, default_compute_type
 
 def ctranslate2_model(model_dir: Path, config: dict, quantization: str | None = None) -> Path:
