@@ -1,7 +1,8 @@
 """ModelConfig: the network's hyper-parameters, config.json's "model" table.
 
-Kept free of torch so that tools which only read a model directory (the NumPy
-engine, the server's model info) do not pay for importing it.
+Kept free of torch so that what only reads a model directory (modeldir.read_model_dir,
+hence ``crossattn translate``, ``evaluate`` and ``serve`` on CTranslate2) does not pay
+for importing it.
 """
 
 from __future__ import annotations
