@@ -23,7 +23,8 @@ import json
 import re
 import threading
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -31,6 +32,7 @@ from urllib.parse import parse_qs
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from .batcher import Batcher, Job
 from .errors import InputError
 from .server_api import APIError, Limits, check_request
 
@@ -55,12 +57,20 @@ def read_api_keys(path: str | Path) -> dict[str, int]:
     return keys
 
 
+WINDOW_S = 60.0  # the request limits count requests per minute, in a sliding window
+
+
 @dataclass
 class Access:
     keys: dict[str, int] = field(default_factory=dict)  # API key -> requests per minute (0 = unlimited)
     req_limit: int = 0  # per client address without a key; 0 = unlimited
     require_key: bool = False
-    _recent: dict = field(default_factory=lambda: defaultdict(deque), repr=False)
+    # client addresses remembered at once: a flood of distinct addresses costs this much
+    # memory at most (the least recently seen are forgotten first); keys are few, all kept
+    max_clients: int = 100_000
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    _by_key: dict = field(default_factory=dict, repr=False)
+    _by_client: OrderedDict = field(default_factory=OrderedDict, repr=False)  # oldest last request first
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def admit(self, api_key: str, client: str) -> None:
@@ -68,21 +78,40 @@ class Access:
         if api_key:
             if api_key not in self.keys:
                 raise APIError(403, "invalid_api_key", "Invalid API key")
-            who, limit = f"key:{api_key}", self.keys[api_key]
+            table, who, limit = self._by_key, api_key, self.keys[api_key]
         elif self.require_key:
             raise APIError(403, "missing_api_key", "Invalid API key: this server requires an api_key")
         else:
-            who, limit = f"client:{client}", self.req_limit
+            table, who, limit = self._by_client, client, self.req_limit
         if not limit:
             return
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
-            recent = self._recent[who]
-            while recent and now - recent[0] >= 60:
+            self._forget_idle_clients(now)
+            recent = table.setdefault(who, deque())
+            while recent and now - recent[0] >= WINDOW_S:
                 recent.popleft()
             if len(recent) >= limit:
                 raise APIError(429, "too_many_requests", f"Too many requests: the limit is {limit} per minute")
             recent.append(now)
+            if table is self._by_client:
+                self._by_client.move_to_end(who)
+                while len(self._by_client) > self.max_clients:
+                    self._by_client.popitem(last=False)
+
+    @property
+    def clients_remembered(self) -> int:
+        """Client addresses whose recent requests are being counted."""
+        with self._lock:
+            return len(self._by_client)
+
+    def _forget_idle_clients(self, now: float) -> None:
+        """Drop the clients with no request in the window (they are first in the table)."""
+        while self._by_client:
+            who, recent = next(iter(self._by_client.items()))
+            if recent and now - recent[-1] < WINDOW_S:
+                return
+            del self._by_client[who]
 
 
 # -- language detection for source="auto" ------------------------------------------------
@@ -125,10 +154,8 @@ async def read_params(request) -> dict:
     return params
 
 
-def add_routes(app, run, translators: dict, limits: Limits, access: Access) -> None:
-    """LibreTranslate's endpoints on ``app``; ``run(Job)`` hands work to the server's batcher."""
-    from .server import Job
-
+def add_routes(app, batcher: Batcher, translators: dict, limits: Limits, access: Access) -> None:
+    """LibreTranslate's endpoints on ``app``; their translations go to the server's ``batcher``."""
     known = sorted(NAMES)  # detection tells apart every language we know, served or not
 
     def fail(e: APIError) -> JSONResponse:  # LibreTranslate's error shape: {"error": message}
@@ -205,7 +232,7 @@ def add_routes(app, run, translators: dict, limits: Limits, access: Access) -> N
                 if direction.split("-")[0] == target:
                     outs = [[texts[i]] * (alternatives + 1) if alternatives else texts[i] for i in idx]
                 else:
-                    outs = await run(Job("translate", [texts[i] for i in idx], None, None, direction, alternatives))
+                    outs = await batcher.answer(Job([texts[i] for i in idx], None, None, direction, alternatives))
                 for i, out in zip(idx, outs):
                     results[i] = out
             body: dict = {}

@@ -1,9 +1,9 @@
 """``crossattn serve``: a web page and a JSON API over one Translator.
 
-The model runs in a single worker thread (torch inference is not safe to call from
-many threads at once). Requests are queued; the worker takes whatever arrived within
-a few milliseconds (up to ``max_batch`` texts) and translates it as one batch, so N
-concurrent clients cost about one batched search instead of N sequential ones.
+Translations run on one worker thread that batches whatever arrived within a few
+milliseconds (up to ``max_batch`` texts), so N concurrent clients cost about one batched
+search instead of N sequential ones; the attention views run on a thread of their own,
+so their torch work never delays a translation (batcher.py).
 
 Every failure a client can cause is answered as JSON ``{"error": code, "detail": ...}``
 with a 4xx status that names the limit involved; a 500 means a bug, and is JSON too.
@@ -11,21 +11,16 @@ with a 4xx status that names the limit involved; a 500 means a bug, and is JSON 
 
 
 import asyncio
-import concurrent.futures
 import json
-import queue
-import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
-from typing import TYPE_CHECKING
-
+from . import libretranslate
 from . import server_api as api
+from .batcher import Batcher, Job, Worker
+from .libretranslate import Access
 from .server_api import APIError, Limits
-
-if TYPE_CHECKING:
-    from .libretranslate import Access
 
 STATIC_DIR = Path(__file__).parent / "static"
 PAGE_HEADERS = {  # the page needs nothing from other origins: say so to the browser
@@ -55,7 +50,7 @@ def attention_payload(result, links: list[tuple[int, int]] | None = None, ndigit
     the word links if there are any."""
     import torch
 
-    from .visualize import word_view
+    from .attention_views import word_view
 
     scale = 10.0**ndigits
     rounded = lambda t: (torch.round(t.double() * scale) / scale).tolist()  # noqa: E731  (smaller JSON)
@@ -75,125 +70,13 @@ def attention_payload(result, links: list[tuple[int, int]] | None = None, ndigit
     }
 
 
-# -- the batching worker --------------------------------------------------------------
-@dataclass
-class Job:
-    kind: str  # "translate" | "attention"
-    texts: list[str]
-    beam: int | None
-    alpha: float | None
-    direction: str = ""  # "en-fr"...; "" = the server's first direction
-    alternatives: int = 0  # extra hypotheses per text (LibreTranslate's `alternatives`)
-    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
-
-
-class Batcher:
-    """One thread owns the model; jobs that arrive close together share one call."""
-
-    def __init__(self, translators, limits: Limits):
-        """``translators``: {"en-fr": Translator, ...}, or one translator."""
-        if not isinstance(translators, dict):
-            translators = {"default": translators}
-        self.translators, self.limits = translators, limits
-        self.default = next(iter(translators))
-        self.queue: queue.Queue[Job | None] = queue.Queue()
-        self.pending = 0  # texts queued, for the max_queue limit
-        self.lock = threading.Lock()
-        self.stats = {"batches": 0, "texts": 0, "largest_batch": 0}
-        self.thread = threading.Thread(target=self._run, name="crossattn-model", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.queue.put(None)
-        self.thread.join(timeout=30)
-
-    def submit(self, job: Job) -> concurrent.futures.Future:
-        with self.lock:
-            if self.pending + len(job.texts) > self.limits.max_queue:
-                raise APIError(503, "busy", f"server busy: more than {self.limits.max_queue} texts queued (max_queue)",
-                               limit="max_queue", max=self.limits.max_queue)
-            self.pending += len(job.texts)
-        self.queue.put(job)
-        return job.future
-
-    def _collect(self, first: Job) -> tuple[list[Job], bool]:
-        jobs, size = [first], len(first.texts)
-        deadline = time.monotonic() + self.limits.batch_wait_ms / 1000
-        while size < self.limits.max_batch and (left := deadline - time.monotonic()) > 0:
-            try:
-                job = self.queue.get(timeout=left)
-            except queue.Empty:
-                break
-            if job is None:
-                return jobs, True
-            jobs.append(job)
-            size += len(job.texts)
-        return jobs, False
-
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self.queue.get()
-            if first is None:
-                break
-            jobs, stopping = self._collect(first)
-            with self.lock:
-                self.pending -= sum(len(j.texts) for j in jobs)
-            # jobs whose client already gave up (timeout) are dropped here
-            jobs = [j for j in jobs if j.future.set_running_or_notify_cancel()]
-            try:
-                self._execute(jobs)
-            except Exception as e:  # a bug here must not kill the only model thread
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(e)
-
-    def _execute(self, jobs: list[Job]) -> None:
-        groups: dict[tuple, list[Job]] = {}  # one model call per direction and decoding setting
-        for job in jobs:
-            translator = self.translators[job.direction or self.default]
-            if job.kind == "attention":
-                reverse = self.translators.get("-".join((job.direction or self.default).split("-")[::-1]))
-                self._finish(job, lambda j=job, t=translator, r=reverse: attention_with_links(
-                    t, r, j.texts[0], j.beam, j.alpha))
-            else:
-                groups.setdefault((job.direction or self.default, job.beam, job.alpha, job.alternatives), []).append(job)
-        for group in groups.values():
-            self._translate(group)
-
-    def _translate(self, jobs: list[Job]) -> None:
-        texts = [t for j in jobs for t in j.texts]
-        first = jobs[0]
-        translator = self.translators[first.direction or self.default]
-        try:
-            if first.alternatives:
-                outputs = translator.translate_alternatives(texts, first.alternatives + 1, first.beam, first.alpha,
-                                                            batch_size=self.limits.max_batch)
-            else:
-                outputs = translator.translate(texts, first.beam, first.alpha, batch_size=self.limits.max_batch)
-        except Exception as e:
-            if len(jobs) == 1:
-                jobs[0].future.set_exception(e)
-            else:  # one bad input must not fail its batch-mates: retry each alone
-                for job in jobs:
-                    self._translate([job])
-            return
-        self.stats["batches"] += 1
-        self.stats["texts"] += len(texts)
-        self.stats["largest_batch"] = max(self.stats["largest_batch"], len(texts))
-        start = 0
-        for job in jobs:
-            job.future.set_result(outputs[start : start + len(job.texts)])
-            start += len(job.texts)
-
-    @staticmethod
-    def _finish(job: Job, fn) -> None:
-        try:
-            job.future.set_result(fn())
-        except Exception as e:
-            job.future.set_exception(e)
+def attention_answer(translators: dict, direction: str, job: Job) -> dict:
+    """The /api/attention payload for ``job``, computed on the attention worker: the
+    translation, its attention, and its word links (symmetrized with the other
+    direction's head when that direction is served too)."""
+    reverse = translators.get("-".join(direction.split("-")[::-1]))
+    result, links = attention_with_links(translators[direction], reverse, job.texts[0], job.beam, job.alpha)
+    return attention_payload(result, links)
 
 
 # -- the app --------------------------------------------------------------------------
@@ -215,49 +98,39 @@ def describe(translator) -> dict:
 
 
 def create_app(translators, limits: Limits | None = None, model_dir: str | None = None,
-               access: "Access | None" = None):
+               access: Access | None = None):
     """A FastAPI app serving ``translators`` (one Translator, or {"en-fr": Translator, ...});
-    its worker thread runs during the app's lifespan. Three groups of routes: ours
-    (/api/*, /health, the page), LibreTranslate's (libretranslate.py), and error handlers
-    that answer every failure as JSON."""
+    its worker threads (translation, attention) run during the app's lifespan. Three
+    groups of routes: ours (/api/*, /health, the page), LibreTranslate's
+    (libretranslate.py), and error handlers that answer every failure as JSON."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI
     from fastapi.staticfiles import StaticFiles
 
-    from . import libretranslate
-
     if not isinstance(translators, dict):
         translators = {translators.direction or "en-fr": translators}
     limits = limits or Limits()
     batcher = Batcher(translators, limits)
+    attention = Worker(translators, limits, attention_answer, name="crossattn-attention")
 
     @asynccontextmanager
     async def lifespan(app):
         batcher.start()
+        attention.start()
         yield
-        await asyncio.to_thread(batcher.stop)
+        # both at once: the queued jobs of either are answered (503) without waiting for the other
+        await asyncio.gather(asyncio.to_thread(batcher.stop), asyncio.to_thread(attention.stop))
 
     # docs_url=None: the Swagger page loads its assets from a CDN; /openapi.json stays
     app = FastAPI(title="crossattn", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Translation with the model's cross-attention; also LibreTranslate's API.")
     app.add_middleware(api.BodyGuard, max_bytes=limits.max_body_bytes)
-    app.state.batcher, app.state.limits = batcher, limits
-
-    async def run(job: Job):
-        """Hand a job to the model thread and wait for it, within the time limit."""
-        if not batcher.thread.is_alive():
-            raise APIError(503, "unavailable", "model worker is not running")
-        future = asyncio.wrap_future(batcher.submit(job))
-        try:
-            return await asyncio.wait_for(future, limits.timeout_s)
-        except TimeoutError:
-            raise APIError(504, "timeout", f"no answer within {limits.timeout_s:g} s (timeout_s)",
-                           limit="timeout_s", max=limits.timeout_s) from None
+    app.state.batcher, app.state.attention, app.state.limits = batcher, attention, limits
 
     add_error_handlers(app)
-    add_api_routes(app, run, translators, limits)
-    libretranslate.add_routes(app, run, translators, limits, access or libretranslate.Access())
+    add_api_routes(app, translators, limits)
+    libretranslate.add_routes(app, batcher, translators, limits, access or Access())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
@@ -292,11 +165,11 @@ def add_error_handlers(app) -> None:
         return json_error(500, "internal_error", f"unexpected {type(e).__name__}; see the server log")
 
 
-def add_api_routes(app, run, translators: dict, limits: Limits) -> None:
+def add_api_routes(app, translators: dict, limits: Limits) -> None:
     """/api/translate, /api/attention, /health and the page."""
     from fastapi.responses import FileResponse, JSONResponse
 
-    batcher = app.state.batcher
+    batcher, attention_worker = app.state.batcher, app.state.attention
     model_info = {direction: describe(t) for direction, t in translators.items()}
     started = time.time()
 
@@ -306,7 +179,7 @@ def add_api_routes(app, run, translators: dict, limits: Limits) -> None:
         texts = [req.text] if req.text is not None else req.texts
         api.check_request(texts, req.beam, limits)
         direction = api.direction_of(req.source, req.target, translators)
-        outputs = await run(Job("translate", texts, req.beam, req.alpha, direction)) if texts else []
+        outputs = await batcher.answer(Job(texts, req.beam, req.alpha, direction)) if texts else []
         return {"translation": outputs[0]} if req.text is not None else {"translations": outputs}
 
     @app.post("/api/attention", response_model=api.AttentionResponse, responses=api.ERRORS,
@@ -314,15 +187,16 @@ def add_api_routes(app, run, translators: dict, limits: Limits) -> None:
     async def attention(req: api.AttentionRequest):
         api.check_request([req.text], req.beam, limits)
         direction = api.direction_of(req.source, req.target, translators)
-        result, links = await run(Job("attention", [req.text], req.beam, req.alpha, direction))
-        return await asyncio.to_thread(attention_payload, result, links)
+        return await attention_worker.answer(Job([req.text], req.beam, req.alpha, direction))
 
     @app.get("/health", summary="Liveness, models and limits")
     async def health():
-        alive = batcher.thread.is_alive()
+        alive = batcher.thread.is_alive() and attention_worker.thread.is_alive()
+        stats = batcher.snapshot()
         body = {"status": "ok" if alive else "error", "directions": list(translators),
                 "model": model_info[batcher.default], "models": model_info, "limits": asdict(limits),
-                "queue": batcher.pending, "stats": batcher.stats, "uptime_s": round(time.time() - started, 1)}
+                "queue": stats.pop("queue"), "stats": stats, "attention": attention_worker.snapshot(),
+                "uptime_s": round(time.time() - started, 1)}
         return JSONResponse(body, status_code=200 if alive else 503)
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
