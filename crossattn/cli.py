@@ -204,6 +204,10 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--train", action="append", required=True, metavar="FILE",
                    help="TSV (src<TAB>tgt, .gz ok) or SRC_FILE:TGT_FILE line-aligned pair, optionally @WEIGHT "
                         "(copies per epoch, e.g. news.tsv@3 or laws.tsv.gz@0.2); repeatable")
+    p.add_argument("--guided", action="append", default=[], metavar="FILE",
+                   help="more training pairs with word links, source<TAB>target<TAB>i-j links (.gz/.xz ok; "
+                        "scripts/pack_gpu_data.py writes them): with [train] guided_alignment > 0 one head "
+                        "of cross-attention also learns the links (guided alignment); repeatable")
     p.add_argument("--valid", required=True, metavar="FILE", help="dev set, same formats")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (checkpoints, model/, logs)")
     g = p.add_mutually_exclusive_group()

@@ -79,7 +79,7 @@ def _open_binary(path: Path):
     return f
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
+def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, decoded line) for a plain or gzip file."""
     lineno = 0
     try:
@@ -109,7 +109,7 @@ def read_pairs(path: str | Path, target_path: str | Path | None = None,
     """
     st = stats if stats is not None else CorpusStats()
     if target_path is None:
-        for _, line in _lines(Path(path)):
+        for _, line in numbered_lines(Path(path)):
             st.read += 1
             if "\t" not in line:
                 if line.strip():
@@ -125,7 +125,7 @@ def read_pairs(path: str | Path, target_path: str | Path | None = None,
             yield src, tgt
         return
 
-    src_lines, tgt_lines = _lines(Path(path)), _lines(Path(target_path))
+    src_lines, tgt_lines = numbered_lines(Path(path)), numbered_lines(Path(target_path))
     for i, (a, b) in enumerate(zip_longest(src_lines, tgt_lines), 1):
         if a is None or b is None:
             n_src = i - 1 + (a is not None) + sum(1 for _ in src_lines)

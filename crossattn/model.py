@@ -219,20 +219,24 @@ class Seq2SeqTransformer(nn.Module):
         return self.encoder_norm(x), src_pad
 
     def decode(
-        self, tgt: Tensor, memory: Tensor, src_pad: Tensor | None, need_weights: bool = False,
+        self, tgt: Tensor, memory: Tensor, src_pad: Tensor | None, need_weights: bool | tuple[int, ...] = False,
         need_logits: bool = True,
     ) -> Seq2SeqOutput:
         """Teacher forcing: all target positions at once, causally masked. Readers of the
-        states only (alignment) skip the vocabulary projection: ``need_logits=False``."""
+        states only (alignment) skip the vocabulary projection: ``need_logits=False``.
+
+        ``need_weights``: True for every layer's cross-attention weights, or the indices of
+        the layers wanted (guided-alignment training reads one; the others stay fused)."""
         x = self.embed(tgt)
+        wanted = range(len(self.decoder_layers)) if need_weights is True else (need_weights or ())
         weights = []
-        for layer in self.decoder_layers:
-            x, w, _ = layer(x, memory, src_pad, need_weights=need_weights)
+        for i, layer in enumerate(self.decoder_layers):
+            x, w, _ = layer(x, memory, src_pad, need_weights=i in wanted)
             weights.append(w)
         states = self.decoder_norm(x)
         return Seq2SeqOutput(self.output(states) if need_logits else None, weights if need_weights else None, states)
 
-    def forward(self, src: Tensor, tgt: Tensor, need_weights: bool = False) -> Seq2SeqOutput:
+    def forward(self, src: Tensor, tgt: Tensor, need_weights: bool | tuple[int, ...] = False) -> Seq2SeqOutput:
         memory, src_pad = self.encode(src)
         return self.decode(tgt, memory, src_pad, need_weights)
 

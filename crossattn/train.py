@@ -39,6 +39,7 @@ from .config import ModelConfig, dataclass_from_dict
 from .errors import ConfigError, CrossattnError
 from .data import (CorpusStats, DataError, TokenBatcher, collate, encode_corpus, load_corpus, looks_clean,
                    parse_corpus_arg, parse_weighted_corpus_arg, percent_sign, weighted)
+from .guided import PieceLinks, guided_loss, piece_links, read_linked_pairs
 from .modeldir import TOKENIZER, WEIGHTS, ModelDirError, read_model_dir, resolve_model_dir
 from .model import Seq2SeqTransformer, load_weights
 from .tokenizer import Tokenizer
@@ -71,6 +72,11 @@ class TrainConfig:
     patience: int = 10  # evaluations without BLEU gain before stopping; 0 = never
     keep_last: int = 3
     average_last: int = 0  # at the end, also try the average of the last N checkpoints
+    # guided alignment (guided.py, Garg et al. 2019) on the pairs of --guided files: the loss
+    # weight (fairseq's transformer_align uses 0.05; 0 = off) and the decoder layer whose
+    # head 0 learns the links (negative: from the last; Garg et al. take the penultimate)
+    guided_alignment: float = 0.0
+    guided_layer: int = -2
     log_every: int = 50
     seed: int = 1
     dtype: str = "auto"  # auto | bf16 | fp32 (autocast; master weights stay fp32)
@@ -178,6 +184,7 @@ class Trainer:
         src_lang, tgt_lang = column_langs[::-1] if self.reverse else column_langs
         self.languages = {"source": src_lang, "target": tgt_lang}
         self.data_args = {"train": list(args.train), "valid": args.valid,
+                          **({"guided": list(args.guided)} if getattr(args, "guided", None) else {}),
                           "init_from": str(self.init_from.resolve()) if self.init_from else None,
                           **({"reverse": True} if self.reverse else {}),
                           **({"languages": args.languages} if getattr(args, "languages", "en-fr") != "en-fr" else {})}
@@ -233,8 +240,17 @@ class Trainer:
             self.log(f"train {arg}: {st.summary()}" + (f", weight {weight:g}" if weight != 1 else ""))
             stats.merge(st)
             pairs.extend(weighted(corpus, weight, seed=cfg.seed))
+        guided_rows = []
+        for arg in getattr(self.args, "guided", None) or []:
+            rows = read_linked_pairs(arg)
+            if self.reverse:
+                rows = [(t, s, [(j, i) for i, j in links]) for s, t, links in rows]
+            self.log(f"guided {arg}: {len(rows):,} pairs with word links")
+            guided_rows.extend(rows)
+        if guided_rows and not cfg.guided_alignment:
+            self.log("(--guided pairs are trained for translation only: [train] guided_alignment is 0)")
         self.log(f"train: {stats.summary()}; {len(pairs):,} pairs per epoch after weights")
-        if not pairs:
+        if not pairs and not guided_rows:
             raise DataError("no usable training pairs")
         valid, vstats = load_corpus([parse_corpus_arg(self.args.valid)], max_ratio=None, dedup=False)
         if self.reverse:
@@ -249,6 +265,7 @@ class Trainer:
                 shutil.copyfile(self.init_from / TOKENIZER, tmp)
             else:
                 texts = [s for s, _ in pairs] + [t for _, t in pairs]
+                texts += [s for s, _, _ in guided_rows] + [t for _, t, _ in guided_rows]
                 Tokenizer.train(texts, tmp, cfg.vocab_size, cfg.tokenizer_type, log=self.log)
             os.replace(tmp, tok_path)
         if self.world > 1:
@@ -257,6 +274,20 @@ class Trainer:
         self.model_cfg = ModelConfig.from_dict({**model_cfg.to_dict(), "vocab_size": self.tokenizer.vocab_size})
         max_len = min(cfg.max_len, self.model_cfg.max_positions)
         self.src, self.tgt, dropped = encode_corpus(pairs, self.tokenizer, max_len)
+        self.links: dict[int, PieceLinks] = {}  # training example -> its piece links (guided pairs)
+        unusable = 0
+        for s, t, links in guided_rows:
+            sp, tp = self.tokenizer.encode_with_spans(s), self.tokenizer.encode_with_spans(t)
+            piece = piece_links(sp, tp, s, t, links)
+            if piece is None or len(sp) >= max_len or len(tp) >= max_len:
+                unusable += 1
+                continue
+            self.links[len(self.src)] = piece
+            self.src.append([pid for pid, _, _ in sp])
+            self.tgt.append([pid for pid, _, _ in tp])
+        if guided_rows:
+            self.log(f"guided: {len(self.links):,} pairs ({unusable:,} too long or with links outside the text)")
+        self.guided_layer = cfg.guided_layer % self.model_cfg.decoder_layers
         self.log(f"{len(self.src)} training pairs ({dropped} longer than {max_len} tokens dropped), "
                  f"{sum(map(len, self.tgt)) + len(self.tgt)} target tokens per epoch")
         self.valid_pairs = valid
@@ -282,15 +313,27 @@ class Trainer:
         enabled = self.amp_dtype != torch.float32
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=enabled)
 
-    def loss_on(self, idx: list[int], src_ids, tgt_ids) -> tuple[torch.Tensor, int]:
+    def loss_on(self, idx: list[int], src_ids, tgt_ids, links: dict[int, PieceLinks] | None = None
+                ) -> tuple[torch.Tensor, int, float, int]:
+        """Summed loss of the batch (translation + guided alignment), its target tokens, and
+        the guided part alone with the target pieces it covered (for the log)."""
         src, tgt_in, tgt_out = (t.to(self.device, non_blocking=True) for t in
                                 collate([src_ids[i] for i in idx], [tgt_ids[i] for i in idx]))
+        batch_links = [links.get(i) for i in idx] if links and self.cfg.guided_alignment else []
+        guided = any(batch_links)
         with self.autocast():
-            logits = self.forward(src, tgt_in).logits
+            out = self.forward(src, tgt_in, need_weights=(self.guided_layer,) if guided else False)
+        logits = out.logits
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), tgt_out.view(-1),
                                ignore_index=self.model_cfg.pad_id, label_smoothing=self.cfg.label_smoothing,
                                reduction="sum")
-        return loss, int(tgt_out.ne(self.model_cfg.pad_id).sum())
+        guided_sum, covered = 0.0, 0
+        if guided:
+            head = out.cross_attention[self.guided_layer][:, 0]  # (batch, tgt_len, src_len), fp32
+            g, covered = guided_loss(head, batch_links)
+            loss = loss + self.cfg.guided_alignment * g
+            guided_sum = g.item()
+        return loss, int(tgt_out.ne(self.model_cfg.pad_id).sum()), guided_sum, covered
 
     # -- the loop -------------------------------------------------------------------
     def train(self) -> Path:
@@ -311,6 +354,7 @@ class Trainer:
             progress = tqdm(total=cfg.max_steps, initial=self.step, dynamic_ncols=True, file=sys.stderr,
                             disable=not sys.stderr.isatty() and not os.environ.get("CROSSATTN_PROGRESS"))
         window_loss, window_tokens, window_start = 0.0, 0, time.time()
+        window_guided, window_covered = 0.0, 0
         self.model.train()
         stop_reason = "max_steps"
         while self.step < cfg.max_steps:
@@ -322,10 +366,11 @@ class Trainer:
                 sync = micro == cfg.accum_steps - 1 or self.world == 1
                 ctx = self.ddp.no_sync() if (self.world > 1 and not sync) else nullcontext()
                 with ctx:
-                    loss, ntok = self.loss_on(idx, self.src, self.tgt)
+                    loss, ntok, guided_sum, covered = self.loss_on(idx, self.src, self.tgt, self.links)
                     (loss / max(ntok, 1) / cfg.accum_steps).backward()
                 tokens_total += ntok
-                loss_total += loss.item()
+                loss_total += loss.item() - self.cfg.guided_alignment * guided_sum  # translation alone
+                window_guided, window_covered = window_guided + guided_sum, window_covered + covered
             self.epoch, self.batch_in_epoch = epoch, b + 1
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
             self.opt.step()
@@ -339,11 +384,14 @@ class Trainer:
                 elapsed = time.time() - window_start
                 rec = {"step": self.step, "epoch": self.epoch, "train_loss": window_loss / max(window_tokens, 1),
                        "tokens_per_s": window_tokens * self.world / elapsed, "lr": self.lr_at(self.step)}
+                if window_covered:  # per target piece with links: cross-entropy of the guided head
+                    rec["guided_loss"] = window_guided / window_covered
                 self._record(rec)
                 if progress:
                     progress.set_postfix(loss=f"{rec['train_loss']:.3f}", tok_s=f"{rec['tokens_per_s']:.0f}",
                                          lr=f"{rec['lr']:.2e}")
                 window_loss, window_tokens, window_start = 0.0, 0, time.time()
+                window_guided, window_covered = 0.0, 0
             if progress:
                 progress.update(1)
 
@@ -391,7 +439,7 @@ class Trainer:
                           shuffle=False)
         saved_forward, self.forward = self.forward, self.model
         for idx in vb.epoch_batches(0):
-            loss, n = self.loss_on(idx, self.vsrc, self.vtgt)
+            loss, n, _, _ = self.loss_on(idx, self.vsrc, self.vtgt)
             total, count = total + loss.item(), count + n
         self.forward = saved_forward
         self.model.train()
