@@ -16,10 +16,20 @@ import torch
 from torch import Tensor
 
 from .errors import InputError
-from .modeldir import max_output_length, normalize
+from .decoding import max_output_length
+from .modeldir import normalize
 from .torch_engine import TorchTranslator as Translator
 
 BAR = "\u2587"  # ▇
+
+# How the feed-forward layer's activation is named in the trace, and which hidden units
+# count as active: ReLU passes a unit only when its input is positive (else exactly 0);
+# GELU(x) = x * P(X <= x) passes most of its input exactly where x > 0 (the gate is over
+# one half) and only a little of it, of either sign, elsewhere. Keys: ModelConfig.activation.
+ACTIVATIONS = {
+    "relu": ("ReLU", "active"),
+    "gelu": ("GELU", "mostly passed, input > 0"),
+}
 
 
 def _floats(t: Tensor, digits: int = 6) -> list:
@@ -65,7 +75,7 @@ def _record_calls(model) -> tuple[list[list[dict]], list[int], list]:
 
 def top_words(weights: Tensor, pieces: list[str], k: int = 3) -> list[dict]:
     """Source words (pieces merged as in ``crossattn attend``: weights summed) by weight."""
-    from .visualize import group_pieces
+    from .attention_views import group_pieces
 
     labels, spans = group_pieces(pieces)
     mass = torch.stack([weights[s].sum() for s in spans])
@@ -147,7 +157,7 @@ def greedy_with_records(model, memory: Tensor, src_pad: Tensor | None, src: Tens
 def trace(translator: Translator, text: str, step: int | None = None, layer: int | None = None,
           head: int | None = None) -> dict:
     """Greedy-translate ``text`` and return every intermediate the terminal view prints."""
-    from .visualize import check_index
+    from .attention_views import check_index
 
     model, tok, cfg = translator.model, translator.tokenizer, translator.model.config
     text = normalize(text)
@@ -187,7 +197,9 @@ def trace(translator: Translator, text: str, step: int | None = None, layer: int
     concat = context.transpose(1, 2).reshape(1, 1, d)
     out = mha.out_proj(concat)
     h_ff, y_ff = rec["ff"]
-    hidden = dec_layer.feed_forward.act(dec_layer.feed_forward.up(h_ff))
+    pre_activation = dec_layer.feed_forward.up(h_ff)
+    hidden = dec_layer.feed_forward.act(pre_activation)
+    activation, active_rule = ACTIVATIONS[cfg.activation]
     logits = logits_per_step[step - 1]
     probs = logits.softmax(-1)
     top_p, top_i = probs.topk(5)
@@ -197,7 +209,7 @@ def trace(translator: Translator, text: str, step: int | None = None, layer: int
     return {
         "text": text,
         "model": {k: getattr(cfg, k) for k in ("d_model", "n_heads", "d_ff", "encoder_layers", "decoder_layers",
-                                               "vocab_size", "norm_first", "tie_output")}
+                                               "vocab_size", "norm_first", "tie_output", "activation")}
         | {"head_dim": d_head, "device": str(translator.device),
            "dtype": str(translator.dtype).replace("torch.", "")},
         "decoding": "greedy",
@@ -232,7 +244,8 @@ def trace(translator: Translator, text: str, step: int | None = None, layer: int
             "top_words_mean": top_words(w_mean, source), "top_words_head": top_words(w_head, source),
         },
         "feed_forward": {"input_shape": list(h_ff.shape), "hidden_shape": list(hidden.shape),
-                         "active_fraction": round(float((hidden > 0).float().mean()), 4),
+                         "activation": activation, "active_rule": active_rule,
+                         "active_fraction": round(float((pre_activation > 0).float().mean()), 4),
                          "output_shape": list(y_ff.shape), "output_norm": _norm(y_ff)},
         "output": {"logits_shape": [1, logits.numel()], "top5": [
             {"piece": tok.id_to_piece(i), "id": i, "logit": round(float(logits[i]), 4), "prob": round(float(p), 6)}
@@ -362,8 +375,8 @@ def _render_step(tr: dict, section, bold) -> list[str]:
 
     ff = tr["feed_forward"]
     out += ["", bold(f"  3c. Feed-forward (layer {layer}, each position on its own)"),
-            f"  LayerNorm -> Linear {m['d_model']}->{m['d_ff']} -> ReLU ({ff['active_fraction']:.0%} of units "
-            f"active) -> Linear {m['d_ff']}->{m['d_model']} -> {_shape(ff['output_shape'])}, "
+            f"  LayerNorm -> Linear {m['d_model']}->{m['d_ff']} -> {ff['activation']} ({ff['active_fraction']:.0%} "
+            f"of units {ff['active_rule']}) -> Linear {m['d_ff']}->{m['d_model']} -> {_shape(ff['output_shape'])}, "
             f"|out| {ff['output_norm']:.1f}",
             f"  the {m['decoder_layers']} decoder layers at this step (mean |x| of the residual stream):"]
     out += _table(["layer", "in", "out"], [[i, f"{l['input_norm']:.1f}", f"{l['output_norm']:.1f}"]

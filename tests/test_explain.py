@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from crossattn import cli
+from crossattn.config import ModelConfig
 from crossattn.decode import greedy_search
 from crossattn.explain import render, trace
+from crossattn.model import Seq2SeqTransformer
 from crossattn.torch_engine import TorchTranslator as Translator
 
 TEXT = "Hello, how are you?"
@@ -167,3 +169,26 @@ def test_doc_links_point_at_the_code_they_quote():
     make_figures = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_figures)
     assert make_figures.check_anchors(fix=False) == []
+
+
+def test_feed_forward_follows_the_models_activation(translator, auto):
+    """The trace names the configured activation and counts active units by its rule."""
+    assert auto["feed_forward"]["activation"] == "ReLU" and "-> ReLU (" in render(auto)
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=translator.tokenizer.vocab_size, d_model=32, n_heads=4, d_ff=64, encoder_layers=1,
+                      decoder_layers=1, activation="gelu", max_positions=64)
+    gelu = Translator(Seq2SeqTransformer(cfg), translator.tokenizer, device="cpu", dtype="fp32")
+    inputs = []
+    hook = gelu.model.decoder_layers[0].feed_forward.up.register_forward_hook(lambda m, a, out: inputs.append(out))
+    try:
+        tr = trace(gelu, TEXT, step=2, layer=0, head=0)
+    finally:
+        hook.remove()
+    ff = tr["feed_forward"]
+    assert (ff["activation"], tr["model"]["activation"]) == ("GELU", "gelu")
+    text = render(tr)
+    assert "-> GELU (" in text and "ReLU" not in text
+    # step 2's pre-activation: the hook saw each greedy step, then explain's own replay of step 2
+    steps = len(tr["target"]["ids"])
+    torch.testing.assert_close(inputs[steps], inputs[1])
+    assert ff["active_fraction"] == round(float((inputs[1] > 0).float().mean()), 4)
