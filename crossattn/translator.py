@@ -18,6 +18,7 @@ torch pass (torch_engine.py), loaded on first use.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -28,8 +29,8 @@ from itertools import groupby
 from pathlib import Path
 
 from .decoding import decoding_settings, max_output_length, model_decoding
-from .modeldir import (TOKENIZER, WEIGHTS, ModelDirError, SourceText, cache_root, normalize, read_model_dir,
-                       sentence_chunks, sha256_file, target_language)
+from .modeldir import (TOKENIZER, WEIGHTS, ModelDirError, SourceText, cache_root, read_model_dir, sha256_file,
+                       target_language)
 from .precision import COMPUTE_TYPES, PrecisionError, default_compute_type
 
 def ctranslate2_model(model_dir: Path, config: dict, quantization: str | None = None) -> Path:
@@ -193,12 +194,17 @@ class Translator:
     def translate_with_attention(self, text: str, beam: int | None = None, alpha: float | None = None,
                                  split_sentences: bool = True):
         """An AttentionResult (torch_engine.py) for the translation this engine gives:
-        each sentence is translated here, its attention read by the torch network, and
-        the sentences are put end to end (the attention is block-diagonal)."""
+        the text is prepared as ``translate`` prepares it (modeldir.SourceText: URLs as
+        placeholders, capitals in sentence case, dollars), each sentence is translated
+        here, its attention read by the torch network, and the sentences are put end to
+        end (the attention is block-diagonal). The tokens are what the model read and
+        wrote; ``translation`` is what ``translate`` gives for ``text``."""
         from .torch_engine import AttentionResult
 
         engine = self.torch_engine()
         beam, alpha = decoding_settings(self.decoding, beam, alpha)
-        chunks = sentence_chunks(self.tokenizer, normalize(text), self.max_source_tokens, split_sentences) or [[]]
-        hyps = self._search(chunks, beam, alpha, len(chunks)) if chunks != [[]] else [[]]
-        return AttentionResult.concat([engine.attention_of(ids, hyp) for ids, hyp in zip(chunks, hyps)])
+        source = self._sources([text], split_sentences)[0]
+        hyps = self._search(source.ids, beam, alpha, max(len(source.ids), 1))
+        parts = [engine.attention_of(ids, hyp) for ids, hyp in zip(source.ids, hyps)] or [engine.attention_of([], [])]
+        translation = source.finish([self.tokenizer.decode(hyp) for hyp in hyps])
+        return dataclasses.replace(AttentionResult.concat(parts), translation=translation)

@@ -407,3 +407,14 @@ def test_health_reads_statistics_under_their_lock(translator):
         body = health.result(timeout=30).json()
     assert body["stats"]["batches"] >= 1 and body["stats"]["texts"] >= 1 and body["queue"] == 0
     assert set(body["attention"]) >= {"queue", "batches"}
+
+
+@pytest.mark.parametrize("text", [
+    "Read https://example.com/docs today. THE MEETING STARTS AT NINE. It costs $20.",
+    "WHERE IS THE STATION?", "Write to ana@example.org.", "I paid $35 for it."])
+def test_attention_shows_the_translation_the_user_gets(client, text):
+    """URLs, capitals and dollars are handled for /api/attention as for /api/translate."""
+    translated = client.post("/api/translate", json={"text": text}).json()["translation"]
+    shown = client.post("/api/attention", json={"text": text}).json()
+    assert shown["translation"] == translated
+    assert len(shown["attention"][0][0]) == len(shown["target_tokens"])
