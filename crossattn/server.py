@@ -70,13 +70,24 @@ def attention_payload(result, links: list[tuple[int, int]] | None = None, ndigit
     }
 
 
-def attention_answer(translators: dict, direction: str, job: Job) -> dict:
-    """The /api/attention payload for ``job``, computed on the attention worker: the
-    translation, its attention, and its word links (symmetrized with the other
-    direction's head when that direction is served too)."""
+ATTENTION_TORCH_THREADS = 1  # see attention_answer
+
+
+def attention_answer(translators: dict, direction: str, job: Job) -> bytes:
+    """The /api/attention answer for ``job`` as JSON bytes, computed on the attention
+    worker: the translation, its attention, and its word links (symmetrized with the
+    other direction's head when that direction is served too). Encoded here, not in the
+    event loop, which would make every request wait while it encodes thousands of floats.
+
+    Torch runs on one thread: the translation thread's CTranslate2 needs the cores, and
+    an idle torch thread pool spinning beside it is what slows translations down."""
+    import torch  # the attention views' own dependency, loaded with their first job
+
+    if torch.get_num_threads() != ATTENTION_TORCH_THREADS:
+        torch.set_num_threads(ATTENTION_TORCH_THREADS)
     reverse = translators.get("-".join(direction.split("-")[::-1]))
     result, links = attention_with_links(translators[direction], reverse, job.texts[0], job.beam, job.alpha)
-    return attention_payload(result, links)
+    return json.dumps(attention_payload(result, links), separators=(",", ":")).encode()
 
 
 # -- the app --------------------------------------------------------------------------
@@ -167,7 +178,7 @@ def add_error_handlers(app) -> None:
 
 def add_api_routes(app, translators: dict, limits: Limits) -> None:
     """/api/translate, /api/attention, /health and the page."""
-    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.responses import FileResponse, JSONResponse, Response
 
     batcher, attention_worker = app.state.batcher, app.state.attention
     model_info = {direction: describe(t) for direction, t in translators.items()}
@@ -187,7 +198,8 @@ def add_api_routes(app, translators: dict, limits: Limits) -> None:
     async def attention(req: api.AttentionRequest):
         api.check_request([req.text], req.beam, limits)
         direction = api.direction_of(req.source, req.target, translators)
-        return await attention_worker.answer(Job([req.text], req.beam, req.alpha, direction))
+        body = await attention_worker.answer(Job([req.text], req.beam, req.alpha, direction))
+        return Response(body, media_type="application/json")  # response_model: the documented shape
 
     @app.get("/health", summary="Liveness, models and limits")
     async def health():
