@@ -3,9 +3,16 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
+# pyproject.toml asks for a torch range; the CPU wheel pinned here goes in first, so the
+# project's install meets the range with it. Where pip has no local CPU wheel (find-links),
+# TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu" avoids the CUDA build.
+TORCH ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q '$(TORCH)' $(TORCH_PIP_ARGS)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
@@ -14,8 +21,10 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/crossattn translate "Hello, how are you?"
 
+# the layering first (seconds), then the suite; PYTEST_ARGS adds options (.ci/run: timings)
 test: install
-	$(PY) -m pytest
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 docs: install
 	$(PY) docs/make_figures.py
@@ -26,7 +35,7 @@ LT_VENV ?= .bench/libretranslate
 $(LT_VENV)/bin/libretranslate:
 	$(PYTHON) -m venv $(LT_VENV)
 	$(LT_VENV)/bin/python -m pip install -q --upgrade pip
-	$(LT_VENV)/bin/python -m pip install -q torch==2.13.0 libretranslate spacy "rich<13"
+	$(LT_VENV)/bin/python -m pip install -q '$(TORCH)' libretranslate spacy "rich<13"
 
 bench: install $(LT_VENV)/bin/libretranslate
 	$(PY) -m pip install -q -e '.[bench]'

@@ -59,7 +59,7 @@ def tokenize_like(text: str, lang: str, style: str) -> str:
 
 
 def read_gold(name: str):
-    from crossattn.align import read_links
+    from crossattn.alignment_text import read_links
 
     folder = DATA / "align" / GOLD_SETS[name]
     en = (folder / "en.txt").read_text(encoding="utf-8").splitlines()
@@ -88,7 +88,8 @@ def eflomal_links(src: list[str], tgt: list[str]) -> list[set[tuple[int, int]]]:
     """Symmetrized (grow-diag-final-and) eflomal links for tokenized lines."""
     import eflomal
 
-    from crossattn.align import grow_diag_final, parse_links
+    from crossattn.align import grow_diag_final
+    from crossattn.alignment_text import parse_links
 
     with tempfile.TemporaryDirectory() as tmp:
         fwd, rev = Path(tmp) / "fwd", Path(tmp) / "rev"
@@ -119,7 +120,8 @@ def run_ours(name: str, args: list[str], label: str) -> dict:
     """`crossattn align` as a user runs it (both directions when it has them), timed whole."""
     import subprocess
 
-    from crossattn.align import read_links, score
+    from crossattn.align import score
+    from crossattn.alignment_text import read_links
 
     folder = DATA / "align" / GOLD_SETS[name]
     _, _, gold = read_gold(name)
@@ -138,10 +140,11 @@ def run_ours(name: str, args: list[str], label: str) -> dict:
 def warm_speed(name: str, rounds: int = 3) -> float:
     """Pairs/s of the default pipeline (natural text, both directions' heads, symmetrized)
     with the models already loaded: the median of ``rounds`` passes over the gold set."""
-    from crossattn.align import AlignmentModel, align_pairs_with_heads, read_pairs
+    from crossattn.align import AlignmentModel, align_pairs_with_heads
+    from crossattn.alignment_text import read_token_pairs
 
     folder = DATA / "align" / GOLD_SETS[name]
-    pairs = read_pairs(f"{folder / 'en.txt'}:{folder / 'fr.txt'}")
+    pairs = read_token_pairs(f"{folder / 'en.txt'}:{folder / 'fr.txt'}")
     forward, backward = AlignmentModel.load("en-fr", dtype="auto"), AlignmentModel.load("fr-en", dtype="auto")
     times = []
     for _ in range(rounds):

@@ -119,7 +119,8 @@ def timed_run(cmd: list[str], env: dict) -> float:
 
 def file_translation(sentences: int, repeats: int, work: Path) -> dict:
     from crossattn.export import export_argos
-    from crossattn.modeldir import model_decoding, read_model_dir
+    from crossattn.decoding import model_decoding
+    from crossattn.modeldir import read_model_dir
     from crossattn.precision import COMPUTE_TYPES, default_compute_type
     from crossattn.translator import Translator
 

@@ -7,7 +7,7 @@
    piece ids are concatenated, so every piece belongs to exactly one word. SentencePiece
    splits on whitespace before segmenting, so this is also exactly how it encodes the
    space-joined sentence: the model sees its usual input.
-3. Word-level matrix (see visualize.py): source pieces summed, target pieces averaged;
+3. Word-level matrix (see attention_views.py): source pieces summed, target pieces averaged;
    the source "</s>" column stays, as the "no source word" option.
 4. Extraction: Pharaoh ``i-j`` links (0-based, source first) from that matrix.
 
@@ -20,15 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from .align_head import head_weights, load_alignment_head
+from .alignment_text import encode_natural, encode_words, hyphen_compounds
+from .attention_views import EOS, group_pieces, merge_attention, select
+from .data import collate, token_budget_batches
 from .errors import InputError
-from .text import clean_text, read_lines
-from .data import collate
-from .visualize import merge_attention, select
+from .modeldir import load_model_dir, read_model_dir, resolve_model_dir
+from .precision import alignment_dtype, pick_device, quantize_int8
+from .tokenizer import UNK_ID
 
 RULES = ("target", "source", "intersect", "union")
 
@@ -65,99 +68,6 @@ def head_threshold(threshold: float | None, two_directions: bool) -> float:
     if threshold is not None:
         return threshold
     return HEAD_THRESHOLD_BOTH if two_directions else HEAD_THRESHOLD_ONE
-
-
-# -- input ------------------------------------------------------------------------------
-def read_pairs(arg: str) -> list[tuple[list[str], list[str]]]:
-    """'pairs.tsv' (source<TAB>target) or 'src.txt:tgt.txt'; one pair per line, words = whitespace tokens."""
-    if not Path(arg).is_file() and ":" in arg:
-        a, b = arg.split(":", 1)
-        src, tgt = read_lines(a), read_lines(b)
-        if len(src) != len(tgt):
-            raise InputError(f"{a} has {len(src)} lines but {b} has {len(tgt)}")
-    else:
-        src, tgt = [], []
-        for n, line in enumerate(read_lines(arg), 1):
-            if line.strip() and "\t" not in line:
-                raise InputError(f"{arg}:{n}: expected source<TAB>target")
-            s, _, t = line.partition("\t")
-            src.append(s)
-            tgt.append(t.split("\t")[0])
-    # the given tokens are kept as they are: cleaning never merges or splits them
-    return [(clean_text(s).split(), clean_text(t).split()) for s, t in zip(src, tgt)]
-
-
-def encode_words(tokenizer, words: list[str]) -> tuple[list[int], list[list[int]]]:
-    """Piece ids of the space-joined words, and the piece positions of each word."""
-    ids: list[int] = []
-    spans: list[list[int]] = []
-    for w in words:
-        piece_ids = tokenizer.encode(w)
-        spans.append(list(range(len(ids), len(ids) + len(piece_ids))))
-        ids += piece_ids
-    return ids, spans
-
-
-# -- gold-style tokens -> the text the model was trained on ------------------------------
-# Alignment gold sets are lowercased and tokenized ("de le", "je ai", "l ' élargissement",
-# "lui - même", "complex ,"); the model read natural text. We restore it for the model and
-# keep, for every given token, the characters it became, so links come back to the tokens
-# as given (a contraction like "du" belongs to both "de" and "le").
-_CONTRACTIONS = {("de", "le"): "du", ("de", "les"): "des", ("à", "le"): "au", ("à", "les"): "aux"}
-_ELIDED = {"je", "me", "te", "se", "le", "la", "ne", "de", "que", "ce", "jusque", "lorsque", "puisque", "quoique"}
-_VOWEL_START = tuple("aeiouyhéèêëàâîïôûœ")
-_ATTACH_LEFT = {"en": {",", ".", ";", ":", "!", "?", ")", "]", "%", "'s", "n't", "'re", "'ve", "'ll", "'d", "'m"},
-                "fr": {",", ".", ")", "]", "%"}}
-
-
-def natural_text(tokens: list[str], lang: str) -> tuple[str, list[tuple[int, int]]]:
-    """``(text, span of each token in it)``: contractions and elisions made again (French),
-    punctuation attached, hyphenated compounds joined, the first letter capitalised."""
-    text, spans, i = "", [], 0
-    while i < len(tokens):
-        tok, nxt = tokens[i], tokens[i + 1] if i + 1 < len(tokens) else ""
-        prev = tokens[i - 1] if i else ""
-        glue = not text or tok in _ATTACH_LEFT.get(lang, ()) or tok == "'" or text.endswith("'") \
-            or _joins_hyphen(prev, tok, nxt) or (prev == "-" and text.endswith("-")) \
-            or text.endswith(("(", "["))
-        sep = "" if glue else " "
-        after = tokens[i + 2] if i + 2 < len(tokens) else ""
-        if lang == "fr" and (tok.lower(), nxt.lower()) in _CONTRACTIONS \
-                and not (nxt.lower() == "le" and after.lower().startswith(_VOWEL_START)):  # de l'homme
-            word = _CONTRACTIONS[tok.lower(), nxt.lower()]
-            start = len(text) + len(sep)
-            text += sep + word
-            spans += [(start, start + len(word))] * 2
-            i += 2
-            continue
-        word = tok
-        if lang == "fr" and tok.lower() in _ELIDED and nxt.lower().startswith(_VOWEL_START) and nxt != "-":
-            word = tok[:-1] + "'"
-        elif lang == "en" and tok == "i":
-            word = "I"
-        start = len(text) + len(sep)
-        text += sep + word
-        spans.append((start, start + len(word)))
-        i += 1
-    if text[:1].isalpha():
-        text = text[0].upper() + text[1:]
-    return text, spans
-
-
-def _joins_hyphen(prev: str, tok: str, nxt: str) -> bool:
-    return tok == "-" and prev[-1:].isalpha() and nxt[:1].isalpha()
-
-
-def hyphen_compounds(tokens: list[str]) -> list[list[int]]:
-    """Token positions of each hyphenated word natural_text makes ("procès - verbal")."""
-    groups: list[list[int]] = []
-    for k in range(1, len(tokens) - 1):
-        if _joins_hyphen(tokens[k - 1], tokens[k], tokens[k + 1]):
-            if groups and groups[-1][-1] == k - 1:
-                groups[-1] += [k, k + 1]
-            else:
-                groups.append([k - 1, k, k + 1])
-    return groups
 
 
 def share_compound_links(links: set[tuple[int, int]], source_tokens: list[str], target_tokens: list[str]
@@ -234,14 +144,6 @@ def to_given_words(links: set[tuple[int, int]], source_tokens: list[str], target
                                 source_tokens, target_tokens, languages)
 
 
-def encode_natural(tokenizer, tokens: list[str], lang: str) -> tuple[list[int], list[list[int]]]:
-    """Piece ids of the natural text of ``tokens``, and the pieces of each given token."""
-    text, char_spans = natural_text(tokens, lang)
-    pieces = tokenizer.encode_with_spans(text)
-    spans = [[k for k, (_, b, e) in enumerate(pieces) if b < end and start < e] for start, end in char_spans]
-    return [pid for pid, _, _ in pieces], spans
-
-
 # -- forced decoding --------------------------------------------------------------------
 @torch.inference_mode()
 def word_attention(model, tokenizer, pairs: list[tuple[list[str], list[str]]], shifts: tuple[bool, ...] = (False, True),
@@ -268,16 +170,11 @@ def word_attention(model, tokenizer, pairs: list[tuple[list[str], list[str]]], s
             items.append((k, sid, sspans, tid, tspans))
     items.sort(key=lambda it: len(it[1]) + len(it[3]))
     out: list[dict[bool, Tensor] | None] = [None] * len(pairs)
-    start = 0
-    while start < len(items):  # batches of similar length under a padded-token budget
-        end = start + 1
-        while end < len(items) and (end - start + 1) * (len(items[end][1]) + len(items[end][3]) + 2) <= max_tokens:
-            end += 1
-        batch = items[start:end]
+    # batches of similar length under a padded-token budget (source + EOS, BOS + target)
+    for batch_range in token_budget_batches([len(it[1]) + len(it[3]) + 2 for it in items], max_tokens):
+        batch = items[batch_range.start:batch_range.stop]
         src, tgt, _ = collate([b[1] for b in batch], [b[3] for b in batch], cfg.pad_id, cfg.bos_id, cfg.eos_id)
         if head is not None:
-            from .align_head import head_weights
-
             attn = head_weights(model, head, src.to(device), tgt.to(device), attention_layer).float().cpu()  # (B, 1, K, T+1, S)
         else:
             weights = model(src.to(device), tgt.to(device), need_weights=True).cross_attention
@@ -286,7 +183,6 @@ def word_attention(model, tokenizer, pairs: list[tuple[list[str], list[str]]], s
             a = attn[r, :, :, : len(tid) + 1, : len(sid) + 1]
             cols = sspans + [[len(sid)]]  # + </s>
             out[k] = {sh: merge_attention(a[:, :, int(sh): int(sh) + len(tid)], tspans, cols) for sh in shifts}
-        start = end
     return out
 
 
@@ -329,24 +225,17 @@ class AlignmentModel:
     @classmethod
     def load(cls, model_dir, device: str = "cpu", dtype: str = "fp32") -> "AlignmentModel":
         """``dtype``: fp32, bf16, int8 (CPU), or auto (precision.alignment_dtype)."""
-        from .modeldir import load_model_dir
-        from .precision import alignment_dtype, pick_device
-
         model, tokenizer, config = load_model_dir(model_dir)
         dev = pick_device(device)
         chosen = alignment_dtype(dtype, dev, model.config.d_model)
         model = model.to(dev, torch.bfloat16 if chosen == "bf16" else torch.float32).eval()
         if chosen == "int8":
-            from .torch_engine import quantize_int8
-
             model = quantize_int8(model, dev)
         return cls.of(model, tokenizer, model_dir, config)
 
     @classmethod
     def of(cls, model, tokenizer, model_dir, config: dict | None = None) -> "AlignmentModel":
         """A network already in memory (e.g. a translator's), with its directory's head."""
-        from .modeldir import load_alignment_head, read_model_dir, resolve_model_dir
-
         root = resolve_model_dir(model_dir)
         if config is None:
             config = read_model_dir(root, verify=False)[1]
@@ -433,8 +322,6 @@ def head_matrices(am: AlignmentModel, pairs: list[tuple[list[int], list[list[int
     """Pairs of (source ids, source word spans, target ids, target word spans), read in
     one batch: each pair's weights merged to words, (K, target words, source words + </s>)
     as AlignmentModel.soft gives them."""
-    from .align_head import head_weights
-
     cfg = am.model.config
     device = next(am.model.parameters()).device
     src, tgt_in, _ = collate([p[0] for p in pairs], [p[2] for p in pairs], cfg.pad_id, cfg.bos_id, cfg.eos_id)
@@ -449,7 +336,7 @@ def translation_links(source_tokens: list[str], target_tokens: list[str], forwar
                       keep_eos: bool = True, keep_pieces: bool = False, head_weight: float = HEAD_WEIGHT
                       ) -> list[tuple[int, int]] | None:
     """Word links ``(source word, target word)`` of a translation, with words numbered as
-    the attention view numbers them (visualize.group_pieces with the same options).
+    the attention view numbers them (attention_views.group_pieces with the same options).
 
     ``source_tokens``/``target_tokens`` are an AttentionResult's pieces: each sentence ends
     with "</s>" and is read on its own (all sentences in one batch). ``forward`` is the
@@ -457,9 +344,6 @@ def translation_links(source_tokens: list[str], target_tokens: list[str], forwar
     blended and symmetrized as ``crossattn align`` does (the backward one only if its vocabulary has
     every piece). None if ``forward`` has no head.
     """
-    from .tokenizer import UNK_ID
-    from .visualize import EOS, group_pieces
-
     if forward.head is None:
         return None
     if backward is not None and backward.head is None:
@@ -534,26 +418,7 @@ def grow_diag_final(forward: set[tuple[int, int]], backward: set[tuple[int, int]
     return links
 
 
-def format_links(links: set[tuple[int, int]]) -> str:
-    return " ".join(f"{i}-{j}" for i, j in sorted(links))
-
-
 # -- evaluation -------------------------------------------------------------------------
-def parse_links(line: str, where: str = "") -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
-    """'0-0 1?2' -> (sure, possible); possible includes sure (P = S u P)."""
-    sure, possible = set(), set()
-    for tok in line.split():
-        sep = "-" if "-" in tok else "?"
-        a, _, b = tok.partition(sep)
-        if not (a.isdigit() and b.isdigit()):
-            raise InputError(f"{where}bad link {tok!r} (expected i-j or i?j)")
-        link = (int(a), int(b))
-        possible.add(link)
-        if sep == "-":
-            sure.add(link)
-    return sure, possible
-
-
 @dataclass
 class Scores:
     precision: float
@@ -577,11 +442,6 @@ def score(gold: list[tuple[set, set]], pred: list[set[tuple[int, int]]]) -> Scor
     n_s = sum(len(s) for s, _ in gold)
     return Scores(a_p / n_a if n_a else 0.0, a_s / n_s if n_s else 0.0,
                   1.0 - (a_s + a_p) / (n_a + n_s) if n_a + n_s else 0.0, n_a, len(gold))
-
-
-def read_links(path: str) -> list[tuple[set, set]]:
-
-    return [parse_links(line, f"{path}:{n}: ") for n, line in enumerate(read_lines(path), 1)]
 
 
 def sweep(attention: list[dict[bool, Tensor] | None], gold: list[tuple[set, set]], layers: int, heads: int

@@ -11,23 +11,35 @@ head reads them through the network's context and generalises past them.
 
     attention(t, s) = softmax_s( (W_q h_t) . (W_k m_s) / sqrt(d_head) )
 
-Saved next to the model as ``alignment.safetensors``; the model directory's config.json
-records it (modeldir.py owns the format).
+Saved in the model directory as ``alignment-<checksum>.safetensors``, recorded in its
+config.json (save_alignment_head, below: the head's file is this module's, the rest of the
+directory modeldir.py's).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
+import re
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data import collate
+from .alignment_text import encode_natural
+from .atomic import atomic_dir, crash_point, write_bytes_atomic, write_text_atomic
+from .data import collate, token_budget_batches
+from .modeldir import CONFIG, ModelDirError, resolve_model_dir
 
-ALIGNMENT_WEIGHTS = "alignment.safetensors"
+# the head's file in a model directory: named by its checksum, so that a new head never
+# overwrites the file the current config.json vouches for (the shipped models' older name
+# is alignment.safetensors)
+ALIGNMENT_FILE = re.compile(r"alignment(-[0-9a-f]{16})?\.safetensors")
 
 
 class AlignmentHead(nn.Module):
@@ -91,31 +103,8 @@ class AlignmentExample:
     links: set[tuple[int, int]]  # (source token, target token)
 
 
-def read_links_file(path: str, reverse: bool = False, limit: int | None = None
-                    ) -> list[tuple[list[str], list[str], set[tuple[int, int]]]]:
-    """``source tokens<TAB>target tokens<TAB>i-j links`` lines (what bench/alignment.py's
-    eflomal_links writes); ``reverse`` swaps the sides, for a model of the other direction."""
-    from .align import parse_links
-    from .text import iter_lines
-
-    out = []
-    for n, line in enumerate(iter_lines(path), 1):
-        if limit is not None and len(out) >= limit:
-            break
-        fields = line.split("\t")
-        if len(fields) != 3:
-            from .errors import InputError
-
-            raise InputError(f"{path}:{n}: expected source tokens<TAB>target tokens<TAB>links")
-        src, tgt, links = fields[0].split(), fields[1].split(), parse_links(fields[2], f"{path}:{n}: ")[0]
-        out.append((tgt, src, {(j, i) for i, j in links}) if reverse else (src, tgt, links))
-    return out
-
-
 def make_examples(tokenizer, rows, languages: tuple[str, str], max_positions: int) -> list[AlignmentExample]:
     """Encode (source tokens, target tokens, links) as the model reads them (natural text)."""
-    from .align import encode_natural
-
     examples = []
     for src, tgt, links in rows:
         (sid, sspans), (tid, tspans) = encode_natural(tokenizer, src, languages[0]), \
@@ -151,15 +140,9 @@ def train_alignment_head(model, examples: list[AlignmentExample], steps: int, ba
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
     rng = random.Random(seed)
     model.eval()
-    order = sorted(range(len(examples)), key=lambda k: len(examples[k].src_ids) + len(examples[k].tgt_ids))
-    batches, start = [], 0
-    while start < len(order):  # batches of similar length under a token budget
-        end = start + 1
-        while end < len(order) and (end - start + 1) * (len(examples[order[end]].src_ids) +
-                                                        len(examples[order[end]].tgt_ids) + 2) <= batch_tokens:
-            end += 1
-        batches.append(order[start:end])
-        start = end
+    cost = lambda k: len(examples[k].src_ids) + len(examples[k].tgt_ids) + 2  # noqa: E731  (EOS and BOS)
+    order = sorted(range(len(examples)), key=cost)
+    batches = [[order[i] for i in r] for r in token_budget_batches([cost(k) for k in order], batch_tokens)]
     for step in range(steps):
         idx = batches[rng.randrange(len(batches))]
         batch = [examples[k] for k in idx]
@@ -196,3 +179,65 @@ def head_weights(model, head: AlignmentHead, src: Tensor, tgt_in: Tensor, attent
     if attention_layer is not None:
         weights.append(out.cross_attention[attention_layer].float().mean(1))
     return torch.stack(weights, 1)[:, None]
+
+
+# -- the head's file in a model directory ----------------------------------------------
+def save_alignment_head(root: str | Path, head: AlignmentHead, out: str | Path | None = None) -> Path:
+    """Store ``head`` in the model directory ``root`` and record it (kind and checksum) in
+    its config.json, replacing the head it had; or, with ``out``, write a new model
+    directory there: ``root``'s files with this head (``out`` must be new or empty).
+    Returns the directory written.
+
+    One commit either way: the head goes to a file of its own name first, and the new
+    config.json replaces the old one in one rename, so a crash leaves the directory with its
+    old head or its new one, each matching its checksum (the old head's file is removed
+    only after the commit); a new ``out`` appears whole or not at all."""
+    root = resolve_model_dir(root)
+    if out is None:
+        _commit_head(root, head)
+        return root
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ModelDirError(f"{out} already exists: give a new directory for the model with its new head")
+    config = json.loads((root / CONFIG).read_text())
+    with atomic_dir(out) as tmp:
+        for name in [CONFIG, *config.get("files", {})]:
+            shutil.copyfile(root / name, tmp / name)
+        _commit_head(tmp, head)
+    return out
+
+
+def _commit_head(root: Path, head: AlignmentHead) -> None:
+    from safetensors.torch import save
+
+    data = save({k: v.detach().float().contiguous() for k, v in head.state_dict().items()})
+    digest = hashlib.sha256(data).hexdigest()
+    name = f"alignment-{digest[:16]}.safetensors"
+    write_bytes_atomic(root / name, data)
+    crash_point("alignment-head", 1)
+    config = json.loads((root / CONFIG).read_text())
+    files = config.setdefault("files", {})
+    for old in [f for f in files if ALIGNMENT_FILE.fullmatch(f)]:
+        del files[old]
+    files[name] = digest
+    config["alignment"] = {"file": name, "d_head": head.d_head, "context": head.context, "heads": head.heads}
+    write_text_atomic(root / CONFIG, json.dumps(config, indent=2) + "\n")  # the commit
+    crash_point("alignment-head", 2)
+    for stale in root.iterdir():  # the replaced head's file, and any left by an earlier crash
+        if ALIGNMENT_FILE.fullmatch(stale.name) and stale.name != name:
+            stale.unlink(missing_ok=True)
+
+
+def load_alignment_head(root: Path, config: dict, d_model: int) -> AlignmentHead | None:
+    """The model directory's AlignmentHead, or None if it has none."""
+    if "alignment" not in config:
+        return None
+    from safetensors.torch import load_file
+
+    spec = config["alignment"]
+    head = AlignmentHead(d_model, spec["d_head"], spec.get("context", False), spec.get("heads", 1))
+    try:
+        head.load_state_dict(load_file(str(root / spec["file"])))
+    except Exception as e:  # missing, truncated or mismatched file
+        raise ModelDirError(f"{root / spec['file']}: cannot read the alignment head ({e})") from None
+    return head.eval()

@@ -11,50 +11,23 @@ checkpoints under their final names, and ``--resume`` continues from the newest.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from .atomic import crash_point, replace_dir, write_json_atomic
 from .config import ModelConfig
+from .errors import CrossattnError
 from .model import Seq2SeqTransformer, load_weights, save_model
 
 
-def crash_point(name: str, step: int) -> None:
-    """For the crash tests: ``CROSSATTN_CRASH_AT=name:step`` kills this process with SIGKILL
-    at that point, so each dangerous moment (mid-checkpoint write, mid-cleanup) is hit
-    every time instead of by luck of timing. Unset, it costs one dictionary lookup."""
-    if os.environ.get("CROSSATTN_CRASH_AT") == f"{name}:{step}":
-        os.kill(os.getpid(), signal.SIGKILL)
+class CheckpointError(CrossattnError, ValueError):
+    """Checkpoints that cannot be combined: their weights' names or shapes differ."""
 
 
-# -- checkpoints ---------------------------------------------------------------------
-def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move a fully written directory into place; the old one goes only afterwards."""
-    for p in tmp.iterdir():
-        with open(p, "rb") as f:
-            os.fsync(f.fileno())
-    old = final.with_name(final.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old.exists():
-        shutil.rmtree(old)
 
 
 def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
@@ -140,10 +113,21 @@ class CheckpointStore:
 
 
 def average_checkpoints(paths: list[Path], model_cfg: ModelConfig) -> Seq2SeqTransformer:
-    total = None
+    """The network whose weights are the mean of the checkpoints' (in float64, then fp32).
+    Every checkpoint must hold exactly the weights of ``model_cfg``'s network: a missing,
+    unexpected or reshaped tensor is an error naming it, never skipped."""
+    model = Seq2SeqTransformer(model_cfg)
+    expected = {k: v.shape for k, v in model.state_dict().items() if not (model_cfg.tie_output and k == "output.weight")}
+    total: dict[str, torch.Tensor] = {}
     for p in paths:
         sd = load_file(str(p / "model.safetensors"))
-        total = {k: v.double() for k, v in sd.items()} if total is None else {k: total[k] + sd[k].double() for k in total}
-    model = Seq2SeqTransformer(model_cfg)
-    model.load_state_dict({k: (v / len(paths)).float() for k, v in total.items()}, strict=False)
+        missing, unexpected = sorted(set(expected) - set(sd)), sorted(set(sd) - set(expected))
+        reshaped = sorted(k for k in set(sd) & set(expected) if sd[k].shape != expected[k])
+        if missing or unexpected or reshaped:
+            problems = [f"{what} {', '.join(keys)}" for what, keys in
+                        (("missing", missing), ("unexpected", unexpected), ("reshaped", reshaped)) if keys]
+            raise CheckpointError(f"{p}: weights do not match the network: {'; '.join(problems)}")
+        for k, v in sd.items():
+            total[k] = v.double() if k not in total else total[k] + v.double()
+    model.load_state_dict({k: (v / len(paths)).float() for k, v in total.items()}, strict=not model_cfg.tie_output)
     return model

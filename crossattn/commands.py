@@ -8,27 +8,32 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
+from .align_head import AlignmentHead, load_alignment_head, make_examples, save_alignment_head, train_alignment_head
 from .align import (CHUNK, DEFAULT, HEAD_THRESHOLD_BOTH, HEAD_THRESHOLD_ONE, HEAD_WEIGHT, RULES, AlignmentModel,
-                    Method, align, align_pairs_with_heads, format_links, read_links, read_pairs, score, sweep,
-                    translation_links, word_attention)
+                    Method, align, align_pairs_with_heads, score, sweep, translation_links, word_attention)
+from .alignment_text import format_links, read_links, read_links_file, read_token_pairs
+from .attention_views import check_index, select, word_view
+from .cli_common import (CLIError, add_decoding_options, add_model_options, load_torch_translator, model_arg,
+                         write_json, write_lines)
 from .errors import InputError
 from .explain import render, trace
 from .export import export_argos, export_ctranslate2
+from .modeldir import ModelDirError, is_shipped, load_model_dir, resolve_model_dir, shipped_directions
+from .precision import head_training_dtype
 from .server_api import Limits
-from .visualize import check_index, describe, save_grid, save_heatmap, select, text_table, to_json, word_view
+from .visualize import describe, save_grid, save_heatmap, text_table, to_json
 
 
 # -- attend ---------------------------------------------------------------------------
 def cmd_attend(args) -> None:
-    from .cli import CLIError, load_torch_translator as load_translator, write_json
-
     text = " ".join(args.text).strip()
     if not text:
         raise CLIError("nothing to translate: give a sentence")
     if args.all and not args.output:
         raise CLIError("--all draws a grid of heatmaps: give -o FILE.png")
-    translator = load_translator(args)
+    translator = load_torch_translator(args)
     cfg = translator.model.config
     layer = check_index(args.layer, cfg.decoder_layers, "layer")
     head = check_index(args.head, cfg.n_heads, "head")
@@ -59,8 +64,6 @@ def cmd_attend(args) -> None:
 
 def attend_aligners(args, translator) -> tuple[AlignmentModel, AlignmentModel | None]:
     """--links: this direction's alignment head, and the reverse direction's when there is one."""
-    from .cli import CLIError, model_arg
-
     forward = AlignmentModel.of(translator.model, translator.tokenizer, model_arg(args))
     if forward.head is None:
         raise CLIError(f"{model_arg(args)} has no alignment head, so --links has nothing to draw "
@@ -69,8 +72,6 @@ def attend_aligners(args, translator) -> tuple[AlignmentModel, AlignmentModel | 
 
 
 def add_attend_commands(sub) -> None:
-    from .cli import add_decoding_options, add_model_options
-
     p = sub.add_parser("attend", help="translate one sentence and show its cross-attention (text or PNG heatmap)")
     p.add_argument("text", nargs="+", help="the sentence to translate")
     p.add_argument("-o", "--output", metavar="FILE.png", help="draw a heatmap here (default: a text summary)")
@@ -91,15 +92,13 @@ def add_attend_commands(sub) -> None:
 
 # -- align, align-eval -----------------------------------------------------------------
 def cmd_align(args) -> None:
-    from .cli import CLIError, load_torch_translator as load_translator, model_arg, write_lines
-
     if args.method in ("auto", "head") and not args.sweep:
         forward = AlignmentModel.load(model_arg(args), args.device, args.dtype)
         if forward.head is not None:
             return align_with_heads(args, forward)
         if args.method == "head":
             raise CLIError(f"{model_arg(args)} has no alignment head (train one with crossattn align-head)")
-    translator = load_translator(args)
+    translator = load_torch_translator(args)
     cfg = translator.model.config
     method = Method(DEFAULT.layer if args.layer is None else _index(args.layer, "--layer"),
                     DEFAULT.head if args.head is None else _index(args.head, "--head"),
@@ -107,7 +106,7 @@ def cmd_align(args) -> None:
                     args.rule or DEFAULT.rule, DEFAULT.null if args.null is None else args.null == "yes")
     check_index(method.layer, cfg.decoder_layers, "layer")
     check_index(method.head, cfg.n_heads, "head")
-    pairs = read_pairs(args.input)
+    pairs = read_token_pairs(args.input)
     if not pairs:
         raise CLIError(f"{args.input}: no sentence pairs")
     if args.sweep:
@@ -130,9 +129,6 @@ def reverse_alignment_model(reverse_dir: str | None, forward: AlignmentModel, de
                             dtype: str = "fp32") -> AlignmentModel | None:
     """The other direction's model with its alignment head: ``reverse_dir`` (an error if it
     is not one), else the shipped reverse direction if there is one; "none": none."""
-    from .cli import CLIError
-    from .modeldir import ModelDirError, shipped_directions
-
     asked = reverse_dir is not None
     if not asked:
         name = f"{forward.languages[1]}-{forward.languages[0]}"
@@ -155,11 +151,9 @@ def reverse_alignment_model(reverse_dir: str | None, forward: AlignmentModel, de
 
 def align_with_heads(args, forward: "AlignmentModel") -> None:
     """Alignment heads of both directions (when the reverse model has one), symmetrized."""
-    from .cli import CLIError, write_lines
-
     if not 0 <= args.head_weight <= 1:
         raise CLIError(f"--head-weight {args.head_weight}: must be between 0 and 1")
-    pairs = read_pairs(args.input)
+    pairs = read_token_pairs(args.input)
     if not pairs:
         raise CLIError(f"{args.input}: no sentence pairs")
     backward = reverse_alignment_model(args.reverse_model, forward, args.device, args.dtype)
@@ -183,21 +177,35 @@ def warn_too_long(lines: list[int]) -> None:
               f"(lines {', '.join(map(str, lines[:5]))}{'...' if len(lines) > 5 else ''})", file=sys.stderr)
 
 
+def align_head_destination(args) -> tuple[str, Path | None]:
+    """(the model to read, the new directory to write or None to modify it in place):
+    ``--out`` is a new model directory; without it only a ``--model DIR`` named explicitly
+    is modified, never a model shipped inside the package."""
+    source = model_arg(args)
+    if args.out is not None:
+        out = Path(args.out)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise CLIError(f"--out {out} already exists: give a new directory")
+        return source, out
+    if args.model is None:
+        raise CLIError("give --out DIR for the model with its new head (or --model DIR to add it to that directory)")
+    if is_shipped(resolve_model_dir(source)):
+        raise CLIError(f"{args.model} is a model shipped with crossattn, which is never modified: give --out DIR")
+    return source, None
+
+
 def cmd_align_head(args) -> None:
-    """Train an alignment head beside a frozen model and store it in the model directory."""
+    """Train an alignment head beside a frozen model; write it with the model to --out, or
+    into the --model directory."""
     import torch
 
-    from .align_head import AlignmentHead, make_examples, read_links_file, train_alignment_head
-    from .cli import CLIError, model_arg
-    from .modeldir import load_alignment_head, load_model_dir, resolve_model_dir, save_alignment_head
-    from .precision import head_training_dtype as training_dtype
-
-    model, tokenizer, config = load_model_dir(model_arg(args))
+    source, out = align_head_destination(args)
+    model, tokenizer, config = load_model_dir(source)
     langs = config.get("languages") or {"source": "en", "target": "fr"}
     columns = args.columns.split("-", 1)
     if sorted(columns) != sorted(langs.values()):
         raise CLIError(f"--columns {args.columns} does not match the model's languages {langs['source']}-{langs['target']}")
-    root = resolve_model_dir(model_arg(args))
+    root = resolve_model_dir(source)
     existing = load_alignment_head(root, config, model.config.d_model) if args.ensemble else None
     if args.ensemble and existing is None:  # said before minutes of reading and encoding the links
         raise CLIError(f"--ensemble: {root} has no alignment head to add to")
@@ -207,16 +215,16 @@ def cmd_align_head(args) -> None:
         raise CLIError(f"{args.links}: no usable pairs")
     if args.threads:
         torch.set_num_threads(args.threads)
-    if training_dtype(args.dtype, model.config.d_model) == "bf16":  # the network is frozen: only its forward runs
+    if head_training_dtype(args.dtype, model.config.d_model) == "bf16":  # the network is frozen: only its forward runs
         model = model.to(torch.bfloat16)
     head = train_alignment_head(model, examples, args.steps, context=existing.context if existing else args.context,
                                 d_head=existing.d_head if existing else 64,
                                 log=lambda m: print(m, file=sys.stderr))
     if existing is not None:
         head = AlignmentHead.ensemble([existing, head])
-    save_alignment_head(root, head)
+    written = save_alignment_head(root, head, out)
     kind = f"an ensemble of {head.heads} alignment heads, the new one" if head.heads > 1 else "alignment head"
-    print(f"{root}: {kind} trained on {len(examples):,} pairs")
+    print(f"{written}: {kind} trained on {len(examples):,} pairs")
 
 
 def cmd_align_eval(args) -> None:
@@ -237,8 +245,6 @@ def _index(value: str, option: str) -> int | None:
 
 
 def add_align_commands(sub) -> None:
-    from .cli import add_model_options
-
     p = sub.add_parser("align", help="word alignments (Pharaoh i-j) read off cross-attention by forced decoding")
     p.add_argument("-i", "--input", required=True, metavar="PAIRS",
                    help="TSV source<TAB>target, or SRC_FILE:TGT_FILE; words = whitespace-separated tokens")
@@ -284,6 +290,8 @@ def add_align_commands(sub) -> None:
                    help="the frozen network's forward; auto: bf16 where this CPU measures it faster "
                         "(precision.head_training_dtype), else fp32. The head itself trains in fp32")
     p.add_argument("--threads", type=int)
+    p.add_argument("--out", metavar="DIR", help="write the model with its new head here, a new directory (required "
+                                                "unless --model DIR is given: then that directory gets the head)")
     add_model_options(p, engine=False)
     p.set_defaults(func=cmd_align_head)
 
@@ -295,12 +303,10 @@ def add_align_commands(sub) -> None:
 
 # -- explain --------------------------------------------------------------------------
 def cmd_explain(args) -> None:
-    from .cli import CLIError, load_torch_translator as load_translator, write_json
-
     text = " ".join(args.text).strip()
     if not text:
         raise CLIError("nothing to explain: give a sentence")
-    tr = trace(load_translator(args), text, args.step, args.layer, args.head)
+    tr = trace(load_torch_translator(args), text, args.step, args.layer, args.head)
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     sys.stdout.write(render(tr, color) + "\n")
     if args.json:
@@ -308,8 +314,6 @@ def cmd_explain(args) -> None:
 
 
 def add_explain_commands(sub) -> None:
-    from .cli import add_model_options
-
     p = sub.add_parser("explain", help="trace one translation step by step with the model's real numbers")
     p.add_argument("text", nargs="+", help="the sentence to translate")
     p.add_argument("--step", type=int, help="decoder step to open up, from 1 (default: a word with a clear "
@@ -327,9 +331,7 @@ def cmd_serve(args) -> None:
 
     from . import server
 
-    from .cli import CLIError
     from .libretranslate import Access, read_api_keys
-    from .modeldir import shipped_directions
     from .translator import Translator
 
     limits = Limits(max_chars=args.max_chars, max_texts=args.max_texts, max_body_bytes=args.max_body_kb * 1024,
@@ -356,8 +358,6 @@ def cmd_serve(args) -> None:
 
 
 def add_serve_commands(subparsers) -> None:
-    from .cli import add_model_options
-
     d = Limits()
     p = subparsers.add_parser("serve", help="web page + JSON API with dynamic batching")
     add_model_options(p)
@@ -383,8 +383,6 @@ def add_serve_commands(subparsers) -> None:
 
 # -- export ---------------------------------------------------------------------------
 def cmd_export(args) -> None:
-    from .cli import model_arg
-
     if args.format == "argos":
         print(export_argos(model_arg(args), args.out, args.quantization or "int8", args.force))
     else:
@@ -392,8 +390,6 @@ def cmd_export(args) -> None:
 
 
 def add_export_commands(subparsers) -> None:
-    from .cli import add_model_options
-
     p = subparsers.add_parser("export", help="export a model for another engine (CTranslate2, Argos Translate)")
     p.add_argument("--format", default="ctranslate2", choices=["ctranslate2", "argos"],
                    help="ctranslate2: a model directory; argos: an .argosmodel package (int8 weights by default)")

@@ -1,4 +1,4 @@
-"""Parallel corpora: reading, cleaning, filtering, token-budget batching, collation.
+"""Parallel corpora: reading, cleaning, filtering, token-budget batching, padding, collation.
 
 Pipeline: load_corpus() -> pairs of clean strings -> encode_corpus() -> token ids
 -> TokenBatcher (which examples go together) -> collate() (padded tensors).
@@ -12,7 +12,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import zip_longest
+from itertools import chain, zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
@@ -21,7 +21,6 @@ import torch
 
 from .errors import CrossattnError
 from .text import clean_text
-from .decode import pad_rows, pad_sources
 from .tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 if TYPE_CHECKING:
@@ -225,6 +224,21 @@ def encode_corpus(pairs: Sequence[tuple[str, str]], tokenizer: Tokenizer,
     return [src[i] for i in keep], [tgt[i] for i in keep], len(src) - len(keep)
 
 
+def token_budget_batches(costs: Sequence[int], max_tokens: int, max_items: int | None = None) -> list[range]:
+    """The one greedy token-budget batcher: items taken in order (sorted by cost, cheapest
+    first) and cut into consecutive batches of at most ``max_items`` whose count x costliest
+    item stays within ``max_tokens`` (padding counted). An item over budget gets a batch
+    to itself. Returns the index ranges of the batches."""
+    batches, start = [], 0
+    for i, cost in enumerate(costs):  # non-decreasing, so `cost` is the batch's costliest
+        if i > start and ((i - start + 1) * cost > max_tokens or (max_items is not None and i - start >= max_items)):
+            batches.append(range(start, i))
+            start = i
+    if len(costs):
+        batches.append(range(start, len(costs)))
+    return batches
+
+
 class TokenBatcher:
     """Yields batches of example indices with about max_tokens tokens each, grouping
     similar lengths (little padding), reproducible from (seed, epoch) and resumable mid-epoch.
@@ -276,15 +290,9 @@ class TokenBatcher:
         return batches
 
     def _cut(self, idx: np.ndarray) -> list[list[int]]:
-        """Greedy cut of length-sorted indices so that count * longest <= max_tokens."""
-        lens, ids = self.lengths[idx].tolist(), idx.tolist()
-        out, start = [], 0
-        for i, length in enumerate(lens):  # ascending, so `length` is the batch maximum
-            if i > start and (i - start + 1) * length > self.max_tokens:
-                out.append(ids[start:i])
-                start = i
-        out.append(ids[start:])
-        return out
+        """Length-sorted indices cut so that count * longest <= max_tokens."""
+        ids = idx.tolist()
+        return [ids[r.start:r.stop] for r in token_budget_batches(self.lengths[idx].tolist(), self.max_tokens)]
 
     def iterate(self, start_epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[int, int, list[int]]]:
         """Yield (epoch, batch_index, indices) forever; resume with the saved (epoch, batch_index + 1)."""
@@ -296,6 +304,27 @@ class TokenBatcher:
             for b in range(first, len(batches)):
                 yield epoch, b, batches[b]
             epoch, first = epoch + 1, 0
+
+
+def pad_sources(rows: list[list[int]], pad_id: int = PAD_ID, eos_id: int = EOS_ID) -> torch.Tensor:
+    """(B, longest + 1) int64: each row + EOS, right-padded (encoder input, decoder target)."""
+    ids, lens = pad_rows(rows, 0, pad_id)
+    ids[np.arange(len(rows)), lens] = eos_id
+    return torch.from_numpy(ids)
+
+
+def pad_rows(rows: list[list[int]], offset: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows placed at column `offset` in a (B, max_len + 1) pad-filled array.
+
+    Vectorised (one flat copy through a boolean mask, which numpy fills in
+    row-major order) because per-row copies dominate collation time.
+    """
+    lens = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lens.sum()))
+    out = np.full((len(rows), int(lens.max()) + 1), pad_id, dtype=np.int64)
+    cols = np.arange(out.shape[1])
+    out[(cols >= offset) & (cols < lens[:, None] + offset)] = flat
+    return out, lens
 
 
 def collate(src: list[list[int]], tgt: list[list[int]], pad_id: int = PAD_ID, bos_id: int = BOS_ID,
@@ -325,23 +354,34 @@ _FRAGMENT = re.compile(r"[:;,—–-]$|^\(?[a-z0-9]{1,4}\)\s|^[a-z0-9]{1,3}\.\s"
 _PER_HUNDRED = re.compile(r"(\d) ?p\. ?100\b")
 
 
+# "_File", "~Save" (GNOME, LibreOffice): the letter a menu's shortcut underlines
+_ACCELERATOR = re.compile(r"(?<![\w~])[_~](?=[^\W_])")
+
+
+def strip_accelerators(text: str) -> str:
+    """'_Link instance' / 'Save ~As' -> 'Link instance' / 'Save As': interface text as it is read."""
+    return _ACCELERATOR.sub("", text)
+
+
 def percent_sign(text: str) -> str:
     """'9 p. 100' / '6,9 p. 100' -> '9 %' / '6,9 %'; other text unchanged."""
     return _PER_HUNDRED.sub(r"\1 %", text)
 
 
-def looks_clean(src: str, tgt: str) -> bool:
+def looks_clean(src: str, tgt: str, labels: bool = False) -> bool:
     """Heuristic filter for noisy parallel text (software catalogs, game scripts).
 
     Drops placeholders (%s, {0}), markup (<i>, &amp;), URLs, menu accelerators
     (_File), numbered headings, untranslated copies, and short UI labels without
     sentence punctuation ("Line end"). Conversational sentences pass.
+    ``labels=True`` keeps the short labels: for interface text, where they are the point
+    (a model that never saw "Warning" alone writes "La guerre").
     """
     if _MARKUP.search(src) or _MARKUP.search(tgt):
         return False
     if src == tgt or not any(c.isalpha() for c in src) or not any(c.isalpha() for c in tgt):
         return False
-    if len(src.split()) <= 3 and src[-1] not in ".!?\"'»…":
+    if not labels and len(src.split()) <= 3 and src[-1] not in ".!?\"'»…":
         return False
     if any(_PROCEDURE.search(t) or _FRAGMENT.search(t) for t in (src, tgt)):
         return False

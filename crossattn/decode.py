@@ -7,37 +7,11 @@ query position per hypothesis. Sentences that are finished leave the batch.
 
 from __future__ import annotations
 
-from itertools import chain
-
-import numpy as np
 import torch
 from torch import Tensor
 
 from .model import Seq2SeqTransformer
-from .modeldir import length_penalty, max_output_length
-from .tokenizer import EOS_ID, PAD_ID
-
-
-# -- the encoder's input ----------------------------------------------------------------
-def pad_sources(rows: list[list[int]], pad_id: int = PAD_ID, eos_id: int = EOS_ID) -> torch.Tensor:
-    """(B, longest + 1) int64: each row + EOS, right-padded (encoder input, decoder target)."""
-    ids, lens = pad_rows(rows, 0, pad_id)
-    ids[np.arange(len(rows)), lens] = eos_id
-    return torch.from_numpy(ids)
-
-
-def pad_rows(rows: list[list[int]], offset: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows placed at column `offset` in a (B, max_len + 1) pad-filled array.
-
-    Vectorised (one flat copy through a boolean mask, which numpy fills in
-    row-major order) because per-row copies dominate collation time.
-    """
-    lens = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lens.sum()))
-    out = np.full((len(rows), int(lens.max()) + 1), pad_id, dtype=np.int64)
-    cols = np.arange(out.shape[1])
-    out[(cols >= offset) & (cols < lens[:, None] + offset)] = flat
-    return out, lens
+from .decoding import length_penalty, max_output_length
 
 
 def output_limits(model: Seq2SeqTransformer, src: Tensor, max_len: int | None) -> list[int]:
@@ -85,7 +59,7 @@ def beam_search(
     alpha: float = 0.6,
     max_len: int | None = None,
 ) -> list[list[int]]:
-    """Batched beam search, scores divided by length ** alpha (modeldir.length_penalty); returns the best hypothesis per sentence.
+    """Batched beam search, scores divided by length ** alpha (decoding.length_penalty); returns the best hypothesis per sentence.
 
     A sentence is done once it has ``beam_size`` finished hypotheses (or at
     ``max_len``); its rows then leave the batch.

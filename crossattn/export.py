@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from .atomic import fsync_dir, fsync_file, replace_dir
 from .errors import CrossattnError
 
 if TYPE_CHECKING:
@@ -163,15 +164,6 @@ def check_output_dir(out: Path, force: bool) -> None:
         raise ExportError(f"{out} is not a directory written by crossattn export (no {MARKER}); refusing to replace it")
 
 
-def replace_with(tmp: Path, out: Path) -> None:
-    """Swap a fully written ``tmp`` into ``out``; the old export goes only afterwards."""
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def export_ctranslate2(model_dir: str | Path | None, out: str | Path, quantization: str | None = None,
                        force: bool = False) -> Path:
     """Write a CTranslate2 model directory (+ tokenizer.model, README.md) to ``out``."""
@@ -179,7 +171,8 @@ def export_ctranslate2(model_dir: str | Path | None, out: str | Path, quantizati
         import ctranslate2  # noqa: F401
     except ImportError:
         raise ExportError("ctranslate2 is not installed: pip install ctranslate2") from None
-    from .modeldir import TOKENIZER, load_model_dir, model_decoding, resolve_model_dir
+    from .decoding import model_decoding
+    from .modeldir import TOKENIZER, load_model_dir, resolve_model_dir
 
     out = Path(out)
     check_output_dir(out, force)
@@ -202,7 +195,7 @@ def export_ctranslate2(model_dir: str | Path | None, out: str | Path, quantizati
             alpha=decoding["alpha"], max_len=model.config.max_positions - 1))
         (tmp / MARKER).write_text(json.dumps({"format": "ctranslate2", "source": str(model_dir or "en-fr"),
                                                "files": config.get("files", {}), "decoding": decoding}, indent=2))
-        replace_with(tmp, out)
+        replace_dir(tmp, out)  # the old export goes only once the new one is whole, in place
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -270,7 +263,9 @@ def export_argos(model_dir: str | Path | None, out: str | Path, quantization: st
             for path in sorted(pkg.rglob("*")):
                 z.write(path, path.relative_to(tmp))
         out.parent.mkdir(parents=True, exist_ok=True)
+        fsync_file(archive)
         os.replace(archive, out)  # atomic: a killed export leaves the old package or none
+        fsync_dir(out.parent)
     return out
 
 

@@ -1,6 +1,7 @@
 """The model directory (this module owns its format: reading, writing, checking), and the
-conventions every inference engine follows around the network (text normalisation,
-sentence splitting, the output-length budget, the length penalty).
+text conventions every inference engine follows around the network (normalisation,
+sentence splitting); the decoding ones (output-length budget, length penalty) are
+decoding.py's, the optional alignment head's file align_head.py's.
 
 A model directory holds::
 
@@ -21,8 +22,10 @@ import json
 import os
 from pathlib import Path
 
+from .atomic import atomic_dir, crash_point, write_json_atomic, write_text_atomic
 from .config import ModelConfig
-from .errors import ConfigError, CrossattnError
+from .decoding import DEFAULT_DECODING
+from .errors import CrossattnError
 from .text import (clean_text, dollars_in_signs, dollars_in_words, is_shouted, protect_spans, restore_spans,
                    sentence_case, split_sentences)
 from .tokenizer import Tokenizer
@@ -30,7 +33,6 @@ from .tokenizer import Tokenizer
 PRETRAINED_ROOT = Path(__file__).parent / "pretrained"
 PRETRAINED_DIR = PRETRAINED_ROOT / "en-fr"  # the default model
 WEIGHTS, TOKENIZER, CONFIG = "model.safetensors", "tokenizer.model", "config.json"
-DEFAULT_DECODING = {"beam": 4, "alpha": 0.6}
 
 
 class ModelDirError(CrossattnError, ValueError):
@@ -48,6 +50,11 @@ def sha256_file(path: Path) -> str:
 def shipped_directions() -> list[str]:
     """The language pairs of the models shipped in the package, e.g. ["en-fr", "fr-en"]."""
     return sorted(p.name for p in PRETRAINED_ROOT.iterdir() if (p / CONFIG).is_file())
+
+
+def is_shipped(root: Path) -> bool:
+    """Whether ``root`` is one of the models shipped inside the package (which no command modifies)."""
+    return root.resolve().is_relative_to(PRETRAINED_ROOT.resolve())
 
 
 def resolve_model_dir(path: str | Path | None) -> Path:
@@ -97,9 +104,7 @@ def verify_files(root: Path, digests: dict[str, str]) -> None:
     if fresh != stamps:
         try:  # a cache that cannot be written only costs the next start its hashing
             stamp_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = stamp_file.with_name(f"{stamp_file.name}.tmp{os.getpid()}")
-            tmp.write_text(json.dumps(fresh))
-            os.replace(tmp, stamp_file)
+            write_json_atomic(stamp_file, fresh)
         except OSError:
             pass
 
@@ -208,50 +213,27 @@ def target_language(config: dict) -> str | None:
     return (config.get("languages") or {}).get("target")
 
 
-def model_decoding(saved: dict | None) -> dict:
-    """The decoding defaults of a model: config.json's "decoding" over DEFAULT_DECODING
-    (the one place they are merged)."""
-    return {**DEFAULT_DECODING, **(saved or {})}
-
-
-def decoding_settings(defaults: dict, beam: int | None, alpha: float | None) -> tuple[int, float]:
-    """The beam and length-penalty exponent to use: the caller's, else the model's."""
-    beam = defaults["beam"] if beam is None else beam
-    alpha = defaults["alpha"] if alpha is None else alpha
-    if not isinstance(beam, int) or beam < 1:
-        raise ConfigError(f"beam must be a positive integer, not {beam!r}")
-    return beam, float(alpha)
-
-
-def max_output_length(src_len: int, max_positions: int, ratio: float = 1.5, extra: int = 10) -> int:
-    """Longest translation we allow for a source of ``src_len`` tokens (EOS included)."""
-    return max(1, min(int(ratio * src_len + extra), max_positions - 1))
-
-
-def length_penalty(length: int, alpha: float) -> float:
-    """Beam scores are log-probabilities divided by ``length ** alpha`` (EOS counted), as
-    CTranslate2 does, so both engines rank hypotheses alike; 0 = raw log-probability."""
-    return float(length) ** alpha
-
-
 # -- writing and loading the torch network ------------------------------------------------
 def save_model_dir(model, tokenizer: Tokenizer, out: str | Path, decoding: dict | None = None,
                    dtype=None, extra: dict | None = None) -> None:
     """Write an inference-ready model directory (checksums included) for a
-    ``Seq2SeqTransformer``; ``dtype`` (e.g. torch.bfloat16) sets how weights are stored."""
+    ``Seq2SeqTransformer``; ``dtype`` (e.g. torch.bfloat16) sets how weights are stored.
+
+    Written whole under a temporary name and renamed into place: after a crash ``out`` is
+    the previous directory, the new one, or (mid-swap) absent, never a mixture."""
     from .model import save_model
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_model(model, out / WEIGHTS, dtype)
-    tokenizer.save(out / TOKENIZER)
-    config = {
-        "model": model.config.to_dict(),
-        "decoding": dict(decoding or DEFAULT_DECODING),
-        "files": {name: sha256_file(out / name) for name in (WEIGHTS, TOKENIZER)},
-        **(extra or {}),
-    }
-    (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    with atomic_dir(out) as tmp:
+        save_model(model, tmp / WEIGHTS, dtype)
+        crash_point("model-dir-write", 1)
+        tokenizer.save(tmp / TOKENIZER)
+        config = {
+            "model": model.config.to_dict(),
+            "decoding": dict(decoding or DEFAULT_DECODING),
+            "files": {name: sha256_file(tmp / name) for name in (WEIGHTS, TOKENIZER)},
+            **(extra or {}),
+        }
+        write_text_atomic(tmp / CONFIG, json.dumps(config, indent=2) + "\n")
 
 
 def load_model_dir(path: str | Path | None, verify: bool = True):
@@ -267,40 +249,3 @@ def load_model_dir(path: str | Path | None, verify: bool = True):
     except Exception as e:  # safetensors raises its own error types on truncated files
         raise ModelDirError(f"{root / WEIGHTS}: cannot read weights ({e})") from None
     return model.eval(), tokenizer, config
-
-
-# -- the optional alignment head (align_head.py) -------------------------------------------
-def save_alignment_head(root: str | Path, head) -> None:
-    """Store ``head`` in the model directory and record it (and its checksum) in config.json."""
-    from safetensors.torch import save_file
-
-    from .align_head import ALIGNMENT_WEIGHTS
-
-    root = resolve_model_dir(root)
-    tmp = root / (ALIGNMENT_WEIGHTS + ".tmp")
-    save_file({k: v.detach().float().contiguous() for k, v in head.state_dict().items()}, str(tmp))
-    tmp.replace(root / ALIGNMENT_WEIGHTS)
-    config = json.loads((root / CONFIG).read_text())
-    config["alignment"] = {"file": ALIGNMENT_WEIGHTS, "d_head": head.d_head, "context": head.context,
-                           "heads": head.heads}
-    config.setdefault("files", {})[ALIGNMENT_WEIGHTS] = sha256_file(root / ALIGNMENT_WEIGHTS)
-    tmp_config = root / (CONFIG + ".tmp")
-    tmp_config.write_text(json.dumps(config, indent=2) + "\n")
-    tmp_config.replace(root / CONFIG)
-
-
-def load_alignment_head(root: Path, config: dict, d_model: int):
-    """The model directory's AlignmentHead, or None if it has none."""
-    if "alignment" not in config:
-        return None
-    from safetensors.torch import load_file
-
-    from .align_head import AlignmentHead
-
-    spec = config["alignment"]
-    head = AlignmentHead(d_model, spec["d_head"], spec.get("context", False), spec.get("heads", 1))
-    try:
-        head.load_state_dict(load_file(str(root / config["alignment"]["file"])))
-    except Exception as e:  # missing, truncated or mismatched file
-        raise ModelDirError(f"{root / config['alignment']['file']}: cannot read the alignment head ({e})") from None
-    return head.eval()

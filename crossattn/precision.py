@@ -184,3 +184,18 @@ def inference_dtype(dtype: str, device: "torch.device") -> "torch.dtype":
     if dtype != "auto":
         return _named(dtype, INFERENCE_DTYPES)
     return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def quantize_int8(model: "torch.nn.Module", device: "torch.device") -> "torch.nn.Module":
+    """Dynamic int8 quantization of every Linear (weights int8, activations quantized
+    per batch): about 2x faster matmuls on CPUs without fast bf16, small BLEU cost."""
+    if device.type != "cpu":
+        raise PrecisionError("--dtype int8 runs on the CPU only; use bf16 on a GPU")
+    import warnings
+
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
+from .atomic import write_bytes_atomic
 from .errors import CrossattnError
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
@@ -155,7 +156,7 @@ class Tokenizer:
         data = buf.getvalue()
         out = Path(out_path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(data)
+        write_bytes_atomic(out, data)
         return cls.from_bytes(data, str(out))
 
     @property
@@ -269,7 +270,7 @@ class Tokenizer:
         return self._sp.piece_to_id(piece)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_bytes(self._bytes)
+        write_bytes_atomic(path, self._bytes)
 
     def __repr__(self) -> str:
         return f"Tokenizer({self.name!r}, vocab_size={self.vocab_size})"

@@ -9,59 +9,19 @@ and the reference that the CTranslate2 export is checked against.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from .decode import beam_search, pad_sources
+from .attention_views import AttentionResult
+from .data import pad_sources, token_budget_batches
+from .decode import beam_search
+from .decoding import decoding_settings, model_decoding
 from .model import Seq2SeqTransformer
-from .precision import PrecisionError, inference_dtype, pick_device
-from .modeldir import SourceText, decoding_settings, load_model_dir, model_decoding, normalize, target_language
+from .modeldir import SourceText, load_model_dir, normalize, target_language
+from .precision import inference_dtype, pick_device, quantize_int8
 from .tokenizer import Tokenizer
-
-
-def quantize_int8(model: Seq2SeqTransformer, device: torch.device) -> Seq2SeqTransformer:
-    """Dynamic int8 quantization of every Linear (weights int8, activations quantized
-    per batch): about 2x faster matmuls on CPUs without fast bf16, small BLEU cost."""
-    if device.type != "cpu":
-        raise PrecisionError("--dtype int8 runs on the CPU only; use bf16 on a GPU")
-    import warnings
-
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-
-
-@dataclass
-class AttentionResult:
-    """One translation with the cross-attention that produced it."""
-
-    translation: str
-    source_tokens: list[str]  # pieces, EOS included as "</s>"
-    target_tokens: list[str]  # pieces, EOS included as "</s>"
-    attention: Tensor  # (layers, heads, target_len, source_len), float32
-
-    @staticmethod
-    def concat(parts: list["AttentionResult"]) -> "AttentionResult":
-        """Sentences translated one by one, as one result: tokens end to end, and the
-        attention block-diagonal (each sentence's translation saw only its own source)."""
-        if len(parts) == 1:
-            return parts[0]
-        layers, heads = parts[0].attention.shape[:2]
-        rows, cols = sum(p.attention.shape[2] for p in parts), sum(p.attention.shape[3] for p in parts)
-        attention = torch.zeros(layers, heads, rows, cols)
-        r = c = 0
-        for p in parts:
-            t, s = p.attention.shape[2:]
-            attention[:, :, r : r + t, c : c + s] = p.attention
-            r, c = r + t, c + s
-        return AttentionResult(" ".join(p.translation for p in parts if p.translation),
-                               [x for p in parts for x in p.source_tokens],
-                               [x for p in parts for x in p.target_tokens], attention)
 
 
 class TorchTranslator:
@@ -104,17 +64,12 @@ class TorchTranslator:
         # sort by length so each batch has little padding; restore order at the end
         order = sorted(range(len(pieces)), key=lambda j: len(pieces[j][1]))
         results: list[list[int]] = [[] for _ in pieces]
-        start = 0
-        while start < len(order):
-            end = start + 1
-            while (end < len(order) and end - start < batch_size
-                   and (end - start + 1) * (len(pieces[order[end]][1]) + 1) * beam <= max_batch_tokens):
-                end += 1
-            batch_idx = order[start:end]
+        costs = [(len(pieces[j][1]) + 1) * beam for j in order]  # padded tokens, times the beam's rows
+        for batch in token_budget_batches(costs, max_batch_tokens, batch_size):
+            batch_idx = [order[k] for k in batch]
             src = self._batch([pieces[j][1] for j in batch_idx])
             for j, hyp in zip(batch_idx, beam_search(self.model, src, beam, alpha)):
                 results[j] = hyp
-            start = end
         outputs: list[list[str]] = [[] for _ in texts]
         for (i, _), hyp in zip(pieces, results):
             outputs[i].append(self.tokenizer.decode(hyp))

@@ -199,7 +199,7 @@ class Translator:
         here, its attention read by the torch network, and the sentences are put end to
         end (the attention is block-diagonal). The tokens are what the model read and
         wrote; ``translation`` is what ``translate`` gives for ``text``."""
-        from .torch_engine import AttentionResult
+        from .attention_views import AttentionResult
 
         engine = self.torch_engine()
         beam, alpha = decoding_settings(self.decoding, beam, alpha)

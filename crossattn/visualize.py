@@ -1,111 +1,19 @@
-"""Seeing cross-attention: word-level views, layer/head aggregation, heatmaps, ``crossattn attend``.
+"""Drawing cross-attention: heatmaps (PNG), the text table of ``crossattn attend``, and its JSON.
 
-The model attends between SentencePiece pieces; people read words. A word is a run of
-pieces that starts with the space marker "▁" (so "Hello," = ▁He ll o , is one word,
-while French "▁?" is a word of its own). Merging a weight matrix (target x source):
-
-* source pieces of one word are **summed**: the attention a word receives is the total
-  mass on its pieces, so each row still sums to 1;
-* target pieces of one word are **averaged**: each piece's row is a distribution, and
-  the word's row is their mean (still a distribution).
-
-The final "</s>" is kept as its own word: decoders park attention there when no
-source word is needed, which is worth seeing (``keep_eos=False`` drops it).
-
-Attention row t is the step that *predicts* target token t (its query is token t-1),
-so the heatmap reads "while writing this word, the decoder looked at ...".
+The word-level views they draw (pieces merged into words, layers and heads selected)
+are attention_views.py's. Attention row t is the step that *predicts* target token t, so
+the heatmap reads "while writing this word, the decoder looked at ...".
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from .errors import InputError
-from .torch_engine import AttentionResult
-
-SPACE, EOS = "\u2581", "</s>"
-_BYTE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")  # byte-fallback pieces
-
-
-def pieces_to_text(pieces: list[str]) -> str:
-    """Readable text of a run of pieces (space markers dropped, byte pieces decoded)."""
-    data = bytearray()
-    for p in pieces:
-        m = _BYTE.match(p)
-        data += bytes([int(m.group(1), 16)]) if m else p.replace(SPACE, " ").encode()
-    return data.decode("utf-8", errors="replace").strip()
-
-
-def group_pieces(pieces: list[str], keep_eos: bool = True, keep_pieces: bool = False) -> tuple[list[str], list[list[int]]]:
-    """Pieces -> (word labels, piece indexes of each word)."""
-    spans: list[list[int]] = []
-    new_word = True  # the first piece, and the piece after </s>, always start a word
-    for i, p in enumerate(pieces):
-        if p == EOS:
-            if keep_eos:
-                spans.append([i])
-            new_word = True
-        elif keep_pieces or new_word or p.startswith(SPACE):
-            spans.append([i])
-            new_word = False
-        else:
-            spans[-1].append(i)
-    labels = [pieces[s[0]] if keep_pieces or pieces[s[0]] == EOS else pieces_to_text([pieces[i] for i in s])
-              for s in spans]
-    return labels, spans
-
-
-def membership(spans: list[list[int]], n: int, average: bool) -> Tensor:
-    """(words, n) matrix: 1 where piece belongs to word, or 1/len(word) when averaging."""
-    m = torch.zeros(len(spans), n)
-    for w, idx in enumerate(spans):
-        m[w, idx] = 1.0 / len(idx) if average else 1.0
-    return m
-
-
-def merge_attention(attention: Tensor, target_spans: list[list[int]], source_spans: list[list[int]]) -> Tensor:
-    """(..., T, S) piece weights -> (..., target words, source words): average rows, sum columns."""
-    rows = membership(target_spans, attention.size(-2), average=True).to(attention)
-    cols = membership(source_spans, attention.size(-1), average=False).to(attention)
-    return rows @ attention @ cols.T
-
-
-@dataclass
-class WordView:
-    source: list[str]
-    target: list[str]
-    source_spans: list[list[int]]
-    target_spans: list[list[int]]
-    attention: Tensor  # (layers, heads, target words, source words)
-
-
-def word_view(result: AttentionResult, keep_eos: bool = True, keep_pieces: bool = False) -> WordView:
-    src, src_spans = group_pieces(result.source_tokens, keep_eos, keep_pieces)
-    tgt, tgt_spans = group_pieces(result.target_tokens, keep_eos, keep_pieces)
-    return WordView(src, tgt, src_spans, tgt_spans, merge_attention(result.attention.float(), tgt_spans, src_spans))
-
-
-# -- aggregation ----------------------------------------------------------------------
-def check_index(value: int | None, n: int, what: str) -> int | None:
-    """None stays None (= average); negative counts from the end; out of range is a clear error."""
-    if value is None:
-        return None
-    if not -n <= value < n:
-        raise InputError(f"{what} {value} out of range: the model has {n} {what}s (0-{n - 1}, or -1 for the last)")
-    return value % n
-
-
-def select(attention: Tensor, layer: int | None = None, head: int | None = None) -> Tensor:
-    """(layers, heads, T, S) -> (T, S): one layer or the mean over layers, one head or the mean over heads."""
-    layer = check_index(layer, attention.size(0), "layer")
-    head = check_index(head, attention.size(1), "head")
-    a = attention.mean(0) if layer is None else attention[layer]
-    return a.mean(0) if head is None else a[head]
+from .atomic import atomic_path, crash_point
+from .attention_views import AttentionResult, WordView, select
 
 
 def describe(layer: int | None, head: int | None, n_layers: int, n_heads: int) -> str:
@@ -198,8 +106,7 @@ def save_heatmap(view: WordView, path: str | Path, layer: int | None = None, hea
     # the title is centred on the axes, which leave ~2.5 inches to labels and colour bar
     ax.set_title(title + ("\n" + wrap(caption, size[0] - 2.5, 13) if caption else ""), fontsize=13)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def save_grid(view: WordView, path: str | Path, layers: list[int] | None = None, caption: str = "",
@@ -229,8 +136,20 @@ def save_grid(view: WordView, path: str | Path, layers: list[int] | None = None,
     fig.tight_layout(rect=(0, 0, 0.95, 1))
     cbar = fig.colorbar(im, ax=axes, fraction=0.015, pad=0.01)
     cbar.set_label("attention weight", fontsize=11)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """Write and close a figure, whole or not at all: drawn to a temporary file, renamed
+    into place. The format is the path's suffix (PNG when it has none), as matplotlib reads it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=Path(path).suffix.lstrip(".").lower() or "png")
+            crash_point("figure-write", 1)
+    finally:
+        plt.close(fig)
 
 
 def to_json(result: AttentionResult, source_text: str, view: WordView, layer: int | None, head: int | None) -> dict:

@@ -213,7 +213,8 @@ def main() -> int:
     matplotlib.use("Agg")
     from crossattn.explain import trace
     from crossattn.torch_engine import TorchTranslator as Translator  # the network itself: traces read its insides
-    from crossattn.visualize import save_grid, save_heatmap, word_view
+    from crossattn.attention_views import word_view
+    from crossattn.visualize import save_grid, save_heatmap
 
     IMG.mkdir(exist_ok=True)
     translator = Translator.load(device="cpu", dtype="fp32")  # fp32: the same numbers on every machine

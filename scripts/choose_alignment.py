@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from crossattn.align import (AlignmentModel, head_links, read_links, read_pairs, score,  # noqa: E402
-                             to_given_words)
+from crossattn.align import AlignmentModel, head_links, score, to_given_words  # noqa: E402
+from crossattn.alignment_text import read_links, read_token_pairs  # noqa: E402
 
 HEAD_WEIGHTS = (1.0, 0.8, 0.7, 0.6, 0.5)
 THRESHOLDS = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
@@ -32,7 +32,7 @@ def main() -> None:
     p.add_argument("--dtype", default="fp32")
     p.add_argument("--top", type=int, default=15)
     a = p.parse_args()
-    pairs = read_pairs(f"{a.gold_dir / 'en.txt'}:{a.gold_dir / 'fr.txt'}")
+    pairs = read_token_pairs(f"{a.gold_dir / 'en.txt'}:{a.gold_dir / 'fr.txt'}")
     gold = read_links(str(a.gold_dir / "gold.talp"))
     forward = AlignmentModel.load(a.model, dtype=a.dtype)
     backward = None if a.one_direction else AlignmentModel.load(a.reverse_model, dtype=a.dtype)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from alignment import eflomal_links, first_pairs, hansard_pairs, tokenize_like  # noqa: E402
 
-from crossattn.align import format_links  # noqa: E402
+from crossattn.alignment_text import format_links  # noqa: E402
 
 
 def main() -> None:

@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from crossattn.modeldir import (CONFIG, load_alignment_head, load_model_dir, read_model_dir,  # noqa: E402
-                               save_alignment_head, save_model_dir)
+from crossattn.align_head import load_alignment_head, save_alignment_head  # noqa: E402
+from crossattn.atomic import atomic_dir, write_text_atomic  # noqa: E402
+from crossattn.modeldir import CONFIG, load_model_dir, read_model_dir, save_model_dir  # noqa: E402
 
 
 STORE = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -55,17 +55,13 @@ def main() -> None:
         head = load_alignment_head(root, head_config, model.config.d_model)
     card = dest / "MODEL_CARD.md"
     kept = card.read_text() if card.exists() else None
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     extra = {"languages": config["languages"], "training": {**config.get("training", {}), "note": a.note}}
-    save_model_dir(model, tokenizer, tmp, {"beam": a.beam, "alpha": a.alpha}, dtype=STORE[a.store], extra=extra)
-    if head is not None:
-        save_alignment_head(tmp, head)
-    if kept is not None:
-        (tmp / "MODEL_CARD.md").write_text(kept)
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp.rename(dest)
+    with atomic_dir(dest) as tmp:  # DEST is replaced whole, or not at all
+        save_model_dir(model, tokenizer, tmp, {"beam": a.beam, "alpha": a.alpha}, dtype=STORE[a.store], extra=extra)
+        if head is not None:
+            save_alignment_head(tmp, head)
+        if kept is not None:
+            write_text_atomic(tmp / "MODEL_CARD.md", kept)
     print(json.dumps({k: v for k, v in json.loads((dest / "config.json").read_text()).items() if k != "model"}, indent=1))
 
 

@@ -4,6 +4,7 @@ alignment is known."""
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -11,7 +12,8 @@ import torch
 from conftest import SHARED_DATA, run_cli
 
 from crossattn import cli
-from crossattn.align import DEFAULT, encode_words, extract, parse_links, score, word_attention
+from crossattn.align import DEFAULT, extract, score, word_attention
+from crossattn.alignment_text import encode_words, parse_links
 
 ALIGN_DATA = SHARED_DATA / "align"
 
@@ -208,7 +210,7 @@ def test_shipped_default_on_the_selection_set(tmp_path, capsys):
 
 # -- gold-style tokens, both directions, the alignment head ---------------------------------
 def test_natural_text_restores_french_and_keeps_every_token():
-    from crossattn.align import natural_text
+    from crossattn.alignment_text import natural_text
 
     tokens = "je ai vu le homme de le village et la lecture de les recommandations de une personne".split()
     text, spans = natural_text(tokens, "fr")
@@ -226,7 +228,7 @@ def test_natural_text_restores_french_and_keeps_every_token():
 
 
 def test_pieces_map_to_the_given_tokens(shipped_torch_translator):
-    from crossattn.align import encode_natural
+    from crossattn.alignment_text import encode_natural
 
     tok = shipped_torch_translator.tokenizer
     tokens = "je ai vu le procès - verbal de le jour .".split()
@@ -315,7 +317,8 @@ def test_head_weights_read_the_attention_of_the_asked_layer(shipped):
 
 
 def test_hyphenated_compounds_share_their_links():
-    from crossattn.align import hyphen_compounds, natural_text, share_compound_links
+    from crossattn.align import share_compound_links
+    from crossattn.alignment_text import hyphen_compounds, natural_text
 
     fr = "le procès - verbal de la séance , y a - t - il".split()
     assert hyphen_compounds(fr) == [[1, 2, 3], [9, 10, 11, 12, 13]]
@@ -396,7 +399,8 @@ def test_default_alignment_on_the_gold_sets(gold_set, floor, tmp_path):
     2026-12-03 (en-fr v5 + fr-en v5, Intel Xeon with AMX): Hansards trial AER 6.9 in fp32,
     6.8 in bf16, 7.2 in int8; Golden Collection 14.9 / 14.8 / 15.0. The floors sit a little
     above, for CPUs whose `--dtype auto` picks another precision."""
-    from crossattn.align import read_links, score
+    from crossattn.align import score
+    from crossattn.alignment_text import read_links
 
     folder = SHARED_DATA / "align" / gold_set
     out = tmp_path / "links.txt"
@@ -430,12 +434,13 @@ def test_heads_give_the_same_links_in_every_precision():
 
 
 def test_alignment_head_round_trips_through_the_model_directory(tiny_run, tmp_path):
-    """modeldir owns the head's file: saved with its kind, checksummed, loaded back equal."""
+    """align_head owns the head's file: saved with its kind, checksummed, loaded back equal."""
+    import json
     import shutil
 
     from crossattn.align import AlignmentModel
-    from crossattn.align_head import ALIGNMENT_WEIGHTS, AlignmentHead
-    from crossattn.modeldir import ModelDirError, resolve_model_dir, save_alignment_head
+    from crossattn.align_head import AlignmentHead, save_alignment_head
+    from crossattn.modeldir import ModelDirError, resolve_model_dir
 
     root = tmp_path / "model"
     shutil.copytree(resolve_model_dir(tiny_run.out), root)
@@ -446,7 +451,7 @@ def test_alignment_head_round_trips_through_the_model_directory(tiny_run, tmp_pa
     loaded = AlignmentModel.load(root).head
     assert loaded.context and loaded.d_head == 16
     assert all(torch.equal(a, b) for a, b in zip(head.state_dict().values(), loaded.state_dict().values()))
-    (root / ALIGNMENT_WEIGHTS).write_bytes(b"not a safetensors file")
+    (root / json.loads((root / "config.json").read_text())["alignment"]["file"]).write_bytes(b"not a safetensors file")
     with pytest.raises(ModelDirError):
         AlignmentModel.load(root)
 
@@ -457,8 +462,8 @@ def test_an_ensemble_of_heads_averages_their_weights(tiny_run, tmp_path):
     import shutil
 
     from crossattn.align import AlignmentModel
-    from crossattn.align_head import AlignmentHead
-    from crossattn.modeldir import resolve_model_dir, save_alignment_head
+    from crossattn.align_head import AlignmentHead, save_alignment_head
+    from crossattn.modeldir import resolve_model_dir
 
     torch.manual_seed(0)
     members = [AlignmentHead(32, d_head=8), AlignmentHead(32, d_head=8)]
@@ -514,14 +519,14 @@ def test_align_head_command_trains_and_adds_to_an_ensemble(tiny_run, tmp_path):
     assert "0-0" in lines[0] and lines[1] == "" and "0-0" in lines[2], proc.stdout
     assert "1 pair too long for the model, left unaligned (lines 2)" in proc.stderr, proc.stderr
     # a head of another size: the new one is made to match it
-    from crossattn.align_head import AlignmentHead
-    from crossattn.modeldir import save_alignment_head
+    from crossattn.align_head import AlignmentHead, save_alignment_head
 
     save_alignment_head(root, AlignmentHead(json.loads((root / "config.json").read_text())["model"]["d_model"], d_head=8))
     proc = run_cli(common + ["--ensemble"])
     assert proc.returncode == 0, proc.stderr
-    assert json.loads((root / "config.json").read_text())["alignment"] == {
-        "file": "alignment.safetensors", "d_head": 8, "context": False, "heads": 2}
+    spec = json.loads((root / "config.json").read_text())["alignment"]
+    assert {k: v for k, v in spec.items() if k != "file"} == {"d_head": 8, "context": False, "heads": 2}
+    assert [p.name for p in root.glob("alignment*")] == [spec["file"]]  # the replaced heads' files are gone
 
 
 def test_heads_report_progress_and_pairs_too_long(tiny_run, monkeypatch):
@@ -537,3 +542,37 @@ def test_heads_report_progress_and_pairs_too_long(tiny_run, monkeypatch):
     links = align.align_pairs_with_heads(pairs, am, too_long=too_long, progress=lambda d, t: seen.append((d, t)))
     assert len(links) == 3 and links[1] == set() and too_long == [1]
     assert seen == [(2, 3), (3, 3)]
+
+
+def test_align_head_never_rewrites_a_shipped_model(tmp_path, monkeypatch, capsys, one_thread):
+    """Without --model, align-head trained on the shipped model and rewrote it inside the
+    installed package (head and config.json). Now it needs --out, a new directory, and
+    refuses to modify a shipped model even when named as --model. The package's models
+    stand in as copies here, so that the old behaviour cannot damage the real ones."""
+    import shutil
+
+    from crossattn import modeldir
+
+    pretrained = tmp_path / "pretrained"
+    shutil.copytree(modeldir.PRETRAINED_DIR, pretrained / "en-fr")
+    monkeypatch.setattr(modeldir, "PRETRAINED_ROOT", pretrained)
+    monkeypatch.setattr(modeldir, "PRETRAINED_DIR", pretrained / "en-fr")
+    shipped = {p.name: p.read_bytes() for p in (pretrained / "en-fr").iterdir()}
+    links = tmp_path / "links.tsv"
+    links.write_text("the cat sleeps\tle chat dort\t0-0 1-1 2-2\n", encoding="utf-8")
+    common = ["align-head", "--links", str(links), "--steps", "1", "--dtype", "fp32", "--threads", "1"]
+
+    assert cli.main(common) == 1
+    assert "give --out DIR" in capsys.readouterr().err
+    for named in ("en-fr", str(pretrained / "en-fr")):
+        assert cli.main(common + ["--model", named]) == 1
+        assert "shipped with crossattn, which is never modified" in capsys.readouterr().err
+    out = tmp_path / "with-new-head"
+    assert cli.main(common + ["--out", str(out)]) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.startswith(f"{out}: alignment head trained on 1 pairs")
+    config = json.loads((out / "config.json").read_text())
+    assert (out / config["alignment"]["file"]).is_file()
+    assert modeldir.read_model_dir(out)[1]["files"] == config["files"]  # checksums verified
+    assert {p.name: p.read_bytes() for p in (pretrained / "en-fr").iterdir()} == shipped
+    assert cli.main(common + ["--out", str(out)]) == 1  # and --out is never an existing model
+    assert "already exists" in capsys.readouterr().err

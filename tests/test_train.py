@@ -177,3 +177,41 @@ def test_committed_configs_load(path):
 
     model_cfg, train_cfg = load_config(str(path), None)
     assert model_cfg.dropout >= 0 and train_cfg.max_tokens > 0
+
+
+def test_averaging_checkpoints_with_other_weights_is_an_error_naming_them(tmp_path):
+    """average_checkpoints loaded with strict=False: a tensor one checkpoint lacks, or has
+    in excess, was skipped silently (the network kept its random initial values there)."""
+    from safetensors.torch import save_file
+
+    from crossattn.checkpoints import CheckpointError, average_checkpoints
+    from crossattn.model import ModelConfig, Seq2SeqTransformer, save_model
+
+    cfg = ModelConfig(vocab_size=300, d_model=16, n_heads=2, d_ff=32, encoder_layers=1, decoder_layers=1,
+                      max_positions=32)
+    dirs = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        dirs.append(tmp_path / f"step-{seed}")
+        dirs[-1].mkdir()
+        save_model(Seq2SeqTransformer(cfg), dirs[-1] / "model.safetensors")
+    first, second = (load_file(str(d / "model.safetensors")) for d in dirs)
+    mean = average_checkpoints(dirs, cfg).state_dict()
+    assert all(torch.allclose(mean[k], (first[k] + second[k]) / 2) for k in first)
+
+    name = "decoder_norm.weight"
+    renamed = {("decoder_norm.wieght" if k == name else k): v for k, v in second.items()}
+    save_file(renamed, str(dirs[1] / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"step-2: .*missing decoder_norm\.weight; unexpected decoder_norm\.wieght"):
+        average_checkpoints(dirs, cfg)
+    save_file({**second, "extra.bias": torch.zeros(3)}, str(dirs[1] / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"unexpected extra\.bias"):
+        average_checkpoints(dirs, cfg)
+    save_file({k: v for k, v in first.items() if k != name}, str(dirs[0] / "model.safetensors"))
+    save_file({k: v for k, v in second.items() if k != name}, str(dirs[1] / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"step-1: .*missing decoder_norm\.weight"):  # both lack it
+        average_checkpoints(dirs, cfg)
+    save_file({**second, name: torch.ones(8)}, str(dirs[1] / "model.safetensors"))
+    save_model(Seq2SeqTransformer(cfg), dirs[0] / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"reshaped decoder_norm\.weight"):
+        average_checkpoints(dirs, cfg)

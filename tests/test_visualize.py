@@ -9,9 +9,9 @@ import torch
 
 from crossattn import cli
 from crossattn.modeldir import PRETRAINED_DIR
-from crossattn.torch_engine import AttentionResult
-from crossattn.visualize import (check_index, group_pieces, merge_attention, pieces_to_text, select, text_table,
-                                 word_view)
+from crossattn.attention_views import (AttentionResult, check_index, group_pieces, merge_attention, pieces_to_text,
+                                       select, word_view)
+from crossattn.visualize import text_table
 
 PIECES = ["\u2581He", "ll", "o", ",", "\u2581how", "\u2581you", "?", "</s>"]
 
@@ -178,7 +178,7 @@ def test_attend_links_without_a_head_is_a_clear_error(tiny_run, capsys):
 def test_translation_links_follow_the_view_numbering(shipped_torch_translator):
     """Same links whatever the numbering: words with and without </s>, pieces."""
     from crossattn.align import AlignmentModel, translation_links
-    from crossattn.visualize import word_view
+    from crossattn.attention_views import word_view
 
     forward = AlignmentModel.of(shipped_torch_translator.model, shipped_torch_translator.tokenizer, "en-fr")
     result = shipped_torch_translator.translate_with_attention("The cat sleeps on the sofa.")

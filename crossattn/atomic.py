@@ -1,0 +1,117 @@
+"""Writes that are whole or absent after a kill -9 or a power cut: every file crossattn
+writes goes through here. A file is written under a temporary name in its own directory,
+flushed to disk (fsync) and renamed over the final name (``os.replace``, atomic on POSIX);
+a directory is filled under a temporary name and renamed into place the same way.
+
+``crash_point`` lets the tests kill the process at each dangerous moment deterministically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+CRASH_ENV = "CROSSATTN_CRASH_AT"
+
+
+def crash_point(name: str, step: int) -> None:
+    """For the crash tests: ``CROSSATTN_CRASH_AT=name:step`` kills this process with SIGKILL
+    at that point, so each dangerous moment (mid-checkpoint write, mid-cleanup) is hit
+    every time instead of by luck of timing. Unset, it costs one dictionary lookup."""
+    if os.environ.get(CRASH_ENV) == f"{name}:{step}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def temporary_name(path: Path) -> Path:
+    """A name beside ``path`` that no other process writing it at the same time uses."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside ``path`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for the caller to write the new contents to; on
+    success it is flushed and renamed over ``path``, on failure removed."""
+    path = Path(path)
+    tmp = temporary_name(path)
+    try:
+        yield tmp
+        fsync_file(tmp)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | Path, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2))
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move a fully written directory into place; the old one goes only afterwards.
+
+    With no ``final`` yet this is one rename. Replacing one takes two (``final`` to
+    ``final.old``, then ``tmp`` to ``final``): a crash between them leaves no ``final``
+    and the whole previous version under ``.old``, never a mixture."""
+    for p in tmp.rglob("*"):
+        if p.is_file():
+            fsync_file(p)
+    fsync_dir(tmp)
+    old = final.with_name(final.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+        crash_point("replace-dir", 1)
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+@contextmanager
+def atomic_dir(final: str | Path) -> Iterator[Path]:
+    """An empty temporary directory beside ``final`` for the caller to fill; on success
+    it replaces ``final`` (replace_dir), on failure it is removed."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(final)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        replace_dir(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
