@@ -14,7 +14,7 @@ import itertools
 import sys
 
 from .cli_common import (EXIT_ERROR, AtomicOutput, CLIError, add_decoding_options, add_model_options,
-                         device_choice, load_translator, write_lines)
+                         add_threads_option, device_choice, load_translator, write_lines)
 from .errors import CrossattnError
 from .text import iter_lines
 
@@ -132,6 +132,7 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="write translations here (default: standard output)")
     add_model_options(p)
     add_decoding_options(p)
+    add_threads_option(p)
     p.add_argument("--no-split", action="store_true",
                    help="translate each line as one unit (default: sentence by sentence, joined back in order)")
     p.set_defaults(func=cmd_translate)
@@ -146,6 +147,7 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
                    help="split sources into sentences as translate does (off: test sets hold one sentence per line)")
     add_model_options(p)
     add_decoding_options(p)
+    add_threads_option(p)
     p.set_defaults(func=cmd_evaluate)
 
     if extensions:

@@ -77,7 +77,7 @@ def load_translator(args):
     """The CTranslate2 Translator: translate, evaluate, serve."""
     from .translator import Translator
 
-    return Translator.load(model_arg(args), device=args.device, dtype=args.dtype)
+    return Translator.load(model_arg(args), device=args.device, dtype=args.dtype, threads=getattr(args, "threads", None))
 
 
 def load_torch_translator(args):
@@ -113,6 +113,19 @@ def add_model_options(p: argparse.ArgumentParser, engine: bool = True, dtype_hel
     p.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "int8"),
                    help=dtype_help or "auto: bf16 on a GPU, fp32 on a CPU (precision.py); int8: dynamic quantization "
                                       "on the CPU")
+
+
+def thread_count(value: str) -> int:
+    """argparse type for --threads: a positive integer."""
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"invalid thread count: {value!r} (a positive integer)")
+    return int(value)
+
+
+def add_threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=thread_count, metavar="N",
+                   help="CPU threads for translation (default: the count this machine translates fastest with, "
+                        "timed once and cached: translator.measured_threads)")
 
 
 def add_decoding_options(p: argparse.ArgumentParser) -> None:

@@ -22,12 +22,16 @@ import dataclasses
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import threading
+import time
+from collections.abc import Callable
 from itertools import groupby
 from pathlib import Path
 
+from .atomic import write_text_atomic
 from .decoding import decoding_settings, max_output_length, model_decoding
 from .modeldir import (TOKENIZER, WEIGHTS, ModelDirError, SourceText, cache_root, read_model_dir, sha256_file,
                        target_language)
@@ -66,11 +70,141 @@ def ctranslate2_model(model_dir: Path, config: dict, quantization: str | None = 
     return final
 
 
+# -- how many CPU threads: a measured rule ---------------------------------------------
+# More threads are not always faster: beam search on a 21M-parameter model runs many small
+# GEMMs, and OpenMP threads that wait on each other (or on a core someone else is using)
+# cost more than they give. Measured on the 2-vCPU AMD EPYC (AVX2) of 2026-12-03, beam 4,
+# 2,410 tatoeba/test sources: 1 thread faster than 2 (bench/README.md, 2026-12-03).
+# So the count is measured on each machine: a short fixed translation is timed with 1, 2,
+# 4, ... threads, once, and the answer is cached beside the converted models.
+THREADS_MIN_SPEEDUP = 1.15  # more threads must beat fewer by this much: a near tie is not worth the cores
+THREADS_CACHE = "threads.json"
+THREADS_ENV = "CROSSATTN_THREADS"  # an explicit count for every command (tests, benchmarks)
+PROBE_SOURCES, PROBE_TOKENS, PROBE_BEAM = 16, 8, 4  # ~0.1 s a run at one thread on that machine
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a container's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def thread_candidates(cpus: int) -> list[int]:
+    """The thread counts the probe times: 1, 2, 4, ... below ``cpus``, and ``cpus`` itself."""
+    counts = [1]
+    while counts[-1] * 2 < cpus:
+        counts.append(counts[-1] * 2)
+    return counts + [cpus] if cpus > 1 else counts
+
+
+def choose_threads(seconds: dict[int, float], min_speedup: float = THREADS_MIN_SPEEDUP) -> int:
+    """The rule: from 1 thread up, a larger count replaces the one chosen so far only when
+    it runs the probe at least ``min_speedup`` times faster."""
+    best = min(seconds)
+    for count in sorted(seconds):
+        if count > best and seconds[best] >= min_speedup * seconds[count]:
+            best = count
+    return best
+
+
+def measured_threads(key: str, probe: Callable[[list[int]], dict[int, float]], cpus: int | None = None,
+                     cache: Path | None = None) -> int:
+    """The thread count for the machine and model named by ``key``: cached in ``cache``
+    (JSON, one entry per key), else measured now with ``probe(counts) -> {count: seconds}``
+    on ``thread_candidates`` and written there. One CPU: 1, unmeasured. A cache
+    that cannot be read is measured again; one that cannot be written costs the next
+    start its probe."""
+    cpus = usable_cpus() if cpus is None else cpus
+    if cpus <= 1:
+        return 1
+    cache = cache_root() / THREADS_CACHE if cache is None else cache
+    key = f"{key}|cpus {cpus}"
+    try:
+        entries = json.loads(cache.read_text())
+        return int(entries[key]["threads"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    seconds = probe(thread_candidates(cpus))
+    threads = choose_threads(seconds)
+    try:
+        try:
+            entries = json.loads(cache.read_text())
+            entries = entries if isinstance(entries, dict) else {}
+        except (OSError, ValueError):
+            entries = {}
+        entries[key] = {"threads": threads, "seconds": seconds,
+                        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(cache, json.dumps(entries, indent=1) + "\n")
+    except OSError:
+        pass
+    return threads
+
+
+def cpu_model_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def probe_seconds(ct2_dir: Path, compute_type: str, vocabulary: list[str], counts: list[int],
+                  rounds: int = 3) -> dict[int, float]:
+    """Seconds of a fixed beam search (PROBE_SOURCES sources of PROBE_TOKENS pieces of
+    ``vocabulary``, exactly PROBE_TOKENS steps each) with each thread count of ``counts``:
+    the best of ``rounds`` runs, the counts taking turns so that a burst of someone else's
+    load hits every count, not one."""
+    import ctranslate2
+
+    engines = {n: ctranslate2.Translator(str(ct2_dir), device="cpu", compute_type=compute_type, intra_threads=n)
+               for n in counts}
+    pieces = [[vocabulary[4 + (7 * i + 13 * j) % (len(vocabulary) - 4)] for j in range(PROBE_TOKENS)]
+              for i in range(PROBE_SOURCES)]
+    options = dict(beam_size=PROBE_BEAM, min_decoding_length=PROBE_TOKENS, max_decoding_length=PROBE_TOKENS,
+                   max_input_length=0)
+    best = {n: float("inf") for n in counts}
+    for engine in engines.values():  # warm-up: first-call allocations are not counted
+        engine.translate_batch(pieces[:4], **options)
+    for _ in range(rounds):
+        for n, engine in engines.items():
+            start = time.perf_counter()
+            engine.translate_batch(pieces, **options)
+            best[n] = min(best[n], time.perf_counter() - start)
+    return best
+
+
+# -- loops: the repetition guard -------------------------------------------------------
+LOOP_REPEATS = 3  # a unit written this many times in a row is a loop ("John" -> "John John John")
+LOOP_UNIT = 4  # units of up to this many pieces ("de la de la de la")
+GUARD_ROUNDS = 2  # a second loop after the first is banned is banned too; then the output stands
+GUARD_BEAM_FACTOR = 2  # the search again is this many times wider: the loop had crowded out the rest
+
+
+def repeated_unit(pieces: list[str], repeats: int = LOOP_REPEATS, longest: int = LOOP_UNIT) -> tuple[str, ...] | None:
+    """The first unit of 1 to ``longest`` pieces that ``pieces`` write ``repeats`` or more
+    times in a row (letter case aside), or None."""
+    low = [p.lower() for p in pieces]
+    for k in range(1, longest + 1):
+        for i in range(len(low) - repeats * k + 1):
+            unit = low[i : i + k]
+            if all(low[i + r * k : i + (r + 1) * k] == unit for r in range(1, repeats)):
+                return tuple(pieces[i : i + k])
+    return None
+
+
 class Translator:
     """A shipped direction ("en-fr", "fr-en") or a model directory, translating with CTranslate2."""
 
     def __init__(self, model_dir: str | Path | None = None, device: str = "auto", dtype: str = "auto",
-                 threads: int = 0):
+                 threads: int | None = None):
+        """``threads``: CPU threads for translation; None = $CROSSATTN_THREADS if set (as
+        for training), else the measured rule (``measured_threads``); 0 = CTranslate2's
+        own default."""
         import ctranslate2
 
         self.root, self.config, self.model_config, self.tokenizer = read_model_dir(model_dir)
@@ -89,14 +223,22 @@ class Translator:
         if compute not in ctranslate2.get_supported_compute_types(self.device):
             raise PrecisionError(f"--dtype {self.dtype} is not supported on this {self.device} by CTranslate2; "
                                  f"use fp32 or int8")
+        if threads is None and os.environ.get(THREADS_ENV):
+            threads = os.environ[THREADS_ENV]
+            threads = int(threads) if threads.isdigit() else threads
+        if threads is not None and (not isinstance(threads, int) or threads < 0):
+            raise PrecisionError(f"threads must be a positive integer, not {threads!r}")
         self.ct2_dir = ctranslate2_model(self.root, self.config, "int8" if self.dtype == "int8" else None)
+        self.pieces = [self.tokenizer.id_to_piece(i) for i in range(self.tokenizer.vocab_size)]
+        if threads is None:  # on a GPU the CPU threads do little: CTranslate2's default
+            threads = 0 if self.device == "cuda" else self._measured_threads(ctranslate2.__version__, compute)
+        self.threads = threads
         try:
             self.engine = ctranslate2.Translator(str(self.ct2_dir), device=self.device,
                                                  device_index=int(index or 0), compute_type=compute,
                                                  intra_threads=threads)
         except (RuntimeError, ValueError) as e:
             raise ModelDirError(f"{self.ct2_dir}: CTranslate2 cannot load it ({e})") from None
-        self.pieces = [self.tokenizer.id_to_piece(i) for i in range(self.tokenizer.vocab_size)]
         self.piece_id = {p: i for i, p in enumerate(self.pieces)}
         # one position is kept for BOS/EOS bookkeeping, as in the torch engine
         self.max_source_tokens = self.model_config.max_positions - 1
@@ -106,8 +248,17 @@ class Translator:
 
     @classmethod
     def load(cls, model: str | Path | None = None, device: str = "auto", dtype: str = "auto",
-             threads: int = 0) -> "Translator":
+             threads: int | None = None) -> "Translator":
         return cls(model, device, dtype, threads)
+
+    def _measured_threads(self, ct2_version: str, compute: str) -> int:
+        m = self.model_config
+        key = (f"{cpu_model_name()}|ctranslate2 {ct2_version}|{compute}|d {m.d_model}, layers "
+               f"{m.encoder_layers}+{m.decoder_layers}, vocabulary {m.vocab_size}")
+        try:
+            return measured_threads(key, lambda counts: probe_seconds(self.ct2_dir, compute, self.pieces, counts))
+        except (RuntimeError, ValueError) as e:
+            raise ModelDirError(f"{self.ct2_dir}: CTranslate2 cannot load it ({e})") from None
 
     @property
     def direction(self) -> str | None:
@@ -153,20 +304,44 @@ class Translator:
                 n_best: int = 0) -> list:
         """Target ids per source (a list of the ``n_best`` best when asked). Sources are
         grouped by length so that each call's length budget is each sentence's own (a
-        translation never depends on its batch)."""
+        translation never depends on its batch); a translation that loops is searched
+        again without its loop (``_unloop``)."""
         out: list = [[] for _ in sources]
         order = sorted(range(len(sources)), key=lambda j: len(sources[j]))
-        limit = lambda j: max_output_length(len(sources[j]) + 1, self.model_config.max_positions)  # noqa: E731
-        for max_len, group in groupby(order, key=limit):
+        for max_len, group in groupby(order, key=lambda j: self._budget(sources[j])):
             idx = list(group)
             results = self.engine.translate_batch(
                 [[self.pieces[t] for t in sources[j]] for j in idx], beam_size=beam, length_penalty=alpha,
                 max_decoding_length=max_len, max_input_length=0, max_batch_size=batch_size,
                 num_hypotheses=max(n_best, 1))
             for j, r in zip(idx, results):
-                hyps = [[self.piece_id[p] for p in h] for h in r.hypotheses]
-                out[j] = hyps if n_best else hyps[0]
-        return out
+                out[j] = r.hypotheses
+        for j, hyps in enumerate(out):
+            if repeated_unit(hyps[0]) and not repeated_unit([self.pieces[t] for t in sources[j]]):
+                out[j] = self._unloop(sources[j], hyps, beam, alpha, max(n_best, 1))
+        out = [[[self.piece_id[p] for p in h] for h in hyps] for hyps in out]
+        return out if n_best else [hyps[0] for hyps in out]
+
+    def _budget(self, source: list[int]) -> int:
+        return max_output_length(len(source) + 1, self.model_config.max_positions)
+
+    def _unloop(self, source: list[int], hyps: list[list[str]], beam: int, alpha: float, n: int) -> list[list[str]]:
+        """The repetition guard: a translation that writes a unit 3+ times in a row
+        ("John" -> "John John John") where its source has no such run is searched again
+        with that unit written twice in a row forbidden (CTranslate2's suppress_sequences),
+        in a wider beam (GUARD_BEAM_FACTOR), up to GUARD_ROUNDS times. Only looping
+        outputs are touched, so every other translation stays as it was."""
+        banned: list[list[str]] = []
+        for _ in range(GUARD_ROUNDS):
+            unit = repeated_unit(hyps[0])
+            if unit is None:
+                break
+            banned.append(list(unit) * 2)
+            hyps = self.engine.translate_batch(
+                [[self.pieces[t] for t in source]], beam_size=max(beam * GUARD_BEAM_FACTOR, n), length_penalty=alpha,
+                max_decoding_length=self._budget(source), max_input_length=0, num_hypotheses=n,
+                suppress_sequences=banned)[0].hypotheses
+        return hyps
 
     # -- attention, read by the torch network ----------------------------------------
     def torch_engine(self):

@@ -1,0 +1,140 @@
+"""The rules around CTranslate2 that issue 28 asked for: how many CPU threads to translate
+with (measured once per machine and model, cached), and the repetition guard that keeps
+very short inputs from looping ("John" -> "John John John")."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from crossattn import translator as tr_module
+from crossattn.cli import build_parser
+from crossattn.cli_common import load_translator
+from crossattn.precision import PrecisionError
+from crossattn.translator import (THREADS_MIN_SPEEDUP, choose_threads, measured_threads, repeated_unit,
+                                  thread_candidates)
+
+
+# -- threads ------------------------------------------------------------------------------
+def test_thread_candidates_double_up_to_the_usable_cpus():
+    assert thread_candidates(1) == [1]
+    assert thread_candidates(2) == [1, 2]
+    assert thread_candidates(6) == [1, 2, 4, 6]
+    assert thread_candidates(16) == [1, 2, 4, 8, 16]
+
+
+@pytest.mark.parametrize("seconds, expected", [
+    ({1: 1.0, 2: 1.3}, 1),  # the 2-vCPU machine of 2026-12-03: a second thread slows beam search down
+    ({1: 1.0, 2: 0.95}, 1),  # a near tie is not worth a second core
+    ({1: 1.0, 2: 0.6}, 2),
+    ({1: 1.0, 2: 0.6, 4: 0.55}, 2),  # each step up must pay for itself against the count chosen so far
+    ({1: 1.0, 2: 0.6, 4: 0.55, 8: 0.3}, 8),
+    ({1: 1.0, 2: 0.6, 4: 0.4}, 4),
+])
+def test_choose_threads_takes_more_threads_only_when_clearly_faster(seconds, expected):
+    assert choose_threads(seconds) == expected
+
+
+def test_choose_threads_threshold_is_the_documented_speedup():
+    assert choose_threads({1: THREADS_MIN_SPEEDUP, 2: 1.0}) == 2
+    assert choose_threads({1: THREADS_MIN_SPEEDUP * 0.99, 2: 1.0}) == 1
+
+
+def test_measured_threads_probes_once_then_reads_the_cache(tmp_path):
+    calls = []
+
+    def probe(counts):
+        calls.append(counts)
+        return {1: 1.0, 2: 0.5}
+
+    cache = tmp_path / "threads.json"
+    assert measured_threads("cpu A|model", probe, cpus=2, cache=cache) == 2
+    assert measured_threads("cpu A|model", probe, cpus=2, cache=cache) == 2
+    assert calls == [[1, 2]]
+    entry = json.loads(cache.read_text())["cpu A|model|cpus 2"]
+    assert entry["threads"] == 2 and entry["seconds"] == {"1": 1.0, "2": 0.5}
+    # another machine or model is measured on its own, and the first entry is kept
+    assert measured_threads("cpu B|model", lambda counts: {1: 1.0, 2: 1.2}, cpus=2, cache=cache) == 1
+    assert set(json.loads(cache.read_text())) == {"cpu A|model|cpus 2", "cpu B|model|cpus 2"}
+
+
+def test_measured_threads_one_cpu_needs_no_probe(tmp_path):
+    def probe(counts):
+        raise AssertionError("no probe on one CPU")
+
+    assert measured_threads("k", probe, cpus=1, cache=tmp_path / "threads.json") == 1
+    assert not (tmp_path / "threads.json").exists()
+
+
+def test_measured_threads_survives_a_broken_or_unwritable_cache(tmp_path):
+    cache = tmp_path / "threads.json"
+    cache.write_text("{not json")
+    assert measured_threads("k", lambda counts: {1: 1.0, 2: 0.5}, cpus=2, cache=cache) == 2
+    assert json.loads(cache.read_text())["k|cpus 2"]["threads"] == 2  # rewritten whole
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert measured_threads("k", lambda counts: {1: 1.0, 2: 1.0}, cpus=2, cache=blocked / "threads.json") == 1
+
+
+def test_translate_and_evaluate_take_threads(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(tr_module.Translator, "load", classmethod(lambda cls, *a, **kw: seen.update(kw)))
+    for argv in (["translate", "--threads", "2", "Hello"], ["evaluate", "--test", "x.tsv", "--threads", "2"]):
+        seen.clear()
+        load_translator(build_parser(extensions=False).parse_args(argv))
+        assert seen["threads"] == 2
+    seen.clear()
+    load_translator(build_parser(extensions=False).parse_args(["translate", "Hello"]))
+    assert seen["threads"] is None  # the measured rule
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_threads_must_be_a_positive_integer(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser(extensions=False).parse_args(["translate", "--threads", value, "Hello"])
+    assert exit_info.value.code == 2
+    assert "invalid thread count" in capsys.readouterr().err
+
+
+def test_translator_default_threads_come_from_the_rule(monkeypatch):
+    monkeypatch.delenv("CROSSATTN_THREADS", raising=False)
+    monkeypatch.setattr(tr_module, "measured_threads", lambda key, probe, **kw: 1)
+    assert tr_module.Translator.load(device="cpu", dtype="fp32").threads == 1
+    monkeypatch.setenv("CROSSATTN_THREADS", "2")
+    assert tr_module.Translator.load(device="cpu", dtype="fp32").threads == 2
+    with pytest.raises(PrecisionError):
+        tr_module.Translator.load(device="cpu", dtype="fp32", threads=-1)
+
+
+# -- loops ----------------------------------------------------------------------------------
+def test_repeated_unit_finds_runs_of_one_to_four_pieces():
+    assert repeated_unit(["▁John", "▁John", "▁John"]) == ("▁John",)
+    assert repeated_unit(["▁John", "▁John"]) is None
+    assert repeated_unit(["▁de", "▁la", "▁de", "▁la", "▁de", "▁la", "."]) == ("▁de", "▁la")
+    assert repeated_unit(["▁Ha", "▁ha", "▁ha"]) == ("▁Ha",)  # letter case aside
+    assert repeated_unit("▁a ▁b ▁c ▁d ▁a ▁b ▁c ▁d ▁a ▁b ▁c ▁d".split()) == ("▁a", "▁b", "▁c", "▁d")
+    assert repeated_unit("▁Le ▁chat ▁voit ▁le ▁chien .".split()) is None
+
+
+def test_a_name_alone_no_longer_loops(shipped_translator):
+    """Issue 28, defect 7: "John" -> "John John John" (shipped en-fr, beam 2)."""
+    out = shipped_translator.translate(["John"])[0]
+    assert "john" in out.lower()
+    assert repeated_unit(shipped_translator.tokenizer.pieces(out)) is None
+    words = out.lower().replace(".", " ").split()
+    assert words.count("john") == 1
+
+
+def test_the_guard_leaves_a_source_that_repeats_itself(shipped_translator):
+    """A source with a run of its own may be translated with one."""
+    source = shipped_translator.tokenizer.encode("ha ha ha ha")
+    assert repeated_unit([shipped_translator.pieces[t] for t in source])
+    calls = []
+    original = shipped_translator._unloop
+    shipped_translator._unloop = lambda *a: calls.append(a) or original(*a)
+    try:
+        shipped_translator.translate(["ha ha ha ha"])
+    finally:
+        del shipped_translator._unloop
+    assert calls == []
