@@ -197,14 +197,19 @@ def save_alignment_head(root: str | Path, head: AlignmentHead, out: str | Path |
         _commit_head(root, head)
         return root
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ModelDirError(f"{out} already exists: give a new directory for the model with its new head")
+    check_new_dir(out)
     config = json.loads((root / CONFIG).read_text())
     with atomic_dir(out) as tmp:
         for name in [CONFIG, *config.get("files", {})]:
             shutil.copyfile(root / name, tmp / name)
         _commit_head(tmp, head)
     return out
+
+
+def check_new_dir(out: Path) -> None:
+    """``out`` may become a new model directory: it does not exist, or is an empty directory."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ModelDirError(f"{out} already exists: give a new directory for the model with its new head")
 
 
 def _commit_head(root: Path, head: AlignmentHead) -> None:

@@ -1,6 +1,7 @@
 """The ``crossattn`` command line.
 
-The only module that knows about argparse and exit codes. Heavy imports (torch,
+With commands.py and cli_common.py, the command-line layer: the only modules that know
+about argparse and exit codes (main, here, turns errors into them). Heavy imports (torch,
 matplotlib) happen inside each command, so a cold ``crossattn translate "..."`` pays
 only for CTranslate2 and SentencePiece. Expected failures (bad files, a broken model
 directory, bad options: the library's CrossattnError) print one line and exit 1; bad

@@ -1,6 +1,7 @@
-"""The commands beyond train/translate/evaluate: ``attend``, ``align``, ``align-eval``,
-``explain``, ``serve`` and ``export``. Command-line layer, like cli.py (whose helpers they
-share): the library modules they call know nothing of argparse or exit codes.
+"""The commands beyond train/translate/evaluate: ``attend``, ``align``, ``align-head``,
+``align-eval``, ``explain``, ``serve`` and ``export``. Command-line layer, like cli.py
+(cli_common.py holds what the two share): the library modules they call know nothing of
+argparse or exit codes. cli.py imports this module only to build the full parser.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from .align_head import AlignmentHead, load_alignment_head, make_examples, save_alignment_head, train_alignment_head
+from .align_head import (AlignmentHead, check_new_dir, load_alignment_head, make_examples, save_alignment_head,
+                         train_alignment_head)
 from .align import (CHUNK, DEFAULT, HEAD_THRESHOLD_BOTH, HEAD_THRESHOLD_ONE, HEAD_WEIGHT, RULES, AlignmentModel,
                     Method, align, align_pairs_with_heads, score, sweep, translation_links, word_attention)
 from .alignment_text import format_links, read_links, read_links_file, read_token_pairs
@@ -183,10 +185,8 @@ def align_head_destination(args) -> tuple[str, Path | None]:
     is modified, never a model shipped inside the package."""
     source = model_arg(args)
     if args.out is not None:
-        out = Path(args.out)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise CLIError(f"--out {out} already exists: give a new directory")
-        return source, out
+        check_new_dir(Path(args.out))  # said before minutes of training, not after
+        return source, Path(args.out)
     if args.model is None:
         raise CLIError("give --out DIR for the model with its new head (or --model DIR to add it to that directory)")
     if is_shipped(resolve_model_dir(source)):
