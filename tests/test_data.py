@@ -19,6 +19,7 @@ from crossattn.data import (
     parse_corpus_arg,
     percent_sign,
     read_pairs,
+    token_budget_batches,
 )
 
 TATOEBA = Path("/work/shared/data/tatoeba/dev.tsv")
@@ -289,3 +290,19 @@ def test_collate_custom_ids_and_empty_target():
     assert tgt_in.tolist() == [[100]] and tgt_out.tolist() == [[101]]
     with pytest.raises(ValueError):
         collate([], [])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 300), max_size=60).map(sorted), st.integers(1, 1000), st.none() | st.integers(1, 8))
+def test_token_budget_batches_is_the_greedy_cut(costs, max_tokens, max_items):
+    """The one batcher (align, align_head, torch_engine, TokenBatcher): consecutive batches
+    covering every item once; each within its budget (count x costliest <= max_tokens and
+    at most max_items) unless it is one item alone; and greedy, so the next item would not fit."""
+    batches = token_budget_batches(costs, max_tokens, max_items)
+    assert [i for b in batches for i in b] == list(range(len(costs)))
+    for b, nxt in zip(batches, batches[1:] + [None]):
+        assert len(b) == 1 or (len(b) * costs[b[-1]] <= max_tokens and (max_items is None or len(b) <= max_items))
+        if nxt is not None:
+            grown = len(b) + 1
+            assert grown * costs[nxt[0]] > max_tokens or (max_items is not None and grown > max_items)
+
