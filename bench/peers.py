@@ -12,6 +12,11 @@ thread each; the systems take turns, ``--repeats`` rounds, medians reported):
 * Hugging Face MarianMT ``generate`` of the same size and length of output (random weights:
   our pre-LN weights do not fit Marian's post-LN layout), batch 64.
 
+CLI vs CTranslate2 (``ct2``, issue 28's target): ``crossattn translate -i`` with the CLI's
+defaults (no thread settings in its environment: its measured thread rule decides) against
+CTranslate2 called directly at each thread count, 2,410 tatoeba/test sources, beam 4, int8
+and fp32; wall and child CPU seconds, taking turns, medians.
+
 Server (24 clients x 40 requests of tatoeba/dev sentences, LibreTranslate's
 ``POST /translate``): ``crossattn serve`` vs LibreTranslate (PyPI, in its own virtual
 environment given by ``--libretranslate-venv``) serving our Argos package.
@@ -43,8 +48,9 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "CROSSATTN_THREADS": "1", "ARGOS_INTRA_THR
 CT2_DIRECT = r"""
 import sys, ctranslate2, sentencepiece as spm
 model_dir, src, out, beam, alpha, compute = sys.argv[1:7]
+threads = int(sys.argv[7]) if len(sys.argv) > 7 else 1
 sp = spm.SentencePieceProcessor(model_file=model_dir + "/tokenizer.model")
-tr = ctranslate2.Translator(model_dir, device="cpu", compute_type=compute, intra_threads=1)
+tr = ctranslate2.Translator(model_dir, device="cpu", compute_type=compute, intra_threads=threads)
 lines = open(src, encoding="utf-8").read().split("\n")[:-1]
 pieces = sp.encode(lines, out_type=str)
 # crossattn's per-sentence length budget: 1.5 x source tokens (+ EOS) + 10, at most 255
@@ -162,6 +168,85 @@ def file_translation(sentences: int, repeats: int, work: Path) -> dict:
                      for name, t in times.items()]}
 
 
+def timed_run_cpu(cmd: list[str], env: dict) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the child) of one run; ``env`` replaces os.environ's
+    thread settings rather than adding ONE_THREAD (the CLI runs with its defaults)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cli_vs_ctranslate2(repeats: int, work: Path, beam: int = 4, computes: tuple[str, ...] = ("int8", "fp32"),
+                       limit: int | None = None, after_round=None) -> dict:
+    """Issue 28's speed target: ``crossattn translate -i`` with the CLI's defaults (its thread
+    count is its own measured rule) vs CTranslate2 called directly at each thread count
+    (its best one is the reference), 2,410 tatoeba/test sources, beam 4, int8 and fp32. Whole
+    processes, start-up included; the systems take turns, ``repeats`` rounds, medians."""
+    from crossattn.modeldir import read_model_dir
+    from crossattn.precision import COMPUTE_TYPES
+    from crossattn.translator import Translator, thread_candidates, usable_cpus
+
+    rows = [line.split("\t") for line in (DATA / "tatoeba" / "test.tsv").read_text(encoding="utf-8").splitlines()]
+    rows = rows[:limit]
+    src = work / "test-src.txt"
+    src.write_text("".join(r[0] + "\n" for r in rows), encoding="utf-8")
+    _, config, _, _ = read_model_dir(None)
+    alpha = config.get("decoding", {}).get("alpha", 0.6)
+    # the CLI's own environment: no thread settings of ours or OpenMP's
+    clean = {k: v for k, v in os.environ.items() if k not in ONE_THREAD}
+    counts = thread_candidates(usable_cpus())
+    systems, chosen = {}, {}
+    for dtype in computes:
+        translator = Translator.load(dtype=dtype)  # converts the model and measures its threads, untimed
+        chosen[dtype] = translator.threads
+        systems[f"crossattn translate -i ({dtype})"] = [sys.executable, "-m", "crossattn", "translate", "-i", str(src),
+                                                        "-o", str(work / f"cli-{dtype}.txt"), "--beam", str(beam),
+                                                        "--dtype", dtype]
+        for n in counts:
+            systems[f"CTranslate2 direct ({dtype}, {n} thread{'s' if n > 1 else ''})"] = [
+                sys.executable, "-c", CT2_DIRECT, str(translator.ct2_dir), str(src), str(work / f"ct2-{dtype}-{n}.txt"),
+                str(beam), str(alpha), COMPUTE_TYPES[dtype], str(n)]
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in systems}
+    for r in range(repeats):  # take turns: a busy moment hits one round of everyone, not one system
+        for name, cmd in systems.items():
+            runs[name].append(timed_run_cpu(cmd, clean))
+            print(f"round {r + 1}: {name}: {runs[name][-1][0]:.1f} s wall, {runs[name][-1][1]:.1f} s CPU", flush=True)
+        if after_round:  # a long run on a shared machine: each finished round is kept
+            after_round(cli_vs_ctranslate2_summary(runs, computes, work, {
+                "sentences": len(rows), "beam": beam, "alpha": alpha, "thread_counts": counts,
+                "cli_threads_chosen": chosen, "rounds": r + 1}))
+    return cli_vs_ctranslate2_summary(runs, computes, work, {
+        "sentences": len(rows), "beam": beam, "alpha": alpha, "thread_counts": counts, "cli_threads_chosen": chosen,
+        "rounds": repeats})
+
+
+def cli_vs_ctranslate2_summary(runs: dict, computes: tuple[str, ...], work: Path, out: dict) -> dict:
+    out = {**out, "rows": [], "ratios": {}}
+    for name, t in runs.items():
+        out["rows"].append({"system": name, "median_wall_s": statistics.median(w for w, _ in t),
+                            "median_cpu_s": statistics.median(c for _, c in t), "runs_wall_s": [w for w, _ in t],
+                            "runs_cpu_s": [c for _, c in t]})
+    by_name = {row["system"]: row for row in out["rows"]}
+    for dtype in computes:
+        cli = by_name[f"crossattn translate -i ({dtype})"]
+        direct = [row for name, row in by_name.items() if name.startswith(f"CTranslate2 direct ({dtype},")]
+        best = min(direct, key=lambda row: row["median_wall_s"])
+        one = next(row for row in direct if ", 1 thread)" in row["system"])
+        out["ratios"][dtype] = {
+            "ct2_best": best["system"],
+            # speed ratio = CTranslate2's time / the CLI's time: >= 0.95 is issue 28's target
+            "cli_speed_vs_ct2_best_wall": best["median_wall_s"] / cli["median_wall_s"],
+            "cli_speed_vs_ct2_1_thread_cpu": one["median_cpu_s"] / cli["median_cpu_s"],
+            "cli_output_equals_ct2_1_thread": (work / f"cli-{dtype}.txt").read_text()
+            == (work / f"ct2-{dtype}-1.txt").read_text()}
+    return out
+
+
 # -- servers ---------------------------------------------------------------------------
 def load(url: str, texts: list[str], clients: int, requests: int) -> dict:
     import httpx
@@ -277,9 +362,17 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=24)
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--libretranslate-venv", type=Path)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["files", "servers", "cold"])
+    parser.add_argument("--ct2-limit", type=int, help="ct2 section: only the first N tatoeba/test sources (a dry run)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["files", "servers", "cold", "ct2"])
+    parser.add_argument("--only", nargs="*", choices=["files", "servers", "cold", "ct2"],
+                        help="run only these sections (default: all but --skip)")
     parser.add_argument("--json", default=str(REPO / "bench" / "results" / "peers.json"))
     args = parser.parse_args()
+    if args.only:
+        args.skip = [x for x in ("files", "servers", "cold", "ct2") if x not in args.only]
+    from crossattn.atomic import write_text_atomic
+
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": {
         "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -290,12 +383,18 @@ def main() -> None:
         if "files" not in args.skip:
             result["files"] = file_translation(args.sentences, args.repeats, work)
             print(json.dumps(result["files"], indent=1), flush=True)
+        if "ct2" not in args.skip:
+            def keep(partial: dict) -> None:
+                write_text_atomic(Path(args.json), json.dumps({**result, "cli_vs_ctranslate2": partial}, indent=2) + "\n")
+
+            result["cli_vs_ctranslate2"] = cli_vs_ctranslate2(args.repeats, work, limit=args.ct2_limit,
+                                                              after_round=keep)
+            print(json.dumps(result["cli_vs_ctranslate2"], indent=1), flush=True)
         if "servers" not in args.skip:
             result["servers"] = servers(args.clients, args.requests, work, args.libretranslate_venv)
             print(json.dumps(result["servers"], indent=1), flush=True)
     result["machine"]["load_avg_end"] = os.getloadavg()
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_text_atomic(Path(args.json), json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")
 
 
