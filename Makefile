@@ -21,9 +21,12 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/crossattn translate "Hello, how are you?"
 
-# the layering first (seconds), then the suite; PYTEST_ARGS adds options (.ci/run: timings)
-test: install
+# the import contracts of pyproject.toml's [tool.importlinter] (seconds)
+lint: install
 	$(VENV)/bin/lint-imports --no-cache
+
+# the layering first, then the suite; PYTEST_ARGS adds options (.ci/run: timings)
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 docs: install
@@ -43,4 +46,4 @@ bench: install $(LT_VENV)/bin/libretranslate
 	$(PY) bench/peers.py --libretranslate-venv $(LT_VENV)
 	$(PY) bench/alignment.py --json bench/results/alignment.json
 
-.PHONY: install demo test docs bench
+.PHONY: install demo lint test docs bench
