@@ -46,4 +46,16 @@ bench: install $(LT_VENV)/bin/libretranslate
 	$(PY) bench/peers.py --libretranslate-venv $(LT_VENV)
 	$(PY) bench/alignment.py --json bench/results/alignment.json
 
-.PHONY: install demo lint test docs bench
+# The prepared GPU run (scripts/train_general_gpu.sh) end to end on this CPU, on a 0.5% pack of
+# ../shared/data: pack -> train 3 steps -> int8 return -> check -> evaluate and decide.
+DRY ?= runs/gpu-dry-run
+gpu-dry-run: install
+	$(PY) -m pip install -q eflomal
+	$(PY) scripts/pack_gpu_data.py $(DRY)/data --scale 0.005
+	DATA=$(DRY)/data WORK=$(DRY)/work OUT=$(DRY)/out PY=$(PY) MINUTES=2 MAX_STEPS=3 MAX_TOKENS=1000 \
+	  EVAL_SENTENCES=20 DEVICE=cpu bash scripts/train_general_gpu.sh
+	$(PY) scripts/gpu_run.py check --carry $(DRY)/data --returned $(DRY)/out --assume-stashed
+	$(PY) scripts/gpu_run.py after $(DRY)/out --data $(DRY)/data --limit 10 --train-heads all \
+	  --head-steps 20 --head-pairs 500 --work $(DRY)/after --report $(DRY)/after.json
+
+.PHONY: gpu-dry-run install demo lint test docs bench

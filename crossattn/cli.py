@@ -111,6 +111,7 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=float)
     p.add_argument("--max-tokens", type=int, help="tokens per batch per process")
     p.add_argument("--eval-every", type=int)
+    p.add_argument("--eval-sentences", type=int, help="dev sentences translated for BLEU at each evaluation")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", type=device_choice, metavar="{auto,cpu,cuda,cuda:N}")
     p.add_argument("--dtype", choices=("auto", "bf16", "fp32"),

@@ -25,6 +25,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .alignment_text import parse_links
+from .data import DataError, numbered_lines
+
 _WORD = re.compile(r"\w+['’]?|[^\w\s]")
 
 
@@ -36,17 +39,6 @@ def word_spans(text: str) -> list[tuple[int, int]]:
 def aligner_words(text: str) -> str:
     """The words of ``text`` as the statistical aligner reads them: lowercased, spaced."""
     return " ".join(text[a:b].lower().replace("’", "'") for a, b in word_spans(text))
-
-
-def parse_links(field: str) -> list[tuple[int, int]]:
-    """'0-0 1-2' -> [(0, 0), (1, 2)] (source word, target word); ValueError if malformed."""
-    out = []
-    for item in field.split():
-        i, sep, j = item.partition("-")
-        if not sep or not i.isdigit() or not j.isdigit():
-            raise ValueError(f"bad link {item!r} (expected i-j)")
-        out.append((int(i), int(j)))
-    return out
 
 
 @dataclass
@@ -84,17 +76,12 @@ def piece_links(src_pieces: list[tuple[int, int, int]], tgt_pieces: list[tuple[i
 def read_linked_pairs(path: str | Path) -> list[tuple[str, str, list[tuple[int, int]]]]:
     """``source<TAB>target<TAB>links`` lines (plain, gzip or xz); a malformed line is an
     error naming it (the file is made by a script, not typed)."""
-    from .data import DataError, numbered_lines
-
     out = []
     for lineno, line in numbered_lines(Path(path)):
         fields = line.rstrip("\n").split("\t")
         if len(fields) != 3:
             raise DataError(f"{path}:{lineno}: expected source<TAB>target<TAB>links, got {len(fields)} columns")
-        try:
-            out.append((fields[0], fields[1], parse_links(fields[2])))
-        except ValueError as e:
-            raise DataError(f"{path}:{lineno}: {e}") from None
+        out.append((fields[0], fields[1], sorted(parse_links(fields[2], f"{path}:{lineno}: ")[0])))
     return out
 
 

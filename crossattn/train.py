@@ -380,7 +380,14 @@ class Trainer:
             window_loss += loss_total
             window_tokens += tokens_total
 
-            if self.step % cfg.log_every == 0:
+            out_of_time = deadline is not None and time.time() > deadline
+            if self.world > 1:  # every rank must agree to stop at the same step
+                flag = torch.tensor([float(bool(stop_requested) or out_of_time)], device=self.device)
+                dist.all_reduce(flag)
+                stop_now = bool(flag.item())
+            else:
+                stop_now = bool(stop_requested) or out_of_time
+            if self.step % cfg.log_every == 0 or stop_now or self.step == cfg.max_steps:  # the last window too
                 elapsed = time.time() - window_start
                 rec = {"step": self.step, "epoch": self.epoch, "train_loss": window_loss / max(window_tokens, 1),
                        "tokens_per_s": window_tokens * self.world / elapsed, "lr": self.lr_at(self.step)}
@@ -395,13 +402,6 @@ class Trainer:
             if progress:
                 progress.update(1)
 
-            out_of_time = deadline is not None and time.time() > deadline
-            if self.world > 1:  # every rank must agree to stop at the same step
-                flag = torch.tensor([float(bool(stop_requested) or out_of_time)], device=self.device)
-                dist.all_reduce(flag)
-                stop_now = bool(flag.item())
-            else:
-                stop_now = bool(stop_requested) or out_of_time
             if self.step % cfg.eval_every == 0 or stop_now or self.step == cfg.max_steps:
                 improved = self.evaluate_and_save()
                 if cfg.patience and not improved:
@@ -482,8 +482,10 @@ class Trainer:
         with writing(tmp, f"model directory {self.out / name}"):
             if tmp.exists():
                 shutil.rmtree(tmp)
-            save_model_dir(model, self.tokenizer, tmp, extra={"languages": self.languages,
-                                                              "training": {"step": self.step, "dev_bleu": bleu}})
+            training = {"step": self.step, "dev_bleu": bleu}
+            if self.cfg.guided_alignment and self.links:  # where the links were taught: align --layer L --head 0
+                training["guided_layer"] = self.guided_layer
+            save_model_dir(model, self.tokenizer, tmp, extra={"languages": self.languages, "training": training})
             replace_dir(tmp, self.out / name)
 
     # -- checkpoints ------------------------------------------------------------------
@@ -554,7 +556,7 @@ def run(args) -> Path:
     else:
         model_cfg, cfg = load_config(args.config, args.preset or (None if args.config else "tiny"))
     overrides = {k: getattr(args, k) for k in ("max_steps", "max_minutes", "seed", "device", "dtype", "max_tokens",
-                                               "eval_every", "lr", "warmup_steps") if getattr(args, k, None) is not None}
+                                               "eval_every", "eval_sentences", "lr", "warmup_steps") if getattr(args, k, None) is not None}
     cfg = TrainConfig.from_dict({**asdict(cfg), **overrides})
     torch.set_num_threads(int(os.environ.get("CROSSATTN_THREADS", torch.get_num_threads())))
     return Trainer(args, model_cfg, cfg).train()

@@ -1,9 +1,34 @@
 #!/usr/bin/env bash
-# One prepared GPU run: English->French and French->English side by side on one GPU, from
-# scratch, one shared 16k vocabulary, ~8.5 minutes of training each (configs/general-gpu.toml,
-# data packed by scripts/pack_gpu_data.py into $DATA). Writes both shipped model
-# directories, logs and curves to $OUT, the models as 15 MB tar parts.
-# Try it on the CPU first (small batches: the GPU batch of 32k tokens needs ~10 GB of RAM on a CPU):
+# The one prepared GPU run: English->French and French->English side by side on one GPU, from
+# scratch, one shared 16k vocabulary, ~8.5 minutes of training each (configs/general-gpu.toml:
+# general text, interface and help strings, guided alignment on one head). It runs on the device
+# machine; everything before and after it runs here, on the CPU.
+#
+# The device tool's rules (.library/device/README.md, H200.md, KINDS.md, read 2026-12-03):
+# - 15 minutes of device time per task, all calls together, counted from asking for a machine
+#   until it is given back (start, idle and close included); no machine starts with < 4 left.
+#   One command runs at most 10 minutes (timeout_s <= 600); the machine stays warm 30 s after.
+# - What travels: tracked files + untracked files git does not ignore + `carry` paths (at most
+#   8), 64 MiB together. The shipped weights are 83 MB of tracked files: stash them first.
+# - What comes back: at most 8 files of $OUT, 16 MiB each, 64 MiB together, names of letters,
+#   digits, '.', '_', '-', at most two folders down. $OUT is emptied before each command.
+# - The machine: one H200, 16 cores, python3 = 3.12 with torch 2.11 (CUDA), sentencepiece,
+#   safetensors, sacrebleu, tqdm, matplotlib; no ctranslate2 (not needed there), no network.
+#   PYTHONUNBUFFERED=1, or the output tail comes back empty.
+#
+# The steps, with what each took in the CPU dry run (`make gpu-dry-run`, 2-core AMD EPYC AVX2,
+# 2026-12-03, other jobs running; scale 0.005, 3 steps):
+#  1. here:   python scripts/pack_gpu_data.py .gpu/data            (dry run 0.005: ~5 min; the
+#             real pack adds eflomal on 200k pairs, ~5 more)
+#  2. here:   python scripts/gpu_run.py stash && python scripts/gpu_run.py check     (seconds)
+#  3. device: run(command="OUT=$OUT bash scripts/train_general_gpu.sh", carry=[".gpu/data"],
+#             timeout_s=600): tokenizer (~1 min) + 8.5 min training + pack-return. MINUTES=8
+#             if the first call's start ate into the 15 minutes.
+#  4. here:   python scripts/gpu_run.py unstash
+#  5. here:   python scripts/gpu_run.py after /work/.device/<files_at> --ship   (evaluates both
+#             directions against the shipped models on 5 dev sets, trains alignment heads for the
+#             winners, measures AER, ships only what wins; the dry run's timings are printed by it)
+# CPU dry run of steps 1-3 (small batches: the GPU batch of 32k tokens needs ~10 GB of RAM on a CPU):
 #   python scripts/pack_gpu_data.py /tmp/gpudata --scale 0.005
 #   DATA=/tmp/gpudata MINUTES=0.5 MAX_STEPS=3 MAX_TOKENS=1000 DEVICE=cpu scripts/train_general_gpu.sh
 set -euo pipefail
@@ -16,30 +41,31 @@ DEVICE=${DEVICE:-auto}
 mkdir -p "$WORK/en-fr" "$WORK/fr-en" "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 train=()
-for f in "$DATA"/*.tsv.xz; do train+=(--train "$f"); done
-# one joint tokenizer for both directions, trained once
-$PY - "$WORK/en-fr/tokenizer.model" "${train[@]}" <<'PY'
+for f in "$DATA"/*.tsv.xz; do [ "$(basename "$f")" = guided.tsv.xz ] || train+=(--train "$f"); done
+guided=(--guided "$DATA/guided.tsv.xz")
+# one joint tokenizer for both directions, trained once (guided pairs included)
+$PY - "$WORK/en-fr/tokenizer.model" "$DATA/guided.tsv.xz" "${train[@]}" <<'PY'
 import sys, tomllib
 from crossattn.data import load_corpus
+from crossattn.guided import read_linked_pairs
 from crossattn.tokenizer import Tokenizer
-out, files = sys.argv[1], sys.argv[3::2]  # argv: out --train F --train F ...
+out, guided, files = sys.argv[1], sys.argv[2], sys.argv[4::2]  # argv: out guided --train F --train F ...
 pairs, _ = load_corpus(files)
+pairs += [(s, t) for s, t, _ in read_linked_pairs(guided)]
 size = tomllib.load(open("configs/general-gpu.toml", "rb"))["train"]["vocab_size"]
 Tokenizer.train([s for s, _ in pairs] + [t for _, t in pairs], out, size)
 PY
 cp "$WORK/en-fr/tokenizer.model" "$WORK/fr-en/tokenizer.model"
 common=(--config configs/general-gpu.toml --valid "$DATA/devmix.tsv" --max-minutes "$MINUTES" --device "$DEVICE"
-        ${MAX_STEPS:+--max-steps "$MAX_STEPS"} ${MAX_TOKENS:+--max-tokens "$MAX_TOKENS"} ${EVAL_EVERY:+--eval-every "$EVAL_EVERY"})
-$PY -m crossattn train "${common[@]}" --out "$WORK/en-fr" "${train[@]}" > "$WORK/en-fr.log" 2>&1 &
+        ${MAX_STEPS:+--max-steps "$MAX_STEPS"} ${MAX_TOKENS:+--max-tokens "$MAX_TOKENS"} ${EVAL_EVERY:+--eval-every "$EVAL_EVERY"}
+        ${EVAL_SENTENCES:+--eval-sentences "$EVAL_SENTENCES"})
+$PY -m crossattn train "${common[@]}" --out "$WORK/en-fr" "${train[@]}" "${guided[@]}" > "$WORK/en-fr.log" 2>&1 &
 a=$!
-$PY -m crossattn train "${common[@]}" --reverse --out "$WORK/fr-en" "${train[@]}" > "$WORK/fr-en.log" 2>&1 &
+$PY -m crossattn train "${common[@]}" --reverse --out "$WORK/fr-en" "${train[@]}" "${guided[@]}" > "$WORK/fr-en.log" 2>&1 &
 b=$!
 wait $a || echo "en-fr failed" >&2
 wait $b || echo "fr-en failed" >&2
 tail -n 3 "$WORK/en-fr.log" "$WORK/fr-en.log" >&2
-for d in en-fr fr-en; do
-  $PY scripts/ship_model.py "$WORK/$d/model" "$WORK/ship/$d" --beam 2 --alpha 0.6 --note "scripts/train_general_gpu.sh"
-done
-tar -C "$WORK" -czf "$OUT/logs.tgz" en-fr.log fr-en.log en-fr/metrics.jsonl fr-en/metrics.jsonl en-fr/run.json fr-en/run.json
-tar -C "$WORK/ship" -cf - . | split -b 15m - "$OUT/ship.tar.part-"
+# both best models as int8 parts (<= 15 MiB each) + logs.tgz: what the device tool brings back
+$PY scripts/gpu_run.py pack-return "$WORK" "$OUT"
 ls -la "$OUT"

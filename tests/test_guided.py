@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import make_pairs, run_cli
-from crossattn.guided import aligner_words, guided_loss, parse_links, piece_links, read_linked_pairs, word_spans
+from crossattn.guided import aligner_words, guided_loss, piece_links, read_linked_pairs, word_spans
 
 
 def test_words_are_the_aligners_words():
@@ -39,17 +39,18 @@ def test_guided_loss_is_the_cross_entropy_of_the_links():
 
 
 def test_linked_pairs_file_errors_name_the_line(tmp_path):
-    from crossattn.data import DataError
+    from crossattn.errors import CrossattnError
 
     good = tmp_path / "ok.tsv"
     good.write_text("a b\tx y\t0-0 1-1\n", encoding="utf-8")
     assert read_linked_pairs(good) == [("a b", "x y", [(0, 0), (1, 1)])]
     bad = tmp_path / "bad.tsv"
     bad.write_text("a b\tx y\t0-0 1-1\na\tb\t0:0\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"bad.tsv:2: bad link '0:0'"):
+    with pytest.raises(CrossattnError, match=r"bad.tsv:2: bad link '0:0'"):
         read_linked_pairs(bad)
-    with pytest.raises(ValueError):
-        parse_links("1-")
+    (tmp_path / "two.tsv").write_text("a\tb\n", encoding="utf-8")
+    with pytest.raises(CrossattnError, match=r"two.tsv:1: expected source<TAB>target<TAB>links"):
+        read_linked_pairs(tmp_path / "two.tsv")
 
 
 def test_training_with_guided_alignment_teaches_one_head_the_links(synth_data, tmp_path):
