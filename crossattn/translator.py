@@ -7,9 +7,12 @@ CTranslate2 conversion (export.py) is made on first use and cached, keyed by the
 weights' checksum, so a changed model is never served from a stale cache. The
 conversion imports torch once; after that, translating never does.
 
-Conventions shared with the torch engine (modeldir.py): the same normalizer, sentence
-splitting, output-length budget per sentence and length penalty, so both engines give
-the same tokens (tests/test_export.py checks it, greedy and beam).
+Conventions shared with the torch engine (modeldir.py, decoding.py): the same normalizer,
+sentence splitting, output-length budget per sentence and length penalty, so both engines
+give the same tokens (tests/test_export.py checks it, greedy and beam). Two things are
+this engine's own: the repetition guard (a translation that loops is searched again
+without the loop; ``repetition_guard=False`` turns it off) and the thread count, chosen
+by a measured rule (``measured_threads``).
 
 The attention views need the network's insides: ``translate_with_attention`` takes the
 translation from this engine and reads its cross-attention with one teacher-forced
@@ -269,26 +272,31 @@ class Translator:
         return self.root.name if re.fullmatch(r"[a-z]{2,3}-[a-z]{2,3}", self.root.name) else None
 
     def translate(self, texts: list[str], beam: int | None = None, alpha: float | None = None,
-                  split_sentences: bool = True, batch_size: int = 64) -> list[str]:
+                  split_sentences: bool = True, batch_size: int = 64, repetition_guard: bool = True) -> list[str]:
         """One output per input, in order; empty input gives empty output. With
         ``split_sentences`` each sentence of a text is translated on its own and the
         translations are joined in order. URLs and e-mail addresses come through as
         written, characters the vocabulary lacks get stand-ins, dollar amounts keep their
         sign, and a sentence in capitals is translated in sentence case and given back in
-        capitals (modeldir.SourceText, shared with the torch engine)."""
+        capitals (modeldir.SourceText, shared with the torch engine). A translation that
+        loops is searched again without the loop (``repetition_guard``, ``_unloop``: this
+        engine's own; without it, both engines give the same tokens)."""
         beam, alpha = decoding_settings(self.decoding, beam, alpha)
         sources = self._sources(texts, split_sentences)
-        hyps = iter(self._search([ids for s in sources for ids in s.ids], beam, alpha, batch_size))
+        hyps = iter(self._search([ids for s in sources for ids in s.ids], beam, alpha, batch_size,
+                                 guard=repetition_guard))
         return [s.finish([self.tokenizer.decode(next(hyps)) for _ in s.ids]) for s in sources]
 
     def translate_alternatives(self, texts: list[str], n: int, beam: int | None = None, alpha: float | None = None,
-                               split_sentences: bool = True, batch_size: int = 64) -> list[list[str]]:
+                               split_sentences: bool = True, batch_size: int = 64,
+                               repetition_guard: bool = True) -> list[list[str]]:
         """The ``n`` best translations of each text, best first (a beam of at least ``n``);
         for a text of several sentences, the i-th joins each sentence's i-th best."""
         beam, alpha = decoding_settings(self.decoding, beam, alpha)
         beam = max(beam, n)
         sources = self._sources(texts, split_sentences)
-        nbest = iter(self._search([ids for s in sources for ids in s.ids], beam, alpha, batch_size, n))
+        nbest = iter(self._search([ids for s in sources for ids in s.ids], beam, alpha, batch_size, n,
+                                  guard=repetition_guard))
         outputs = []
         for s in sources:
             per_part = [next(nbest) for _ in s.ids]
@@ -301,11 +309,11 @@ class Translator:
                 for text in texts]
 
     def _search(self, sources: list[list[int]], beam: int, alpha: float, batch_size: int,
-                n_best: int = 0) -> list:
+                n_best: int = 0, guard: bool = True) -> list:
         """Target ids per source (a list of the ``n_best`` best when asked). Sources are
         grouped by length so that each call's length budget is each sentence's own (a
-        translation never depends on its batch); a translation that loops is searched
-        again without its loop (``_unloop``)."""
+        translation never depends on its batch); with ``guard``, a translation that loops
+        is searched again without its loop (``_unloop``)."""
         out: list = [[] for _ in sources]
         order = sorted(range(len(sources)), key=lambda j: len(sources[j]))
         for max_len, group in groupby(order, key=lambda j: self._budget(sources[j])):
@@ -316,7 +324,7 @@ class Translator:
                 num_hypotheses=max(n_best, 1))
             for j, r in zip(idx, results):
                 out[j] = r.hypotheses
-        for j, hyps in enumerate(out):
+        for j, hyps in enumerate(out if guard else []):
             if repeated_unit(hyps[0]) and not repeated_unit([self.pieces[t] for t in sources[j]]):
                 out[j] = self._unloop(sources[j], hyps, beam, alpha, max(n_best, 1))
         out = [[[self.piece_id[p] for p in h] for h in hyps] for hyps in out]

@@ -138,3 +138,15 @@ def test_the_guard_leaves_a_source_that_repeats_itself(shipped_translator):
     finally:
         del shipped_translator._unloop
     assert calls == []
+
+
+def test_the_guard_touches_only_looping_translations(shipped_translator):
+    sentences = ["John", "The cat sleeps on the red chair.", "I am looking for a jewelry store.",
+                 "Where is the station?"]
+    guarded = shipped_translator.translate(sentences)
+    plain = shipped_translator.translate(sentences, repetition_guard=False)
+    assert repeated_unit(shipped_translator.tokenizer.pieces(plain[0]))  # the loop of issue 28, unguarded
+    for g, p in zip(guarded, plain):
+        if not repeated_unit(shipped_translator.tokenizer.pieces(p)):
+            assert g == p
+        assert not repeated_unit(shipped_translator.tokenizer.pieces(g))
