@@ -76,14 +76,18 @@ def ctranslate2_model(model_dir: Path, config: dict, quantization: str | None = 
 # -- how many CPU threads: a measured rule ---------------------------------------------
 # More threads are not always faster: beam search on a 21M-parameter model runs many small
 # GEMMs, and OpenMP threads that wait on each other (or on a core someone else is using)
-# cost more than they give. Measured on the 2-vCPU AMD EPYC (AVX2) of 2026-12-03, beam 4,
-# 2,410 tatoeba/test sources: 1 thread faster than 2 (bench/README.md, 2026-12-03).
-# So the count is measured on each machine: a short fixed translation is timed with 1, 2,
-# 4, ... threads, once, and the answer is cached beside the converted models.
+# can cost more than they give. On the same 2-vCPU AMD EPYC (AVX2), issue 28 measured
+# CTranslate2 faster with 1 thread than with 2 (beam 4, 2,410 tatoeba/test sources), while
+# this probe, run there under a load average of 8-9 (other jobs on both cores) on
+# 2026-12-03, found 2 threads faster in 7 runs of 8 (1.8-4.4x: a second thread also gets
+# a second share of the busy cores) and 1 thread faster once (int8, 0.69 vs 0.88 s): the
+# answer depends on the machine and its load. So it is measured where the model runs: a short fixed translation is timed
+# with 1, 2, 4, ... threads, once, and the answer is cached beside the converted models
+# (delete cache_root()/threads.json to measure again; --threads or $CROSSATTN_THREADS override).
 THREADS_MIN_SPEEDUP = 1.15  # more threads must beat fewer by this much: a near tie is not worth the cores
 THREADS_CACHE = "threads.json"
 THREADS_ENV = "CROSSATTN_THREADS"  # an explicit count for every command (tests, benchmarks)
-PROBE_SOURCES, PROBE_TOKENS, PROBE_BEAM = 32, 6, 4  # ~0.25 s a run at one thread on that machine
+PROBE_SOURCES, PROBE_TOKENS, PROBE_BEAM = 32, 6, 4  # a batch shaped like a file's, 6 steps of beam 4
 
 
 def usable_cpus() -> int:
