@@ -4,10 +4,11 @@ so neither server imports the other's insides.
 
 Translations run on one thread (``Batcher``): jobs that arrive within a few milliseconds
 share one model call, so N concurrent clients cost about one batched search instead of N.
-The attention views run on a thread of their own (``Worker`` with the server's attention
-function): the first such job imports torch and loads the torch networks, and each one
-after it runs a teacher-forced pass; on the translation thread that would hold up every
-translation queued behind it.
+The attention views run on a worker of their own (``Worker`` with the server's attention
+function, which hands each job to a process of its own: server.AttentionProcess): the
+first such job imports torch and loads the torch networks, and each one after it runs a
+teacher-forced pass; on the translation thread that would hold up every translation
+queued behind it.
 
 Each worker bounds its queue (``Limits.max_queue``, 503 beyond it) and, when it stops,
 answers every job still queued with a 503 instead of leaving its client waiting.

@@ -2,8 +2,9 @@
 
 Translations run on one worker thread that batches whatever arrived within a few
 milliseconds (up to ``max_batch`` texts), so N concurrent clients cost about one batched
-search instead of N sequential ones; the attention views run on a thread of their own,
-so their torch work never delays a translation (batcher.py).
+search instead of N sequential ones; the attention views run on a worker of their own,
+in a process of their own (AttentionProcess), so their torch work never delays a
+translation (batcher.py).
 
 Every failure a client can cause is answered as JSON ``{"error": code, "detail": ...}``
 with a 4xx status that names the limit involved; a 500 means a bug, and is JSON too.
@@ -12,6 +13,7 @@ with a 4xx status that names the limit involved; a 500 means a bug, and is JSON 
 
 import asyncio
 import json
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -70,24 +72,109 @@ def attention_payload(result, links: list[tuple[int, int]] | None = None, ndigit
     }
 
 
-ATTENTION_TORCH_THREADS = 1  # see attention_answer
-
-
 def attention_answer(translators: dict, direction: str, job: Job) -> bytes:
-    """The /api/attention answer for ``job`` as JSON bytes, computed on the attention
-    worker: the translation, its attention, and its word links (symmetrized with the
-    other direction's head when that direction is served too). Encoded here, not in the
-    event loop, which would make every request wait while it encodes thousands of floats.
-
-    Torch runs on one thread: the translation thread's CTranslate2 needs the cores, and
-    an idle torch thread pool spinning beside it is what slows translations down."""
-    import torch  # the attention views' own dependency, loaded with their first job
-
-    if torch.get_num_threads() != ATTENTION_TORCH_THREADS:
-        torch.set_num_threads(ATTENTION_TORCH_THREADS)
+    """The /api/attention answer for ``job`` as JSON bytes: the translation, its
+    attention, and its word links (symmetrized with the other direction's head when that
+    direction is served too). Encoded here, on the attention worker, not in the event
+    loop, which would make every request wait while it encodes thousands of floats."""
     reverse = translators.get("-".join(direction.split("-")[::-1]))
     result, links = attention_with_links(translators[direction], reverse, job.texts[0], job.beam, job.alpha)
     return json.dumps(attention_payload(result, links), separators=(",", ":")).encode()
+
+
+# -- the attention process ------------------------------------------------------------
+ATTENTION_NICENESS = 10  # under load the CPU goes to translations first
+ATTENTION_THREADS = 1  # torch and CTranslate2 threads there: the cores are the translations'
+
+
+class AttentionProcess:
+    """The attention worker's ``compute``: each job is answered by a process of its own,
+    started with the first job. There torch is imported and the networks are loaded, with
+    its own interpreter lock, its own CTranslate2 engines and a lower CPU priority, so
+    neither the load nor the jobs slow the translations down. A process that dies is
+    started again for the next job."""
+
+    def __init__(self, translators: dict):
+        """``translators``: {"en-fr": Translator, ...}; the process loads the same model
+        directories on the same device and precision."""
+        self.specs = {d: (str(t.root), t.device, t.dtype) for d, t in translators.items()}
+        self.process = None
+        self.conn = None
+
+    def __call__(self, translators: dict, direction: str, job: Job) -> bytes:
+        if self.process is None or not self.process.is_alive():
+            self._start()
+        self.conn.send((direction, job.texts[0], job.beam, job.alpha))
+        while not self.conn.poll(1.0):
+            if not self.process.is_alive():
+                self.process = None
+                raise RuntimeError("the attention process ended unexpectedly")
+        kind, *answer = self.conn.recv()
+        if kind == "ok":
+            return answer[0]
+        if kind == "api_error":
+            raise APIError(*answer)
+        raise RuntimeError(answer[0])
+
+    def _start(self) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # never fork a process running threads
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=attention_process_main, args=(child, self.specs),
+                                       name="crossattn-attention", daemon=True)
+        self.process.start()
+        child.close()
+        try:  # from its first import on, not only once it runs our code
+            os.setpriority(os.PRIO_PROCESS, self.process.pid, ATTENTION_NICENESS)
+        except (AttributeError, OSError):  # no priorities here (Windows): it still runs apart
+            pass
+
+    def close(self, timeout: float = 10.0) -> None:
+        if self.process is None:
+            return
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+        self.process = None
+
+
+def attention_process_main(conn, specs: dict) -> None:
+    """The attention process: load the translators, then answer (direction, text, beam,
+    alpha) requests one by one until None or the end of the pipe."""
+    import torch
+
+    from .translator import Translator
+
+    torch.set_num_threads(ATTENTION_THREADS)
+    translators, failure = {}, None
+    try:
+        translators = {d: Translator.load(root, device, dtype, threads=ATTENTION_THREADS)
+                       for d, (root, device, dtype) in specs.items()}
+    except Exception as e:  # answered to every request, as the server would answer it
+        failure = f"cannot load the models for attention: {type(e).__name__}: {e}"
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:  # the server is gone
+            return
+        if request is None:
+            return
+        direction, text, beam, alpha = request
+        try:
+            if failure:
+                raise RuntimeError(failure)
+            conn.send(("ok", attention_answer(translators, direction, Job([text], beam, alpha, direction))))
+        except APIError as e:
+            conn.send(("api_error", e.status, e.code, e.detail))
+        except Exception as e:
+            conn.send(("error", f"{type(e).__name__}: {e}"))
 
 
 # -- the app --------------------------------------------------------------------------
@@ -109,11 +196,16 @@ def describe(translator) -> dict:
 
 
 def create_app(translators, limits: Limits | None = None, model_dir: str | None = None,
-               access: Access | None = None):
+               access: Access | None = None, attention_process: bool = True):
     """A FastAPI app serving ``translators`` (one Translator, or {"en-fr": Translator, ...});
     its worker threads (translation, attention) run during the app's lifespan. Three
     groups of routes: ours (/api/*, /health, the page), LibreTranslate's
-    (libretranslate.py), and error handlers that answer every failure as JSON."""
+    (libretranslate.py), and error handlers that answer every failure as JSON.
+
+    ``attention_process``: the attention views are computed in a process of their own
+    (AttentionProcess; the translators must be model directories' Translators); False:
+    on the attention thread of this process, with the translators given (for
+    translators made in memory, and for tests)."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI
@@ -123,7 +215,13 @@ def create_app(translators, limits: Limits | None = None, model_dir: str | None 
         translators = {translators.direction or "en-fr": translators}
     limits = limits or Limits()
     batcher = Batcher(translators, limits)
-    attention = Worker(translators, limits, attention_answer, name="crossattn-attention")
+    compute = AttentionProcess(translators) if attention_process else attention_answer
+    attention = Worker(translators, limits, compute, name="crossattn-attention")
+
+    def stop_attention() -> None:
+        attention.stop()
+        if attention_process:
+            compute.close()
 
     @asynccontextmanager
     async def lifespan(app):
@@ -131,7 +229,7 @@ def create_app(translators, limits: Limits | None = None, model_dir: str | None 
         attention.start()
         yield
         # both at once: the queued jobs of either are answered (503) without waiting for the other
-        await asyncio.gather(asyncio.to_thread(batcher.stop), asyncio.to_thread(attention.stop))
+        await asyncio.gather(asyncio.to_thread(batcher.stop), asyncio.to_thread(stop_attention))
 
     # docs_url=None: the Swagger page loads its assets from a CDN; /openapi.json stays
     app = FastAPI(title="crossattn", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,

@@ -261,7 +261,7 @@ def test_unexpected_errors_are_json_500(translator):
         def translate_with_attention(self, *args, **kwargs):
             raise RuntimeError("bug")
 
-    with TestClient(create_app(Broken(translator)), raise_server_exceptions=False) as c:
+    with TestClient(create_app(Broken(translator), attention_process=False), raise_server_exceptions=False) as c:
         assert_error(c.post("/api/attention", json={"text": "Hello."}), 500, "internal_error")
         assert c.get("/health").status_code == 200
 
@@ -317,8 +317,8 @@ def test_worker_stops_with_the_app(translator):
     app = create_app(translator)
     with TestClient(app) as c:
         assert c.get("/health").json()["status"] == "ok"
-        assert app.state.batcher.thread.is_alive()
-    assert not app.state.batcher.thread.is_alive()
+        assert app.state.batcher.thread.is_alive() and app.state.attention.thread.is_alive()
+    assert not app.state.batcher.thread.is_alive() and not app.state.attention.thread.is_alive()
 
 
 # -- the workers: attention apart, shutdown, statistics ------------------------------------
@@ -337,7 +337,8 @@ class HeldAttention(SlowTranslator):
 
 def test_translation_is_answered_while_an_attention_job_runs(translator):
     held = HeldAttention(translator)
-    with TestClient(create_app(held, Limits(timeout_s=20))) as c, concurrent.futures.ThreadPoolExecutor(1) as pool:
+    app = create_app(held, Limits(timeout_s=20), attention_process=False)  # to hold it, the job runs here
+    with TestClient(app) as c, concurrent.futures.ThreadPoolExecutor(1) as pool:
         try:
             attention = pool.submit(c.post, "/api/attention", json={"text": "Hello.", "beam": 1})
             assert held.started.wait(60)
@@ -418,3 +419,15 @@ def test_attention_shows_the_translation_the_user_gets(client, text):
     shown = client.post("/api/attention", json={"text": text}).json()
     assert shown["translation"] == translated
     assert len(shown["attention"][0][0]) == len(shown["target_tokens"])
+
+
+def test_attention_process_is_started_again_after_it_dies(client):
+    body = {"text": "The cat sleeps on the sofa.", "beam": 1}
+    first = client.post("/api/attention", json=body)
+    process = client.app.state.attention.compute.process
+    assert first.status_code == 200 and process.is_alive()
+    process.kill()
+    process.join(30)
+    again = client.post("/api/attention", json=body)
+    assert again.status_code == 200 and again.json() == first.json()
+    assert client.app.state.attention.compute.process.pid != process.pid
