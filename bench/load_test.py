@@ -30,6 +30,8 @@ from pathlib import Path
 
 import httpx
 
+from crossattn.atomic import write_text_atomic
+
 REPO = Path(__file__).resolve().parents[1]
 
 # Short sentences keep each batch cheap; edge cases are "good" inputs too.
@@ -94,12 +96,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(args: list[str] = (), timeout: float = 180.0) -> tuple[subprocess.Popen, str]:
-    """`crossattn serve` in a subprocess on a free loopback port; waits for /health."""
+def start_server(args: list[str] = (), timeout: float = 180.0, cwd: Path = REPO) -> tuple[subprocess.Popen, str]:
+    """`crossattn serve` in a subprocess on a free loopback port; waits for /health.
+    ``cwd``: the checkout whose code runs (``python -m`` imports from there first)."""
     port = free_port()
     log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a full pipe would stall the server
     proc = subprocess.Popen([sys.executable, "-m", "crossattn", "serve", "--port", str(port), *args],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True)
+                            cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -244,7 +247,7 @@ def main() -> int:
                          "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
     print_report(report)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    write_text_atomic(args.out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0 if alive and not report["failures"] and report["server"]["status"] == "ok" else 1
 
