@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from .atomic import fsync_dir, fsync_file
+from .atomic import crash_point, fsync_dir, fsync_file, temporary_name
 from .errors import CrossattnError
 
 EXIT_ERROR = 1
@@ -27,7 +27,7 @@ class AtomicOutput:
 
     def __init__(self, path: str | None):
         self.path = None if path in (None, "-") else Path(path)
-        self.tmp = None if self.path is None else self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.tmp = None if self.path is None else temporary_name(self.path)
 
     def __enter__(self):
         if self.tmp is None:
@@ -46,6 +46,7 @@ class AtomicOutput:
             self.file.close()
             if exc_type is None:
                 fsync_file(self.tmp)
+                crash_point("output-write", 1)
                 os.replace(self.tmp, self.path)
                 fsync_dir(self.path.parent)
         except OSError as e:

@@ -192,3 +192,19 @@ def test_heatmap_killed_mid_write_keeps_the_previous_picture(tmp_path):
     assert before.startswith(b"\x89PNG") and before.endswith(b"IEND\xaeB`\x82")  # whole: its end chunk
     crash(HEATMAP, str(png), "2", at="figure-write:1")
     assert png.read_bytes() == before
+
+
+def test_translate_output_file_killed_before_its_rename_keeps_the_previous_file(tmp_path):
+    """``crossattn translate -o FILE`` (and every -o of the CLI, through AtomicOutput)."""
+    out = tmp_path / "out.txt"
+    args = ["-m", "crossattn", "translate", "-o", str(out), "--dtype", "fp32", "Good morning."]
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=cli_env(), cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    before = out.read_text(encoding="utf-8")
+    assert before.endswith("\n") and len(before.splitlines()) == 1
+    proc = subprocess.run([sys.executable, *args[:-1], "Good evening.", "See you tomorrow."], capture_output=True,
+                          text=True, env={**cli_env(), "CROSSATTN_CRASH_AT": "output-write:1"}, cwd=REPO, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert out.read_text(encoding="utf-8") == before
+    assert visible_leftovers(tmp_path, "out.txt") == []
+
