@@ -171,7 +171,8 @@ class Batcher(Worker):
                 job = self.queue.get(timeout=left)
             except queue.Empty:
                 break
-            if job is None:  # stop(): the batch collected so far still runs
+            if job is None:  # stop(): the batch collected so far still runs, then the loop ends
+                self.queue.put(None)
                 break
             jobs.append(job)
             size += len(job.texts)

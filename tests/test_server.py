@@ -431,3 +431,19 @@ def test_attention_process_is_started_again_after_it_dies(client):
     again = client.post("/api/attention", json=body)
     assert again.status_code == 200 and again.json() == first.json()
     assert client.app.state.attention.compute.process.pid != process.pid
+
+
+def test_stop_while_a_batch_is_being_collected():
+    """stop() during the batching wait: the collected jobs run and the thread ends."""
+    fake = FakeTranslator()
+    batcher = Batcher(fake, Limits(batch_wait_ms=60_000, max_batch=8))
+    batcher.start()
+    job = Job(["a"])
+    batcher.submit(job)
+    for _ in range(1000):  # until the worker has taken the job and waits for batch-mates
+        if batcher.queue.empty():
+            break
+        time.sleep(0.01)
+    batcher.stop(timeout=20)
+    assert job.future.result(timeout=10) == ["A"]
+    assert not batcher.thread.is_alive()
