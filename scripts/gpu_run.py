@@ -4,6 +4,7 @@
     python scripts/gpu_run.py stash | unstash      # the shipped weights out of the tree and back
     python scripts/gpu_run.py pack-return WORK OUT # on the device: both models as int8 parts
     python scripts/gpu_run.py after FILES_DIR [--data .gpu/data] [--ship]   # after the call
+    python scripts/gpu_run.py roundtrip MODEL_DIR [--limit N]   # what the int8 return costs
 
 The device tool (its README) sends the working tree: tracked files, untracked files git
 does not ignore, and the `carry` paths, 64 MiB at most; it brings back at most 8 files of
@@ -408,6 +409,34 @@ def cmd_after(a) -> int:
     return 0
 
 
+def cmd_roundtrip(a) -> int:
+    """What the int8 return costs: MODEL as it is against MODEL through to_int8/from_int8 and
+    ship_model.py's fp16, both scored as `after` scores (CTranslate2 int8, beam 2)."""
+    import torch
+
+    from crossattn.modeldir import load_model_dir, save_model_dir
+
+    work = Path(a.work)
+    shutil.rmtree(work, ignore_errors=True)
+    model, tokenizer, config = load_model_dir(a.model)
+    state = {k: v for k, v in model.state_dict().items() if not (model.config.tie_output and k == "output.weight")}
+    back = from_int8(to_int8(state))
+    if model.config.tie_output:
+        back["output.weight"] = back["embed.tokens.weight"]
+    model.load_state_dict(back)
+    extra = {k: v for k, v in config.items() if k not in ("model", "decoding", "files")}
+    save_model_dir(model, tokenizer, work / "int8-fp32", config.get("decoding"), dtype=torch.float32, extra=extra)
+    subprocess.run([sys.executable, str(REPO / "scripts" / "ship_model.py"), work / "int8-fp32", work / "int8",
+                    "--beam", str(config["decoding"]["beam"]), "--alpha", str(config["decoding"]["alpha"]),
+                    "--head-from", "none"], check=True, capture_output=True)
+    sets = {n: DATA / n for n in DEV_SETS if (DATA / n).exists()}
+    new, old = score(work / "int8", sets, a.limit), score(Path(a.model), sets, a.limit)
+    for name in sets:
+        print(f"{name} ({new[name]['sentences']:,}): as shipped {old[name]['bleu']:.2f} BLEU / {old[name]['chrf']:.2f} chrF, "
+              f"through int8 {new[name]['bleu']:.2f} / {new[name]['chrf']:.2f}")
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -434,6 +463,11 @@ def main() -> int:
     f.add_argument("--ship", action="store_true", help="replace crossattn/pretrained/<direction> with each winner")
     f.add_argument("--report", default="runs/gpu-after.json")
     f.set_defaults(func=cmd_after)
+    t = sub.add_parser("roundtrip", help="what the int8 return costs, on a model directory (e.g. a shipped one)")
+    t.add_argument("model")
+    t.add_argument("--limit", type=int, help="first N lines of each dev set")
+    t.add_argument("--work", default="runs/gpu-roundtrip")
+    t.set_defaults(func=cmd_roundtrip)
     a = p.parse_args()
     if a.command == "check" and a.carry is None:
         a.carry = [Path(".gpu/data")]

@@ -16,21 +16,28 @@
 #   safetensors, sacrebleu, tqdm, matplotlib; no ctranslate2 (not needed there), no network.
 #   PYTHONUNBUFFERED=1, or the output tail comes back empty.
 #
-# The steps, with what each took in the CPU dry run (`make gpu-dry-run`, 2-core AMD EPYC AVX2,
-# 2026-12-03, other jobs running; scale 0.005, 3 steps):
-#  1. here:   python scripts/pack_gpu_data.py .gpu/data            (dry run 0.005: ~5 min; the
-#             real pack adds eflomal on 200k pairs, ~5 more)
-#  2. here:   python scripts/gpu_run.py stash && python scripts/gpu_run.py check     (seconds)
+# The steps, with what each took in the CPU dry run (`make gpu-dry-run`: scale 0.005, 3 steps,
+# dev sets cut to 10 lines; 2-core AMD EPYC AVX2, 2026-12-03 14:29-14:47 UTC, load average ~9
+# from other jobs, so an idle machine does better): 18 min in all.
+#  1. here:   python scripts/pack_gpu_data.py .gpu/data          dry run 3.5 min; the full pack
+#             (eflomal on 200k pairs too) took FULLPACK.
+#  2. here:   python scripts/gpu_run.py stash && python scripts/gpu_run.py check      seconds
 #  3. device: run(command="OUT=$OUT bash scripts/train_general_gpu.sh", carry=[".gpu/data"],
-#             timeout_s=600): tokenizer (~1 min) + 8.5 min training + pack-return. MINUTES=8
-#             if the first call's start ate into the 15 minutes.
+#             timeout_s=600): tokenizer + 8.5 min of training + pack-return (int8 parts: 42.6 MiB
+#             in the dry run, whose vocabulary shrank to 11.9k; 16k: ~47 MiB). Dry run on the
+#             CPU: 4.5 min. MINUTES=8 if the machine's start ate into the 15 minutes.
 #  4. here:   python scripts/gpu_run.py unstash
-#  5. here:   python scripts/gpu_run.py after /work/.device/<files_at> --ship   (evaluates both
-#             directions against the shipped models on 5 dev sets, trains alignment heads for the
-#             winners, measures AER, ships only what wins; the dry run's timings are printed by it)
-# CPU dry run of steps 1-3 (small batches: the GPU batch of 32k tokens needs ~10 GB of RAM on a CPU):
-#   python scripts/pack_gpu_data.py /tmp/gpudata --scale 0.005
-#   DATA=/tmp/gpudata MINUTES=0.5 MAX_STEPS=3 MAX_TOKENS=1000 DEVICE=cpu scripts/train_general_gpu.sh
+#  5. here:   python scripts/gpu_run.py after /work/.device/<files_at> --ship      dry run 7.5 min:
+#             unpack 17 s; per direction ship_model 7-36 s, scoring new + shipped on 5 dev sets
+#             35-43 s (10 lines each; the full 4 dev sets took the shipped en-fr 265 s on one
+#             thread, bench/results/quality-en-fr.json: ~9 min a direction for new + shipped),
+#             guided-head AER 28-34 s; alignment heads 45-51 s for 20 steps (2,000 steps took
+#             12 min in bf16 on an AMX Xeon, ~60 min in fp32, 2026-12-02/03), heads' AER 41 s.
+#             The int8 return itself, measured on shipped en-fr (gpu_run.py roundtrip, 500 lines of
+#             each dev set): BLEU 49.53/60.36/9.75/22.60 -> 49.50/60.13/9.57/22.80 (tatoeba,
+#             multi30k, newstest2012, hansard), chrF within 0.1: noise-sized, one call instead of two.
+# The CPU dry run is `make gpu-dry-run` (small batches: the GPU batch of 32k tokens needs ~10 GB
+# of RAM on a CPU); tests/test_gpu_run.py runs this script on a synthetic pack.
 set -euo pipefail
 DATA=${DATA:-.gpu/data}
 WORK=${WORK:-/tmp/general}
