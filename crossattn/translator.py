@@ -28,6 +28,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -108,7 +109,8 @@ def thread_candidates(cpus: int) -> list[int]:
 
 def choose_threads(seconds: dict[int, float], min_speedup: float = THREADS_MIN_SPEEDUP) -> int:
     """The rule: from 1 thread up, a larger count replaces the one chosen so far only when
-    it runs the probe at least ``min_speedup`` times faster."""
+    it runs the probe at least ``min_speedup`` times faster (``seconds``: absolute or
+    relative times, {count: time})."""
     best = min(seconds)
     for count in sorted(seconds):
         if count > best and seconds[best] >= min_speedup * seconds[count]:
@@ -119,8 +121,8 @@ def choose_threads(seconds: dict[int, float], min_speedup: float = THREADS_MIN_S
 def measured_threads(key: str, probe: Callable[[list[int]], dict[int, float]], cpus: int | None = None,
                      cache: Path | None = None) -> int:
     """The thread count for the machine and model named by ``key``: cached in ``cache``
-    (JSON, one entry per key), else measured now with ``probe(counts) -> {count: seconds}``
-    on ``thread_candidates`` and written there. One CPU: 1, unmeasured. A cache
+    (JSON, one entry per key), else measured now with ``probe(counts) -> {count: time}``
+    (``probe_seconds``: times relative to 1 thread) on ``thread_candidates`` and written there. One CPU: 1, unmeasured. A cache
     that cannot be read is measured again; one that cannot be written costs the next
     start its probe."""
     cpus = usable_cpus() if cpus is None else cpus
@@ -141,7 +143,7 @@ def measured_threads(key: str, probe: Callable[[list[int]], dict[int, float]], c
             entries = entries if isinstance(entries, dict) else {}
         except (OSError, ValueError):
             entries = {}
-        entries[key] = {"threads": threads, "seconds": seconds,
+        entries[key] = {"threads": threads, "time_vs_1_thread": seconds,
                         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         cache.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(cache, json.dumps(entries, indent=1) + "\n")
@@ -161,11 +163,12 @@ def cpu_model_name() -> str:
 
 
 def probe_seconds(ct2_dir: Path, compute_type: str, vocabulary: list[str], counts: list[int],
-                  rounds: int = 3) -> dict[int, float]:
-    """Seconds of a fixed beam search (PROBE_SOURCES sources of PROBE_TOKENS pieces of
-    ``vocabulary``, exactly PROBE_TOKENS steps each) with each thread count of ``counts``:
-    the best of ``rounds`` runs, the counts taking turns so that a burst of someone else's
-    load hits every count, not one."""
+                  rounds: int = 5) -> dict[int, float]:
+    """Time of a fixed beam search (PROBE_SOURCES sources of PROBE_TOKENS pieces of
+    ``vocabulary``, exactly PROBE_TOKENS steps each) with each thread count of ``counts``,
+    relative to the first count's: in each of ``rounds`` rounds the counts run back to back,
+    and the median of the rounds' ratios is kept. Someone else's burst of load slows one
+    round, not the median; a slow drift of load hits both sides of each ratio."""
     import ctranslate2
 
     engines = {n: ctranslate2.Translator(str(ct2_dir), device="cpu", compute_type=compute_type, intra_threads=n)
@@ -174,15 +177,18 @@ def probe_seconds(ct2_dir: Path, compute_type: str, vocabulary: list[str], count
               for i in range(PROBE_SOURCES)]
     options = dict(beam_size=PROBE_BEAM, min_decoding_length=PROBE_TOKENS, max_decoding_length=PROBE_TOKENS,
                    max_input_length=0)
-    best = {n: float("inf") for n in counts}
     for engine in engines.values():  # warm-up: first-call allocations are not counted
         engine.translate_batch(pieces[:4], **options)
+    ratios: dict[int, list[float]] = {n: [] for n in counts}
     for _ in range(rounds):
+        seconds = {}
         for n, engine in engines.items():
             start = time.perf_counter()
             engine.translate_batch(pieces, **options)
-            best[n] = min(best[n], time.perf_counter() - start)
-    return best
+            seconds[n] = time.perf_counter() - start
+        for n in counts:
+            ratios[n].append(seconds[n] / seconds[counts[0]])
+    return {n: statistics.median(r) for n, r in ratios.items()}
 
 
 # -- loops: the repetition guard -------------------------------------------------------

@@ -53,7 +53,7 @@ def test_measured_threads_probes_once_then_reads_the_cache(tmp_path):
     assert measured_threads("cpu A|model", probe, cpus=2, cache=cache) == 2
     assert calls == [[1, 2]]
     entry = json.loads(cache.read_text())["cpu A|model|cpus 2"]
-    assert entry["threads"] == 2 and entry["seconds"] == {"1": 1.0, "2": 0.5}
+    assert entry["threads"] == 2 and entry["time_vs_1_thread"] == {"1": 1.0, "2": 0.5}
     # another machine or model is measured on its own, and the first entry is kept
     assert measured_threads("cpu B|model", lambda counts: {1: 1.0, 2: 1.2}, cpus=2, cache=cache) == 1
     assert set(json.loads(cache.read_text())) == {"cpu A|model|cpus 2", "cpu B|model|cpus 2"}
@@ -150,3 +150,10 @@ def test_the_guard_touches_only_looping_translations(shipped_translator):
         if not repeated_unit(shipped_translator.tokenizer.pieces(p)):
             assert g == p
         assert not repeated_unit(shipped_translator.tokenizer.pieces(g))
+
+
+def test_the_probe_times_thread_counts_relative_to_the_first(shipped_translator):
+    from crossattn.translator import probe_seconds
+
+    times = probe_seconds(shipped_translator.ct2_dir, "float32", shipped_translator.pieces, [1], rounds=1)
+    assert times == {1: 1.0}
