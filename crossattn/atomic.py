@@ -8,6 +8,7 @@ a directory is filled under a temporary name and renamed into place the same way
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -79,16 +80,40 @@ def write_json_atomic(path: str | Path, obj) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2))
 
 
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux renameat2 RENAME_EXCHANGE);
+    False where the system or the file system cannot, and nothing was changed."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):  # not Linux, or a C library before glibc 2.28
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
 def replace_dir(tmp: Path, final: Path) -> None:
     """Move a fully written directory into place; the old one goes only afterwards.
 
-    With no ``final`` yet this is one rename. Replacing one takes two (``final`` to
-    ``final.old``, then ``tmp`` to ``final``): a crash between them leaves no ``final``
-    and the whole previous version under ``.old``, never a mixture."""
+    With no ``final`` yet this is one rename. Replacing one is one atomic swap where the
+    system has it (Linux), else two renames (``final`` to ``final.old``, then ``tmp`` to
+    ``final``): a crash between them leaves no ``final`` and the whole previous version
+    under ``.old``, never a mixture."""
     for p in tmp.rglob("*"):
         if p.is_file():
             fsync_file(p)
     fsync_dir(tmp)
+    if final.is_dir() and exchange(tmp, final):
+        fsync_dir(final.parent)
+        crash_point("replace-dir", 1)
+        shutil.rmtree(tmp)  # now the previous version
+        return
     old = final.with_name(final.name + ".old")
     if old.exists():
         shutil.rmtree(old)
