@@ -107,6 +107,7 @@ class AttentionProcess:
         self.conn.send((direction, job.texts[0], job.beam, job.alpha))
         while not self.conn.poll(1.0):
             if not self.process.is_alive():
+                self.conn.close()
                 self.process = None
                 raise RuntimeError("the attention process ended unexpectedly")
         kind, *answer = self.conn.recv()
