@@ -219,8 +219,9 @@ def save_model_dir(model, tokenizer: Tokenizer, out: str | Path, decoding: dict 
     """Write an inference-ready model directory (checksums included) for a
     ``Seq2SeqTransformer``; ``dtype`` (e.g. torch.bfloat16) sets how weights are stored.
 
-    Written whole under a temporary name and renamed into place: after a crash ``out`` is
-    the previous directory, the new one, or (mid-swap) absent, never a mixture."""
+    Written whole under a temporary name and swapped into place (atomic.replace_dir): after
+    a crash ``out`` is the previous directory or the new one (where the system cannot swap
+    directories atomically, possibly absent mid-swap), never a mixture."""
     from .model import save_model
 
     with atomic_dir(out) as tmp:
