@@ -20,7 +20,6 @@ like LibreTranslate's: a sliding window of one minute per key or client address.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -30,9 +29,11 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from .batcher import Batcher, Job
+from .detect import detect as detect_language
 from .errors import InputError
 from .server_api import APIError, Limits, check_request
 
@@ -114,30 +115,6 @@ class Access:
             del self._by_client[who]
 
 
-# -- language detection for source="auto" ------------------------------------------------
-_WORDS = {
-    "en": set("the of and to a in is it you that he was for on are with as i his they be at one have this from or "
-              "had by not but what some we can were all there when your how said an each she which do their if will "
-              "way about many then them would so these her see him has could my than been who its now people".split()),
-    "fr": set("le la les de des du un une et est en que qui dans pour pas au aux ce il elle je tu nous vous ils sur "
-              "avec se son sa ses mais ou plus par ne sont été être avoir fait comme tout bien mon ma très cette "
-              "ces leur aussi y c'est j'ai suis es".split()),
-}
-_FRENCH_LETTERS = re.compile(r"[àâçéèêëîïôûùüÿœ]")
-
-
-def detect_language(text: str, candidates: list[str]) -> tuple[str, float]:
-    """``(language code, confidence 0-100)`` among ``candidates`` from function words and
-    French letters: enough to tell English from French, which is all we translate."""
-    words = re.findall(r"[\w']+", text.lower())
-    score = {lang: sum(w in _WORDS.get(lang, ()) for w in words) for lang in candidates}
-    if "fr" in score:
-        score["fr"] += 2 * len(_FRENCH_LETTERS.findall(text.lower()))
-    total = sum(score.values())
-    best = max(candidates, key=lambda lang: (score[lang], lang == candidates[0]))
-    return best, round(100.0 * score[best] / total, 1) if total else 0.0
-
-
 # -- the routes --------------------------------------------------------------------------
 async def read_params(request) -> dict:
     """A JSON object, or a form (application/x-www-form-urlencoded), as LibreTranslate accepts."""
@@ -182,7 +159,8 @@ def add_routes(app, batcher: Batcher, translators: dict, limits: Limits, access:
             q = params.get("q")
             if not isinstance(q, str) or not q:
                 raise APIError(400, "missing_q", "Invalid request: missing q parameter")
-            lang, confidence = detect_language(q, known)
+            # in a worker thread: the first detection loads the detector (seconds)
+            lang, confidence = await run_in_threadpool(detect_language, q, known)
             return [{"language": lang, "confidence": confidence}]
         except APIError as e:
             return fail(e)
@@ -216,7 +194,9 @@ def add_routes(app, batcher: Batcher, translators: dict, limits: Limits, access:
                 raise APIError(400, e.code, e.detail) from None
             detected = None
             if source == "auto":
-                detected = [detect_language(t, known) for t in texts]
+                # a text without letters ("42") is reported in the target language: given back as is
+                fallback = target if target in known else None
+                detected = await run_in_threadpool(lambda: [detect_language(t, known, fallback) for t in texts])
             for lang in (source, target):
                 if lang != "auto" and lang not in NAMES:
                     raise APIError(400, "unsupported_language", f"{lang} is not supported")
