@@ -14,7 +14,9 @@ from .text import clean_text, iter_lines, read_lines
 
 # -- pairs of gold-style tokens ------------------------------------------------------------
 def read_token_pairs(arg: str) -> list[tuple[list[str], list[str]]]:
-    """'pairs.tsv' (source<TAB>target) or 'src.txt:tgt.txt'; one pair per line, words = whitespace tokens."""
+    """'pairs.tsv' (source<TAB>target) or 'src.txt:tgt.txt'; one pair per line, words =
+    whitespace tokens. Unlike data.read_pairs (training text: blank and malformed lines
+    skipped), every line is a pair, blank ones too, so that output line n is input pair n."""
     if not Path(arg).is_file() and ":" in arg:
         a, b = arg.split(":", 1)
         src, tgt = read_lines(a), read_lines(b)
