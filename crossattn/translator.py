@@ -361,6 +361,25 @@ class Translator:
                 suppress_sequences=banned)[0].hypotheses
         return hyps
 
+    def translate_html(self, documents: list[str], beam: int | None = None, alpha: float | None = None,
+                       batch_size: int = 64, backward=None) -> list[str]:
+        """Each HTML document translated, markup kept (markup.py: block elements delimit
+        segments, each translated whole as ``translate`` translates a text; inline tags
+        placed on the target words that the alignment heads link to their source words).
+        ``backward``: the other direction's align.AlignmentModel, to symmetrize with (as
+        ``crossattn align`` does); a model without an alignment head places the tags by
+        relative position. The alignment runs the torch network (loaded on first use)."""
+        from .markup import translate_html
+
+        def align(pairs: list[tuple[list[str], list[str]]]) -> list[set[tuple[int, int]]]:
+            from .align import align_pairs_with_heads
+
+            return align_pairs_with_heads(pairs, forward, backward)
+
+        forward = self.alignment_model()
+        return translate_html(documents, lambda texts: self.translate(texts, beam, alpha, batch_size=batch_size),
+                              align if forward is not None else None)
+
     # -- attention, read by the torch network ----------------------------------------
     def torch_engine(self):
         """The torch network of the same model directory, loaded on first use (fp32 CPU)."""

@@ -1,0 +1,519 @@
+"""HTML in, HTML out: sentences translated whole, inline markup put back by word alignment.
+
+A web page's sentence is often cut by inline tags ("View the complete range of
+<em>drawer systems</em> here!"). Translating each text node on its own (LibreTranslate's
+``translatehtml``) gives unrelated fragments; like Firefox Translations (Bergamot) we
+translate the sentence whole and put each inline element on the target words aligned to
+the source words it covered. This module does everything but the translating and the
+aligning, which it is given as functions (``translate_html``), so it needs no torch.
+
+What happens to the parts of a document:
+
+* **Segments.** Every element that is not inline (p, div, li, td, th, h1-h6, title,
+  caption, blockquote, dt, dd, figcaption, option, ..., and unknown tags: an element whose
+  role we do not know is never moved) delimits segments. A segment's text, whitespace
+  collapsed as HTML renders it, is split into sentences (text.split_sentences, as the
+  translator splits) and translated; a segment without a letter is kept as written.
+* **Inline elements** (``INLINE``: b, i, em, strong, a, span, u, s, sub, sup, small,
+  mark, abbr, cite, q, label, font, ...) cover the target words aligned to their source
+  words: the span from the first to the last of them. Nested elements stay nested;
+  siblings never overlap (a sibling whose words come later in the translation may come
+  later in the output: "the <b>red</b> <i>car</i>" -> "la <i>voiture</i> <b>rouge</b>").
+  An element whose words align to nothing, and every void element (br, img, wbr,
+  input) and stray end tag, stands between the target words aligned to the source words
+  before and after it.
+* **Left untouched**, as written: script, style, code, pre, kbd, samp, var, textarea and
+  template, comments, doctype and processing instructions, and every element with
+  ``translate="no"`` or the class ``notranslate``. Inside a sentence such an element
+  (``<code>ls</code>``) is placed like a void element; its words are not part of the
+  text translated.
+* **Attributes** are kept exactly as written, those a person reads (title, alt,
+  placeholder, aria-label) included: they are not translated (not measured yet; a
+  decision to revisit, see the issue).
+* **Tags**: every tag of the input appears exactly once in the output, its text as
+  written (attributes, quotes, case). Entities and whitespace outside the translated text
+  are kept as written; the translated text is escaped (&, <, >).
+* **Malformed input** never raises and never drops text: the parser (the standard
+  library's html.parser, chosen because it is lenient, keeps each tag's text as written
+  and adds no dependency; lxml and html5lib repair the tree, which would add or move
+  tags) reports constructs, and every character of the input belongs to one of them. An
+  element left open stays open to the end of its segment (no end tag is invented); an
+  end tag without its start tag is placed like a void element.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+from .text import split_sentences
+
+INLINE = frozenset("a abbr acronym b bdi bdo big cite data del dfn em font i ins label mark nobr q rp rt ruby "
+                   "s small span strike strong sub sup time tt u".split())
+INLINE_VOID = frozenset("br img wbr input embed".split())
+VOID = INLINE_VOID | frozenset("area base col hr keygen link meta param source track".split())
+UNTOUCHED = frozenset("script style code pre kbd samp var textarea template".split())
+UNTOUCHED_INLINE = frozenset("code kbd samp var".split())
+READABLE_ATTRIBUTES = ("title", "alt", "placeholder", "aria-label")  # kept as written (module docstring)
+
+# a word for alignment and placement: letters and digits, with inner apostrophes, hyphens,
+# dots and commas ("l'homme", "procès-verbal", "3.5"), or one other visible character
+WORD = re.compile(r"\w+(?:['’\-.,]\w+)*|\S")
+LETTER = re.compile(r"[^\W\d_]")
+
+Links = set[tuple[int, int]]
+TranslateFn = Callable[[list[str]], list[str]]
+AlignFn = Callable[[list[tuple[list[str], list[str]]]], list[Links]]
+
+
+# -- parsing: every character of the input in one construct ---------------------------------
+@dataclass
+class Construct:
+    kind: str  # "start", "end", "startend", "text", "other" (comment, doctype, pi, ...)
+    raw: str  # the input's characters, as written
+    tag: str = ""
+    attrs: list[tuple[str, str | None]] = field(default_factory=list)
+
+
+class _Lexer(HTMLParser):
+    """html.parser reporting where each construct starts; the raw text of each is the
+    input from its start to the next one's, so the constructs give back the input."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=False)
+        self._lines = [0]
+        for m in re.finditer("\n", text):
+            self._lines.append(m.end())
+        self.starts: list[tuple[int, str, str, list]] = []
+
+    def _mark(self, kind: str, tag: str = "", attrs: list | None = None) -> None:
+        line, col = self.getpos()
+        self.starts.append((self._lines[line - 1] + col, kind, tag, attrs or []))
+
+    def handle_starttag(self, tag, attrs):
+        self._mark("start", tag, attrs)
+
+    def handle_startendtag(self, tag, attrs):
+        self._mark("startend", tag, attrs)
+
+    def handle_endtag(self, tag):
+        self._mark("end", tag)
+
+    def handle_data(self, data):
+        self._mark("text")
+
+    def handle_entityref(self, name):
+        self._mark("text")
+
+    def handle_charref(self, name):
+        self._mark("text")
+
+    def handle_comment(self, data):
+        self._mark("other")
+
+    def handle_decl(self, decl):
+        self._mark("other")
+
+    def handle_pi(self, data):
+        self._mark("other")
+
+    def unknown_decl(self, data):
+        self._mark("other")
+
+
+def parse(text: str) -> list[Construct]:
+    """The constructs of ``text`` in order; their ``raw`` joined is ``text``. Adjacent text
+    (data and entities) is one construct."""
+    lexer = _Lexer(text)
+    lexer.feed(text)
+    lexer.close()
+    starts = sorted({s[0]: s for s in lexer.starts}.values())  # one construct per position
+    if not starts or starts[0][0] != 0:
+        starts.insert(0, (0, "text", "", []))
+    out: list[Construct] = []
+    for n, (pos, kind, tag, attrs) in enumerate(starts):
+        end = starts[n + 1][0] if n + 1 < len(starts) else len(text)
+        raw = text[pos:end]
+        if not raw:
+            continue
+        if kind in ("start", "startend", "end") and not raw.startswith("<"):
+            kind = "text"  # never happens with a correct parser; text is never taken for a tag
+        if kind == "text" and out and out[-1].kind == "text":
+            out[-1].raw += raw
+        else:
+            out.append(Construct(kind, raw, tag, attrs))
+    return out
+
+
+def untranslatable(c: Construct) -> bool:
+    """An element left as written with all it holds (module docstring)."""
+    if c.tag in UNTOUCHED:
+        return True
+    attrs = dict(c.attrs)
+    return (attrs.get("translate") or "").strip().lower() == "no" or "notranslate" in (attrs.get("class") or "").split()
+
+
+# -- a segment: inline elements over a text ----------------------------------------------------
+@dataclass
+class Element:
+    """An inline element, or (``void``) something placed between words: a void element, an
+    untouched inline element, a stray end tag, a comment. ``start``/``end``: the source
+    characters it covers."""
+    open: str
+    close: str = ""  # "" for void ones and for elements left open in the input
+    void: bool = False
+    start: int = 0
+    end: int = 0
+    order: int = 0
+    children: list["Element"] = field(default_factory=list)
+    left_open: bool = False
+    tag: str = ""
+    # whitespace around it in the source (void ones): kept around it in the output
+    space_before: bool = False
+    space_after: bool = False
+    # placement: target words [first, last) (void: first == last, the gap before word ``first``)
+    first: int = 0
+    last: int = 0
+
+
+class Segment:
+    """The text of one segment, whitespace collapsed, and the elements over it."""
+
+    def __init__(self):
+        self.parts: list[str] = []  # the text, unescaped
+        self.length = 0
+        self.root = Element("", left_open=False)
+        self.stack: list[Element] = [self.root]
+        self.count = 0
+        self.lead = ""  # whitespace before the first element or word, kept as written
+        self.trail = ""
+        self.raw: list[str] = []  # the segment's input, for a segment kept as written
+        self.pending: list[Element] = []  # void ones waiting to learn what follows them
+
+    def add_text(self, raw: str) -> None:
+        self.raw.append(raw)
+        plain = html.unescape(raw)
+        if plain:
+            for e in self.pending:
+                e.space_after = plain[0].isspace()
+            self.pending = []
+        if self.length == 0 and self.count == 0 and not plain.strip():
+            self.lead += raw
+            return
+        if self.length == 0 and self.count == 0:
+            stripped = len(plain) - len(plain.lstrip())
+            if stripped and raw[:stripped] == plain[:stripped]:
+                self.lead += raw[:stripped]
+                plain = plain[stripped:]
+        plain = re.sub(r"\s+", " ", plain)
+        if self.ends_with_space() and plain.startswith(" "):
+            plain = plain[1:]
+        if self.length == 0 and plain.startswith(" "):
+            plain = plain[1:]
+        self.parts.append(plain)
+        self.length += len(plain)
+
+    def ends_with_space(self) -> bool:
+        return next((p[-1] == " " for p in reversed(self.parts) if p), False)
+
+    def _new(self, open_: str, void: bool) -> Element:
+        self.count += 1
+        e = Element(open_, void=void, start=self.length, end=self.length, order=self.count)
+        self.stack[-1].children.append(e)
+        return e
+
+    def add_void(self, raw: str, breaks_line: bool = False) -> None:
+        """Something placed between words; ``breaks_line`` (br): it separates words as a space does."""
+        self.raw.append(raw)
+        e = self._new(raw, True)
+        e.space_before = self.length == 0 or self.ends_with_space()
+        if breaks_line:
+            e.space_after = True
+            if self.length and not e.space_before:
+                self.parts.append(" ")
+                self.length += 1
+        else:
+            self.pending.append(e)
+
+    def open(self, raw: str, tag: str) -> None:
+        self.raw.append(raw)
+        e = self._new(raw, False)
+        e.tag, e.left_open = tag, True
+        self.stack.append(e)
+
+    def close(self, raw: str, tag: str) -> None:
+        """An end tag: closes the innermost open element of that name (those opened inside
+        it stay open); without one it is placed as a void element."""
+        for depth in range(len(self.stack) - 1, 0, -1):
+            if self.stack[depth].tag == tag:
+                self.raw.append(raw)
+                e = self.stack[depth]
+                e.close, e.left_open = raw, False
+                for inner in self.stack[depth:]:
+                    inner.end = self.length
+                del self.stack[depth:]
+                return
+        self.add_void(raw)
+
+    def text(self) -> str:
+        return "".join(self.parts).rstrip(" ")
+
+    def finish(self) -> None:
+        """Elements left open end with the segment; whitespace ending the segment's last
+        text is kept as written."""
+        for e in self.stack[1:]:
+            e.end = self.length
+        self.root.end = self.length
+        last = self.raw[-1] if self.raw else ""
+        tail = last[len(last.rstrip()):]
+        if self.length and not last.startswith("<") and tail:
+            self.trail = tail
+
+
+# -- words -------------------------------------------------------------------------------
+def words(text: str, offset: int = 0) -> list[tuple[str, int, int]]:
+    """(word, start, end) of each word of ``text`` (WORD), offsets shifted by ``offset``."""
+    return [(m.group(), m.start() + offset, m.end() + offset) for m in WORD.finditer(text)]
+
+
+def sentences_with_offsets(text: str) -> list[tuple[str, int]]:
+    """The sentences of ``text`` (text.split_sentences) and where each starts in it; the
+    whole text as one if they cannot be found in it in order."""
+    out, pos = [], 0
+    for s in split_sentences(text):
+        at = text.find(s, pos)
+        if at < 0:
+            return [(text, 0)] if text.strip() else []
+        out.append((s, at))
+        pos = at + len(s)
+    return out
+
+
+def monotone_links(n_source: int, n_target: int) -> Links:
+    """Each source word linked to the target word at the same relative position: the
+    placement's fallback for a model without an alignment head."""
+    if not n_source or not n_target:
+        return set()
+    return {(i, min(n_target - 1, int((i + 0.5) * n_target / n_source))) for i in range(n_source)}
+
+
+# -- placement ---------------------------------------------------------------------------------
+def place(root: Element, source_words: list[tuple[str, int, int]], n_target: int, links: Links) -> None:
+    """Give every element under ``root`` its target words (``first``, ``last``) from the
+    links (source word, target word): nested inside its parent, not overlapping its
+    siblings; an element that gets no word stands in the gap before the target word the
+    source words around it say."""
+    aligned: dict[int, list[int]] = {}
+    for i, j in links:
+        aligned.setdefault(i, []).append(j)
+
+    def targets(e: Element) -> list[int]:
+        return [j for i, (_, s, t) in enumerate(source_words) if s < e.end and e.start < t for j in aligned.get(i, [])]
+
+    def gap_at(pos: int) -> int:
+        """The gap (before target word k) for source character ``pos``."""
+        # a word that begins before ``pos`` is before it (a void element inside a word follows it)
+        before = [j for i, (_, s, t) in enumerate(source_words) if s < pos for j in aligned.get(i, [])]
+        if not any(t > pos for _, _, t in source_words):
+            return n_target
+        if not any(s < pos for _, s, _ in source_words):
+            return 0
+        if before:
+            return max(before) + 1
+        after = [j for i, (_, s, t) in enumerate(source_words) if s >= pos for j in aligned.get(i, [])]
+        return min(after) if after else 0
+
+    def resolve(parent: Element) -> None:
+        lo, hi = parent.first, parent.last
+        wanted = []
+        for c in parent.children:
+            js = [] if c.void else targets(c)
+            if js:
+                a, b = min(js), max(js) + 1
+            else:
+                a = b = gap_at(c.start)
+            a, b = min(max(a, lo), hi), min(max(b, lo), hi)
+            wanted.append((a, b, c))
+        # siblings in the order of their target words, input order on ties
+        wanted.sort(key=lambda w: (w[0], w[1] > w[0], w[2].order))
+        parent.children = [c for _, _, c in wanted]  # rendered in this order
+        cursor = lo
+        for a, b, c in wanted:
+            if c.left_open:  # no end tag: it runs to its parent's end
+                b = hi
+            a = max(a, cursor)
+            b = max(b, a)
+            c.first, c.last = a, b
+            cursor = b
+            resolve(c)
+
+    root.first, root.last = 0, n_target
+    resolve(root)
+
+
+def render(root: Element, target: str, target_words: list[tuple[str, int, int]]) -> str:
+    """``target`` with the placed elements; the gaps between words (whitespace) stay outside
+    the elements that begin or end there."""
+    out: list[str] = []
+    gaps_done: set[int] = set()
+
+    def gap(k: int) -> None:
+        if k not in gaps_done:
+            gaps_done.add(k)
+            if 0 < k < len(target_words):
+                out.append(target[target_words[k - 1][2]: target_words[k][1]])
+
+    def word(k: int) -> None:
+        gap(k)
+        w, s, e = target_words[k]
+        out.append(html.escape(target[s:e], quote=False))
+
+    def emit(e: Element) -> None:
+        k = e.first
+        for c in e.children:
+            while k < c.first:
+                word(k)
+                k += 1
+            if c.first == c.last:  # on no word: in the gap, as the source had it spaced
+                at_end = c.first == e.last and e.first < e.last  # stays inside its parent's last word
+                if c.space_before and not at_end:
+                    gap(c.first)
+                out.append(_raw_elements(c))
+                if c.space_before and c.space_after and 0 < c.first < len(target_words) and not at_end:
+                    out.append(" ")
+            else:
+                gap(c.first)
+                out.append(c.open)
+                emit(c)
+                out.append(c.close)
+            k = max(k, c.last)
+        while k < e.last:
+            word(k)
+            k += 1
+
+    emit(root)
+    return "".join(out)
+
+
+def _raw_elements(e: Element) -> str:
+    """An element placed on no word, with its children (also on no word) inside it."""
+    return e.open + "".join(_raw_elements(c) for c in e.children) + e.close
+
+
+# -- the document ----------------------------------------------------------------------------
+def _chunks(text: str) -> list[str | Segment]:
+    """The document as raw strings (kept as written) and segments (translated)."""
+    out: list[str | Segment] = []
+    segment = Segment()
+
+    def end_segment() -> None:
+        nonlocal segment
+        if segment.raw:
+            segment.finish()
+            out.append(segment)
+        segment = Segment()
+
+    constructs = parse(text)
+    k = 0
+    while k < len(constructs):
+        c = constructs[k]
+        if c.kind in ("start", "startend") and untranslatable(c):
+            raw, k = _skip_element(constructs, k, inline=c.tag in INLINE | UNTOUCHED_INLINE | INLINE_VOID)
+            if c.tag in INLINE | UNTOUCHED_INLINE | INLINE_VOID:
+                segment.add_void(raw)
+            else:
+                end_segment()
+                out.append(raw)
+            continue
+        k += 1
+        if c.kind == "text":
+            segment.add_text(c.raw)
+        elif c.kind == "other":
+            segment.add_void(c.raw)
+        elif c.tag in INLINE_VOID or (c.kind == "startend" and c.tag in INLINE):
+            segment.add_void(c.raw, breaks_line=c.tag == "br")
+        elif c.tag in INLINE:
+            if c.kind == "start":
+                segment.open(c.raw, c.tag)
+            else:
+                segment.close(c.raw, c.tag)
+        else:  # a block, or a tag we do not know: a segment ends here
+            end_segment()
+            out.append(c.raw)
+    end_segment()
+    return out
+
+
+def _skip_element(constructs: list[Construct], k: int, inline: bool) -> tuple[str, int]:
+    """The raw text of the element starting at ``k`` with all it holds, and the index after
+    it: up to its matching end tag; an inline one also ends before a block tag; one never
+    closed runs to the end."""
+    first = constructs[k]
+    if first.kind == "startend" or first.tag in VOID:
+        return first.raw, k + 1
+    depth, parts, n = 0, [], k
+    while n < len(constructs):
+        c = constructs[n]
+        if inline and n > k and c.kind in ("start", "end", "startend") and c.tag not in INLINE | UNTOUCHED_INLINE \
+                | INLINE_VOID:
+            break
+        parts.append(c.raw)
+        n += 1
+        if c.tag == first.tag and c.kind == "start":
+            depth += 1
+        elif c.tag == first.tag and c.kind == "end":
+            depth -= 1
+            if depth == 0:
+                break
+    return "".join(parts), n
+
+
+def translate_html(documents: list[str], translate: TranslateFn, align: AlignFn | None) -> list[str]:
+    """Each HTML document translated (module docstring). ``translate``: sentences in,
+    translations out, in order (one call for all the documents' sentences); ``align``:
+    (source words, target words) pairs in, links (source word, target word) out, one set
+    per pair; None places by relative position (monotone_links)."""
+    chunked = [_chunks(doc) for doc in documents]
+    jobs = []  # (segment, text, [(sentence, offset)])
+    for chunks in chunked:
+        for c in chunks:
+            if isinstance(c, Segment):
+                text = c.text()
+                if LETTER.search(text):
+                    jobs.append((c, text, sentences_with_offsets(text)))
+    sentences = [s for _, _, ss in jobs for s, _ in ss]
+    translations = iter(translate(sentences) if sentences else [])
+    pairs, layout = [], []
+    for seg, text, ss in jobs:
+        src_words, tgt_words, spans, target = [], [], [], ""
+        for s, at in ss:
+            t = next(translations)
+            if target and t:
+                target += " "
+            sw, tw = words(s, at), words(t, len(target))
+            spans.append((len(src_words), len(tgt_words), len(pairs)))
+            pairs.append(([w for w, _, _ in sw], [w for w, _, _ in tw]))
+            src_words += sw
+            tgt_words += tw
+            target += t
+        layout.append((seg, text, target, src_words, tgt_words, spans))
+    found = align(pairs) if (align is not None and pairs) else [monotone_links(len(s), len(t)) for s, t in pairs]
+    rendered: dict[int, str] = {}
+    for seg, text, target, src_words, tgt_words, spans in layout:
+        links: Links = set()
+        for i0, j0, p in spans:
+            links |= {(i0 + i, j0 + j) for i, j in found[p]}
+        place(seg.root, src_words, len(tgt_words), links)
+        rendered[id(seg)] = seg.lead + render(seg.root, target, tgt_words) + seg.trail
+    out = []
+    for chunks in chunked:
+        out.append("".join(c if isinstance(c, str) else rendered.get(id(c), "".join(c.raw)) for c in chunks))
+    return out
+
+
+def looks_like_html(text: str) -> bool:
+    """Whether ``text`` holds HTML markup: a tag or an entity (for inputs named neither way)."""
+    return bool(re.search(r"<(?:[a-zA-Z][\w-]*[\s/>]|/[a-zA-Z]|!--)|&(?:[a-zA-Z]+|#\d+|#x[0-9a-fA-F]+);", text))
