@@ -36,7 +36,8 @@ def cmd_translate(args) -> None:
     if args.text and args.input:
         raise CLIError("give either TEXT arguments or -i FILE, not both")
     translator = load_translator(args)
-    options = dict(beam=args.beam, alpha=args.alpha, batch_size=args.batch_size, split_sentences=not args.no_split)
+    options = dict(beam=args.beam, alpha=args.alpha, batch_size=args.batch_size, split_sentences=not args.no_split,
+                   keep_target_language=args.source_lang == "auto")
     if args.text:
         write_lines(args.output, translator.translate(args.text, **options))
         return
@@ -132,7 +133,7 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     p.add_argument("text", nargs="*", help="sentences to translate")
     p.add_argument("-i", "--input", metavar="FILE", help="one sentence per line; '-' for standard input")
     p.add_argument("-o", "--output", metavar="FILE", help="write translations here (default: standard output)")
-    add_model_options(p)
+    add_model_options(p, auto_source=True)
     add_decoding_options(p)
     add_threads_option(p)
     p.add_argument("--no-split", action="store_true",

@@ -69,6 +69,14 @@ def model_arg(args) -> str:
     """--model DIR, else the shipped model for --from/--to."""
     if args.model:
         return args.model
+    if args.source_lang == "auto":  # translate --from auto: the shipped model into --to
+        from .modeldir import shipped_directions
+
+        into = [d for d in shipped_directions() if d.endswith(f"-{args.target_lang}")]
+        if len(into) != 1:
+            raise CLIError(f"--from auto --to {args.target_lang}: {len(into)} shipped models translate into "
+                           f"{args.target_lang}; choose --from or --model")
+        return into[0]
     if args.source_lang == args.target_lang:
         raise CLIError(f"--from and --to are both {args.source_lang}: choose two languages")
     return f"{args.source_lang}-{args.target_lang}"
@@ -103,8 +111,15 @@ def device_choice(value: str) -> str:
     return value
 
 
-def add_model_options(p: argparse.ArgumentParser, engine: bool = True, dtype_help: str | None = None) -> None:
-    p.add_argument("--from", dest="source_lang", default="en", choices=("en", "fr"), help="source language")
+def add_model_options(p: argparse.ArgumentParser, engine: bool = True, dtype_help: str | None = None,
+                      auto_source: bool = False) -> None:
+    """``auto_source``: --from auto is offered (translate: lines already in --to are kept as they are)."""
+    if auto_source:
+        p.add_argument("--from", dest="source_lang", default="en", choices=("en", "fr", "auto"),
+                       help="source language; auto: detect each input, and give back unchanged the ones "
+                            "already in --to")
+    else:
+        p.add_argument("--from", dest="source_lang", default="en", choices=("en", "fr"), help="source language")
     p.add_argument("--to", dest="target_lang", default="fr", choices=("en", "fr"), help="target language")
     p.add_argument("--model", help="model directory (default: the shipped model for --from/--to)")
     if not engine:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from .atomic import write_text_atomic
 from .decoding import decoding_settings, max_output_length, model_decoding
+from .detect import detect
 from .modeldir import (TOKENIZER, WEIGHTS, ModelDirError, SourceText, cache_root, read_model_dir, sha256_file,
                        target_language)
 from .precision import COMPUTE_TYPES, PrecisionError, default_compute_type
@@ -282,7 +283,8 @@ class Translator:
         return self.root.name if re.fullmatch(r"[a-z]{2,3}-[a-z]{2,3}", self.root.name) else None
 
     def translate(self, texts: list[str], beam: int | None = None, alpha: float | None = None,
-                  split_sentences: bool = True, batch_size: int = 64, repetition_guard: bool = True) -> list[str]:
+                  split_sentences: bool = True, batch_size: int = 64, repetition_guard: bool = True,
+                  keep_target_language: bool = False) -> list[str]:
         """One output per input, in order; empty input gives empty output. With
         ``split_sentences`` each sentence of a text is translated on its own and the
         translations are joined in order. URLs and e-mail addresses come through as
@@ -290,12 +292,30 @@ class Translator:
         sign, and a sentence in capitals is translated in sentence case and given back in
         capitals (modeldir.SourceText, shared with the torch engine). A translation that
         loops is searched again without the loop (``repetition_guard``, ``_unloop``: this
-        engine's own; without it, both engines give the same tokens)."""
+        engine's own; without it, both engines give the same tokens).
+
+        ``keep_target_language`` (``--from auto``): a text that detect.py finds in the
+        target language already, or without a letter, is given back as it is; the others
+        are translated."""
+        if keep_target_language:
+            keep = self.in_target_language(texts)
+            todo = [text for text, kept in zip(texts, keep) if not kept]
+            done = iter(self.translate(todo, beam, alpha, split_sentences, batch_size, repetition_guard))
+            return [text if kept else next(done) for text, kept in zip(texts, keep)]
         beam, alpha = decoding_settings(self.decoding, beam, alpha)
         sources = self._sources(texts, split_sentences)
         hyps = iter(self._search([ids for s in sources for ids in s.ids], beam, alpha, batch_size,
                                  guard=repetition_guard))
         return [s.finish([self.tokenizer.decode(next(hyps)) for _ in s.ids]) for s in sources]
+
+    def in_target_language(self, texts: list[str]) -> list[bool]:
+        """Per text: is it in the model's target language (or without a letter), as
+        detect.py tells between the model's two languages?"""
+        if self.direction is None:
+            raise ModelDirError(f"{self.root}: the model directory does not name its languages (config.json "
+                                f"'languages'), so text in its target language cannot be told apart")
+        source, target = self.direction.split("-", 1)
+        return [detect(text, (source, target), fallback=target).language == target for text in texts]
 
     def translate_alternatives(self, texts: list[str], n: int, beam: int | None = None, alpha: float | None = None,
                                split_sentences: bool = True, batch_size: int = 64,
