@@ -314,17 +314,17 @@ def place(root: Element, source_words: list[tuple[str, int, int]], n_target: int
         return [j for i, (_, s, t) in enumerate(source_words) if s < e.end and e.start < t for j in aligned.get(i, [])]
 
     def gap_at(pos: int) -> int:
-        """The gap (before target word k) for source character ``pos``."""
-        # a word that begins before ``pos`` is before it (a void element inside a word follows it)
-        before = [j for i, (_, s, t) in enumerate(source_words) if s < pos for j in aligned.get(i, [])]
+        """The gap (before target word k) for source character ``pos``: after the target
+        words of the nearest aligned source word before it (a word that begins before
+        ``pos`` is before it: a void element inside a word follows the word), else before
+        those of the nearest aligned word after it."""
         if not any(t > pos for _, _, t in source_words):
             return n_target
-        if not any(s < pos for _, s, _ in source_words):
-            return 0
+        before = [i for i, (_, s, _) in enumerate(source_words) if s < pos and i in aligned]
         if before:
-            return max(before) + 1
-        after = [j for i, (_, s, t) in enumerate(source_words) if s >= pos for j in aligned.get(i, [])]
-        return min(after) if after else 0
+            return max(aligned[before[-1]]) + 1
+        after = [i for i, (_, s, _) in enumerate(source_words) if s >= pos and i in aligned]
+        return min(aligned[after[0]]) if after else 0
 
     def resolve(parent: Element) -> None:
         lo, hi = parent.first, parent.last

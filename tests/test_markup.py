@@ -1,0 +1,176 @@
+"""HTML in, HTML out (markup.py): the placer on hand-made translations and alignments,
+every input tag exactly once in every output, then the shipped model end to end and
+LibreTranslate's ``format=html`` over HTTP."""
+
+from __future__ import annotations
+
+import html
+import json
+import urllib.request
+from collections import Counter
+
+import pytest
+
+from crossattn.markup import INLINE, VOID, looks_like_html, parse, translate_html
+
+LEXICON = {"i": "je", "see": "vois", "the": "le", "big": "gros", "dog": "chien", ".": ".", ",": ",", "!": "!",
+           "red": "rouge", "car": "voiture", "hello": "bonjour", "world": "monde", "good": "bon", "it": "c'est",
+           "all": "tout", "of": "de", "this": "ceci", "you": "vous", "run": "courez", "line": "ligne",
+           "one": "un", "two": "deux", "cat": "chat", "sleeps": "dort"}
+
+
+def tags(document: str) -> Counter:
+    """Every tag of a document as written (start, end, self-closing), counted."""
+    return Counter(c.raw for c in parse(document) if c.kind in ("start", "end", "startend"))
+
+
+def assert_well_formed(document: str) -> None:
+    """Inline elements closed in the order they were opened (void ones need no end)."""
+    stack: list[str] = []
+    for c in parse(document):
+        if c.kind == "start" and c.tag not in VOID:
+            stack.append(c.tag)
+        elif c.kind == "end" and c.tag in INLINE:
+            assert stack and stack[-1] == c.tag, f"</{c.tag}> closes {stack[-1:]} in {document!r}"
+            stack.pop()
+        elif c.kind == "end":
+            while stack and stack[-1] != c.tag:
+                assert stack[-1] not in INLINE, f"<{stack[-1]}> left open inside </{c.tag}> in {document!r}"
+                stack.pop()
+            if stack:
+                stack.pop()
+
+
+class Fake:
+    """A translator and an aligner made by hand: ``translations`` maps each sentence to its
+    translation; words are linked when LEXICON says they translate each other."""
+
+    def __init__(self, translations: dict[str, str]):
+        self.translations = translations
+        self.asked: list[str] = []
+
+    def translate(self, sentences: list[str]) -> list[str]:
+        self.asked += sentences
+        return [self.translations[s] for s in sentences]
+
+    @staticmethod
+    def align(pairs):
+        return [{(i, j) for i, s in enumerate(src) for j, t in enumerate(tgt) if LEXICON.get(s.lower()) == t.lower()}
+                for src, tgt in pairs]
+
+    def __call__(self, document: str) -> str:
+        out = translate_html([document], self.translate, self.align)[0]
+        assert tags(out) == tags(document), f"tags changed: {document!r} -> {out!r}"
+        assert_well_formed(out)
+        return out
+
+
+def test_nested_inline_elements_stay_nested_on_the_aligned_words():
+    fake = Fake({"I see the big dog.": "Je vois le gros chien."})
+    assert fake('<p>I see <b>the <i>big</i> dog</b>.</p>') == '<p>Je vois <b>le <i>gros</i> chien</b>.</p>'
+    assert fake.asked == ["I see the big dog."]  # the sentence is translated whole
+
+
+def test_siblings_follow_their_words_when_the_translation_reorders_them():
+    fake = Fake({"The red car.": "La voiture rouge."})
+    assert fake('The <b>red</b> <i>car</i>.') == 'La <i>voiture</i> <b>rouge</b>.'
+
+
+def test_void_elements_stay_between_the_words_they_stood_between():
+    fake = Fake({"Line one line two": "Ligne un ligne deux", "The cat sleeps": "Le chat dort"})
+    assert fake('<p>Line one<br>line two</p>') == '<p>Ligne un<br> ligne deux</p>'
+    assert fake('<p>The cat <img src="cat.png" alt="A cat"> sleeps</p>') == \
+        '<p>Le chat <img src="cat.png" alt="A cat"> dort</p>'
+
+
+def test_adjacent_tags_and_tags_around_punctuation():
+    fake = Fake({"Hello, world!": "Bonjour, monde !", "big dog": "gros chien"})
+    assert fake('Hello<b>,</b> world<i>!</i>') == 'Bonjour<b>,</b> monde <i>!</i>'
+    assert fake('<b>big</b><i> dog</i>') == '<b>gros</b> <i>chien</i>'
+
+
+def test_a_tag_whose_words_align_to_nothing_is_kept_once_and_text_is_kept():
+    fake = Fake({"It is very good.": "C'est bon."})
+    out = fake('<p>It is <b class="x">very</b> good.</p>')
+    assert out.count('<b class="x">') == 1 and out.count("</b>") == 1
+    assert out.replace('<b class="x"></b>', "") in ("<p>C'est bon.</p>", "<p>C'est  bon.</p>")
+
+
+def test_a_tag_over_a_whole_sentence():
+    fake = Fake({"All of this.": "Tout de ceci."})
+    assert fake('<p><a href="/x" title="All">All of this.</a></p>') == '<p><a href="/x" title="All">Tout de ceci.</a></p>'
+
+
+def test_two_sentences_in_one_block_each_translated_and_placed():
+    fake = Fake({"I see it.": "Je vois.", "You run.": "Vous courez."})
+    out = fake('<p>I <b>see</b> it. You <i>run</i>.</p>')
+    assert fake.asked == ["I see it.", "You run."]
+    assert out == '<p>Je <b>vois</b>. Vous <i>courez</i>.</p>'
+
+
+def test_untouched_elements_come_back_as_written_and_are_not_translated():
+    fake = Fake({"The cat sleeps.": "Le chat dort."})
+    page = ('<!DOCTYPE html><html><head><style>p { color: red }</style>'
+            '<script>var s = "<b>The cat</b>";</script></head><body>\n'
+            '<p>The cat <!-- a comment --> sleeps.</p>\n'
+            '<pre>The cat\n   sleeps.</pre><p translate="no">The cat sleeps.</p>'
+            '<div class="x notranslate">The <b>cat</b> sleeps.</div><textarea>The cat</textarea>'
+            '<template><p>The cat</p></template></body></html>')
+    out = fake(page)
+    assert fake.asked == ["The cat sleeps."]
+    for kept in ('<style>p { color: red }</style>', '<script>var s = "<b>The cat</b>";</script>',
+                 '<pre>The cat\n   sleeps.</pre>', '<p translate="no">The cat sleeps.</p>',
+                 '<div class="x notranslate">The <b>cat</b> sleeps.</div>', '<textarea>The cat</textarea>',
+                 '<template><p>The cat</p></template>', '<!-- a comment -->', '<!DOCTYPE html>'):
+        assert kept in out
+    assert "<p>Le chat <!-- a comment --> dort.</p>" in out
+
+
+def test_inline_code_is_placed_like_a_void_element():
+    fake = Fake({"The cat sleeps.": "Le chat dort."})
+    assert fake('<p>The cat <code>cat.sleep()</code> sleeps.</p>') == '<p>Le chat <code>cat.sleep()</code> dort.</p>'
+    assert fake.asked == ["The cat sleeps."]
+
+
+def test_entities_and_whitespace_outside_the_translated_text_are_kept():
+    fake = Fake({"The cat & the dog.": "Le chat & le chien."})
+    out = fake('<ul>\n  <li>\n    The cat &amp; the dog.\n  </li>\n  <li>&nbsp;42&nbsp;&#8212;</li>\n</ul>')
+    assert out == '<ul>\n  <li>\n    Le chat &amp; le chien.\n  </li>\n  <li>&nbsp;42&nbsp;&#8212;</li>\n</ul>'
+
+
+@pytest.mark.parametrize("document", [
+    'stray < sign and <b>unclosed bold', '<p>x</i> y</p>', '<b><i>crossed</b> tags</i>', '<unknown-tag>odd</unknown-tag> text',
+    '<p>open <a href="x', '<div><p>one<p>two</div>', 'a <b>b <i>c</b> d', '</p></div> end', '<<>>&&;; &bogus; &#99999999;',
+    '<p>The <b>red</b> car.', '<img src="a.png"', '<!-- never closed', '<code>never closed <p>The red car.</p>',
+])
+def test_malformed_input_never_crashes_and_never_drops_text(document):
+    def upper(sentences):
+        return [s.upper() for s in sentences]
+
+    out = translate_html([document], upper, None)[0]
+    assert tags(out) == tags(document)
+    letters = lambda d: "".join(html.unescape("".join(c.raw for c in parse(d) if c.kind in ("text", "other"))).lower().split())  # noqa: E731
+    assert letters(out) == letters(document)
+
+
+@pytest.mark.parametrize("document", ['<p a=1 B="2">x &amp; y</p>\n<br/><!x>', "plain", "", "<", "a\r\nb<b\n>c</b >"])
+def test_parse_gives_back_every_character(document):
+    assert "".join(c.raw for c in parse(document)) == document
+
+
+def test_looks_like_html():
+    assert looks_like_html("View <em>this</em>") and looks_like_html("Tom &amp; Jerry") and looks_like_html("a<br>b")
+    assert not looks_like_html("3 < 4 and 5 > 2") and not looks_like_html("Tom & Jerry")
+
+
+# -- the shipped model ------------------------------------------------------------------------
+def test_shipped_model_keeps_one_em_around_translated_words(shipped_translator):
+    source = "View the complete range of <em>drawer systems</em> here!"
+    out = shipped_translator.translate_html([source])[0]
+    assert tags(out) == tags(source)
+    inside = out.split("<em>")[1].split("</em>")[0]
+    assert inside.strip() and inside in out.replace("<em>", "").replace("</em>", "")
+    # the tags change nothing in the translation
+    plain = out.replace("<em>", "").replace("</em>", "")
+    assert plain == shipped_translator.translate(["View the complete range of drawer systems here!"])[0]
+    assert "tiroir" in inside  # "drawer systems" -> "systèmes de tiroirs"
