@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+from pathlib import Path
 
 from .cli_common import (EXIT_ERROR, AtomicOutput, CLIError, add_decoding_options, add_model_options,
                          add_threads_option, device_choice, load_translator, write_lines)
@@ -32,10 +33,54 @@ def cmd_train(args) -> None:
 STREAM_CHUNK = 2000
 
 
+HTML_SUFFIXES = (".html", ".htm")
+
+
+def translation_format(args) -> str:
+    """--format, or for "auto": html for an .html/.htm input file, else text."""
+    if args.format != "auto":
+        return args.format
+    return "html" if (args.input or "").lower().endswith(HTML_SUFFIXES) else "text"
+
+
+def read_document(path: str) -> str:
+    """A whole file (or standard input, "-") as one text, UTF-8."""
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as e:
+        raise CLIError(f"{path}: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise CLIError(f"{path}: not UTF-8 text (byte {e.start})") from None
+
+
+def translate_html_documents(args, translator, documents: list[str]) -> list[str]:
+    """HTML documents translated with markup kept, the tags placed by the alignment heads
+    of both directions when the other direction is shipped (as ``crossattn align``)."""
+    from .commands import reverse_alignment_model
+
+    forward = translator.alignment_model()
+    backward = reverse_alignment_model(None, forward) if forward is not None else None
+    return translator.translate_html(documents, beam=args.beam, alpha=args.alpha, batch_size=args.batch_size,
+                                     backward=backward)
+
+
 def cmd_translate(args) -> None:
     if args.text and args.input:
         raise CLIError("give either TEXT arguments or -i FILE, not both")
+    fmt = translation_format(args)
+    if fmt == "html" and args.source_lang == "auto":
+        raise CLIError("--format html needs the source language (--from auto is for text)")
     translator = load_translator(args)
+    if fmt == "html":  # each argument, or the whole file, is one document
+        if args.text:
+            write_lines(args.output, translate_html_documents(args, translator, args.text))
+            return
+        document = read_document(args.input or "-")
+        with AtomicOutput(args.output) as out:
+            out.write(translate_html_documents(args, translator, [document])[0])
+        return
     options = dict(beam=args.beam, alpha=args.alpha, batch_size=args.batch_size, split_sentences=not args.no_split,
                    keep_target_language=args.source_lang == "auto")
     if args.text:
@@ -138,6 +183,9 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     add_threads_option(p)
     p.add_argument("--no-split", action="store_true",
                    help="translate each line as one unit (default: sentence by sentence, joined back in order)")
+    p.add_argument("--format", choices=("auto", "text", "html"), default="auto",
+                   help="html: markup kept, inline tags placed on the aligned words; each TEXT argument, or the "
+                        "whole -i FILE or standard input, is one document (default auto: html for .html/.htm files)")
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("evaluate", help="BLEU and chrF on a test set")
