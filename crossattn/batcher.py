@@ -34,6 +34,7 @@ class Job:
     alpha: float | None = None
     direction: str = ""  # "en-fr"...; "" = the server's first direction
     alternatives: int = 0  # extra hypotheses per text (LibreTranslate's `alternatives`)
+    format: str = "text"  # "html": markup kept (Translator.translate_html)
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
 
 
@@ -181,16 +182,26 @@ class Batcher(Worker):
     def _execute(self, jobs: list[Job]) -> None:
         groups: dict[tuple, list[Job]] = {}  # one model call per direction and decoding setting
         for job in jobs:
-            groups.setdefault((self.direction(job), job.beam, job.alpha, job.alternatives), []).append(job)
+            groups.setdefault((self.direction(job), job.beam, job.alpha, job.alternatives, job.format), []).append(job)
         for group in groups.values():
             self._translate(group)
+
+    def reverse_aligner(self, direction: str):
+        """The other direction's alignment model when that direction is served (html jobs
+        symmetrize their word alignment with it), else None."""
+        source, _, target = direction.partition("-")
+        other = self.translators.get(f"{target}-{source}")
+        return other.alignment_model() if other is not None else None
 
     def _translate(self, jobs: list[Job]) -> None:
         texts = [t for j in jobs for t in j.texts]
         first = jobs[0]
         translator = self.translators[self.direction(first)]
         try:
-            if first.alternatives:
+            if first.format == "html":
+                outputs = translator.translate_html(texts, first.beam, first.alpha, batch_size=self.limits.max_batch,
+                                                    backward=self.reverse_aligner(self.direction(first)))
+            elif first.alternatives:
                 outputs = translator.translate_alternatives(texts, first.alternatives + 1, first.beam, first.alpha,
                                                             batch_size=self.limits.max_batch)
             else:

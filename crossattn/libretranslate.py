@@ -5,8 +5,9 @@ package, editors) speak this API; with it they can use crossattn models unchange
 What LibreTranslate's own code defines, and what we do:
 
 * ``POST /translate``: JSON or form body with ``q`` (a string, or a list of strings in
-  JSON), ``source`` (a language code or "auto"), ``target``, ``format`` ("text"; "html"
-  is refused with 400), ``alternatives`` (extra translations per text), ``api_key``.
+  JSON), ``source`` (a language code or "auto"), ``target``, ``format`` ("text", or "html":
+  markup kept, inline tags placed by the word alignment, markup.py), ``alternatives``
+  (extra translations per text; text only), ``api_key``.
   Answer ``{"translatedText": ...}`` (a list for a list), plus ``alternatives`` and, for
   "auto", ``detectedLanguage`` ``{"language", "confidence"}``.
 * ``GET|POST /languages``: ``[{"code", "name", "targets"}]``; ``POST /detect``.
@@ -35,6 +36,7 @@ from fastapi.responses import JSONResponse
 from .batcher import Batcher, Job
 from .detect import detect as detect_language
 from .errors import InputError
+from .markup import plain_text
 from .server_api import APIError, Limits, check_request
 
 NAMES = {"en": "English", "fr": "French"}
@@ -179,15 +181,16 @@ def add_routes(app, batcher: Batcher, translators: dict, limits: Limits, access:
                 if not value or not isinstance(value, str):
                     raise APIError(400, f"missing_{name}", f"Invalid request: missing {name} parameter")
             fmt = params.get("format", "text") or "text"
-            if fmt != "text":
-                raise APIError(400, "unsupported_format", f"{fmt} format is not supported"
-                               + (" (only text)" if fmt == "html" else ""))
+            if fmt not in ("text", "html"):
+                raise APIError(400, "unsupported_format", f"{fmt} format is not supported")
             try:
                 alternatives = int(params.get("alternatives", 0) or 0)
             except (TypeError, ValueError):
                 raise APIError(400, "bad_alternatives", "Invalid request: alternatives parameter is not a number") from None
             if not 0 <= alternatives <= limits.max_beam - 1:
                 raise APIError(400, "bad_alternatives", f"Invalid request: alternatives must be 0-{limits.max_beam - 1}")
+            if alternatives and fmt == "html":
+                raise APIError(400, "bad_alternatives", "Invalid request: alternatives are given for format=text only")
             try:
                 check_request(texts, None, limits)
             except APIError as e:
@@ -196,7 +199,8 @@ def add_routes(app, batcher: Batcher, translators: dict, limits: Limits, access:
             if source == "auto":
                 # a text without letters ("42") is reported in the target language: given back as is
                 fallback = target if target in known else None
-                detected = await run_in_threadpool(lambda: [detect_language(t, known, fallback) for t in texts])
+                readable = [plain_text(t) for t in texts] if fmt == "html" else texts  # tags are no language
+                detected = await run_in_threadpool(lambda: [detect_language(t, known, fallback) for t in readable])
             for lang in (source, target):
                 if lang != "auto" and lang not in NAMES:
                     raise APIError(400, "unsupported_language", f"{lang} is not supported")
@@ -212,7 +216,8 @@ def add_routes(app, batcher: Batcher, translators: dict, limits: Limits, access:
                 if direction.split("-")[0] == target:
                     outs = [[texts[i]] * (alternatives + 1) if alternatives else texts[i] for i in idx]
                 else:
-                    outs = await batcher.answer(Job([texts[i] for i in idx], None, None, direction, alternatives))
+                    outs = await batcher.answer(Job([texts[i] for i in idx], None, None, direction, alternatives,
+                                                     format=fmt))
                 for i, out in zip(idx, outs):
                     results[i] = out
             body: dict = {}

@@ -514,6 +514,12 @@ def translate_html(documents: list[str], translate: TranslateFn, align: AlignFn 
     return out
 
 
+def plain_text(document: str) -> str:
+    """The text that ``translate_html`` would translate, segments joined by newlines (for
+    language detection)."""
+    return "\n".join(c.text() for c in _chunks(document) if isinstance(c, Segment) and LETTER.search(c.text()))
+
+
 def looks_like_html(text: str) -> bool:
     """Whether ``text`` holds HTML markup: a tag or an entity (for inputs named neither way)."""
     return bool(re.search(r"<(?:[a-zA-Z][\w-]*[\s/>]|/[a-zA-Z]|!--)|&(?:[a-zA-Z]+|#\d+|#x[0-9a-fA-F]+);", text))

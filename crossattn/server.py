@@ -289,7 +289,7 @@ def add_api_routes(app, translators: dict, limits: Limits) -> None:
         texts = [req.text] if req.text is not None else req.texts
         api.check_request(texts, req.beam, limits)
         direction = api.direction_of(req.source, req.target, translators)
-        outputs = await batcher.answer(Job(texts, req.beam, req.alpha, direction)) if texts else []
+        outputs = await batcher.answer(Job(texts, req.beam, req.alpha, direction, format=req.format)) if texts else []
         return {"translation": outputs[0]} if req.text is not None else {"translations": outputs}
 
     @app.post("/api/attention", response_model=api.AttentionResponse, responses=api.ERRORS,

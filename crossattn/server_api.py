@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -53,6 +54,8 @@ class TranslateRequest(_Strict):
     alpha: float | None = Field(None, ge=0, le=2, description="length penalty exponent; default: the model's")
     source: str | None = Field(None, description='source language, e.g. "en"; default: the first served direction')
     target: str | None = Field(None, description='target language, e.g. "fr"')
+    format: Literal["text", "html"] = Field("text", description='"html": markup kept, inline tags placed on the '
+                                                               "target words aligned to theirs")
 
     @model_validator(mode="after")
     def one_of(self):

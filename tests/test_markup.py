@@ -174,3 +174,57 @@ def test_shipped_model_keeps_one_em_around_translated_words(shipped_translator):
     plain = out.replace("<em>", "").replace("</em>", "")
     assert plain == shipped_translator.translate(["View the complete range of drawer systems here!"])[0]
     assert "tiroir" in inside  # "drawer systems" -> "systèmes de tiroirs"
+
+
+# -- the servers ------------------------------------------------------------------------------
+def post_json(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def test_libretranslate_format_html_over_http_against_a_live_server():
+    from test_libretranslate import load_test_module
+
+    lt_server = load_test_module()
+    proc, url = lt_server.start_server(["--threads", "1"])
+    try:
+        page = '<p>The <b>red</b> car is <a href="/garage">parked outside</a>.</p><p>Keep <code>ls -l</code> as is.</p>'
+        status, body = post_json(url + "/translate", {"q": page, "source": "en", "target": "fr", "format": "html"})
+        assert status == 200, body
+        out = body["translatedText"]
+        assert tags(out) == tags(page) and "<code>ls -l</code>" in out
+        assert_well_formed(out)
+        # the markup changes nothing in the translation of each block
+        blocks = [b.split("</p>")[0].replace("<code>ls -l</code>", "") for b in out.split("<p>")[1:]]
+        _, plain = post_json(url + "/translate", {"q": ["The red car is parked outside.", "Keep as is."],
+                                                  "source": "en", "target": "fr"})
+        strip = lambda b: "".join(c.raw for c in parse(b) if c.kind == "text")  # noqa: E731
+        assert [" ".join(strip(b).split()) for b in blocks] == plain["translatedText"]
+        # a list of documents, and auto-detection reads the text, not the tags
+        status, body = post_json(url + "/translate", {"q": ["<i>Hello</i>", "<b>Le chat dort.</b>"], "source": "auto",
+                                                      "target": "en", "format": "html"})
+        assert status == 200 and body["detectedLanguage"][0]["language"] == "en"
+        assert body["translatedText"][0] == "<i>Hello</i>" and tags(body["translatedText"][1]) == tags("<b></b>")
+        for bad in ({"format": "xml"}, {"format": "html", "alternatives": 2}):
+            status, body = post_json(url + "/translate", {"q": page, "source": "en", "target": "fr", **bad})
+            assert status == 400 and body["error"]
+    finally:
+        lt_server.stop_server(proc)
+
+
+def test_api_translate_takes_a_format(shipped_translator):
+    from fastapi.testclient import TestClient
+
+    from crossattn.server import create_app
+
+    source = "View the complete range of <em>drawer systems</em> here!"
+    with TestClient(create_app(shipped_translator, attention_process=False)) as client:
+        r = client.post("/api/translate", json={"text": source, "format": "html"})
+        assert r.status_code == 200 and r.json()["translation"] == shipped_translator.translate_html([source])[0]
+        r = client.post("/api/translate", json={"texts": [source], "format": "text"})
+        assert "&lt;em&gt;" not in r.json()["translations"][0]
+        assert client.post("/api/translate", json={"text": source, "format": "xml"}).status_code == 422
