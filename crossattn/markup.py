@@ -475,7 +475,7 @@ def translate_html(documents: list[str], translate: TranslateFn, align: AlignFn 
     """Each HTML document translated (module docstring). ``translate``: sentences in,
     translations out, in order (one call for all the documents' sentences); ``align``:
     (source words, target words) pairs in, links (source word, target word) out, one set
-    per pair; None places by relative position (monotone_links)."""
+    per pair; None, or a pair given no link, places by relative position (monotone_links)."""
     chunked = [_chunks(doc) for doc in documents]
     jobs = []  # (segment, text, [(sentence, offset)])
     for chunks in chunked:
@@ -500,7 +500,9 @@ def translate_html(documents: list[str], translate: TranslateFn, align: AlignFn 
             tgt_words += tw
             target += t
         layout.append((seg, text, target, src_words, tgt_words, spans))
-    found = align(pairs) if (align is not None and pairs) else [monotone_links(len(s), len(t)) for s, t in pairs]
+    found = align(pairs) if (align is not None and pairs) else [set() for _ in pairs]
+    # a pair the aligner gives no link (none given, or too long for the model): by position
+    found = [links or monotone_links(len(s), len(t)) for links, (s, t) in zip(found, pairs)]
     rendered: dict[int, str] = {}
     for seg, text, target, src_words, tgt_words, spans in layout:
         links: Links = set()

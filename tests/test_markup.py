@@ -228,3 +228,22 @@ def test_api_translate_takes_a_format(shipped_translator):
         r = client.post("/api/translate", json={"texts": [source], "format": "text"})
         assert "&lt;em&gt;" not in r.json()["translations"][0]
         assert client.post("/api/translate", json={"text": source, "format": "xml"}).status_code == 422
+
+
+def test_a_sentence_the_aligner_gives_no_link_is_placed_by_position():
+    out = translate_html(["<p>one <b>two</b> three</p>"], lambda ss: ["un deux trois"], lambda pairs: [set()])[0]
+    assert out == "<p>un <b>deux</b> trois</p>"
+
+
+def test_cli_translates_an_html_file_by_its_extension(tmp_path, capsys):
+    from crossattn.cli import main
+
+    page = tmp_path / "page.html"
+    page.write_text('<html><body>\n<p>The cat <em>sleeps</em> on the sofa.</p>\n<pre>x  y</pre>\n</body></html>\n')
+    out = tmp_path / "page.fr.html"
+    assert main(["translate", "-i", str(page), "-o", str(out), "--threads", "1"]) == 0
+    translated = out.read_text()
+    assert tags(translated) == tags(page.read_text()) and "<pre>x  y</pre>\n</body></html>\n" in translated
+    assert "chat" in translated and translated.count("<em>") == 1
+    assert main(["translate", "--format", "html", "--from", "auto", "<b>Hi</b>"]) == 1
+    assert "--format html needs the source language" in capsys.readouterr().err
