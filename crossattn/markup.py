@@ -51,12 +51,13 @@ from html.parser import HTMLParser
 
 from .text import split_sentences
 
-INLINE = frozenset("a abbr acronym b bdi bdo big cite data del dfn em font i ins label mark nobr q rp rt ruby "
-                   "s small span strike strong sub sup time tt u".split())
-INLINE_VOID = frozenset("br img wbr input embed".split())
-VOID = INLINE_VOID | frozenset("area base col hr keygen link meta param source track".split())
-UNTOUCHED = frozenset("script style code pre kbd samp var textarea template".split())
-UNTOUCHED_INLINE = frozenset("code kbd samp var".split())
+INLINE = frozenset({"a", "abbr", "acronym", "b", "bdi", "bdo", "big", "cite", "data", "del", "dfn", "em", "font", "i",
+                    "ins", "label", "mark", "nobr", "q", "rp", "rt", "ruby", "s", "small", "span", "strike", "strong",
+                    "sub", "sup", "time", "tt", "u"})
+INLINE_VOID = frozenset({"br", "img", "wbr", "input", "embed"})
+VOID = INLINE_VOID | {"area", "base", "col", "hr", "keygen", "link", "meta", "param", "source", "track"}
+UNTOUCHED = frozenset({"script", "style", "code", "pre", "kbd", "samp", "var", "textarea", "template"})
+UNTOUCHED_INLINE = frozenset({"code", "kbd", "samp", "var"})
 READABLE_ATTRIBUTES = ("title", "alt", "placeholder", "aria-label")  # kept as written (module docstring)
 
 # a word for alignment and placement: letters and digits, with inner apostrophes, hyphens,
@@ -168,7 +169,7 @@ class Element:
     start: int = 0
     end: int = 0
     order: int = 0
-    children: list["Element"] = field(default_factory=list)
+    children: list[Element] = field(default_factory=list)
     left_open: bool = False
     tag: str = ""
     # whitespace around it in the source (void ones): kept around it in the output
@@ -368,8 +369,8 @@ def render(root: Element, target: str, target_words: list[tuple[str, int, int]])
 
     def word(k: int) -> None:
         gap(k)
-        w, s, e = target_words[k]
-        out.append(html.escape(target[s:e], quote=False))
+        _, start, end = target_words[k]
+        out.append(html.escape(target[start:end], quote=False))
 
     def emit(e: Element) -> None:
         k = e.first

@@ -149,7 +149,7 @@ def test_malformed_input_never_crashes_and_never_drops_text(document):
 
     out = translate_html([document], upper, None)[0]
     assert tags(out) == tags(document)
-    letters = lambda d: "".join(html.unescape("".join(c.raw for c in parse(d) if c.kind in ("text", "other"))).lower().split())  # noqa: E731
+    letters = lambda d: "".join(html.unescape("".join(c.raw for c in parse(d) if c.kind in ("text", "other"))).lower().split())
     assert letters(out) == letters(document)
 
 
@@ -202,7 +202,7 @@ def test_libretranslate_format_html_over_http_against_a_live_server():
         blocks = [b.split("</p>")[0].replace("<code>ls -l</code>", "") for b in out.split("<p>")[1:]]
         _, plain = post_json(url + "/translate", {"q": ["The red car is parked outside.", "Keep as is."],
                                                   "source": "en", "target": "fr"})
-        strip = lambda b: "".join(c.raw for c in parse(b) if c.kind == "text")  # noqa: E731
+        strip = lambda b: "".join(c.raw for c in parse(b) if c.kind == "text")
         assert [" ".join(strip(b).split()) for b in blocks] == plain["translatedText"]
         # a list of documents, and auto-detection reads the text, not the tags
         status, body = post_json(url + "/translate", {"q": ["<i>Hello</i>", "<b>Le chat dort.</b>"], "source": "auto",
