@@ -83,16 +83,17 @@ def attention_answer(translators: dict, direction: str, job: Job) -> bytes:
 
 
 # -- the attention process ------------------------------------------------------------
-ATTENTION_NICENESS = 10  # under load the CPU goes to translations first
+ATTENTION_NICENESS = 10  # once loaded: under load the CPU goes to translations first
 ATTENTION_THREADS = 1  # torch and CTranslate2 threads there: the cores are the translations'
 
 
 class AttentionProcess:
     """The attention worker's ``compute``: each job is answered by a process of its own,
     started with the first job. There torch is imported and the networks are loaded, with
-    its own interpreter lock, its own CTranslate2 engines and a lower CPU priority, so
-    neither the load nor the jobs slow the translations down. A process that dies is
-    started again for the next job."""
+    its own interpreter lock and its own CTranslate2 engines, and the jobs run at a lower
+    CPU priority, so neither the load nor the jobs hold translations up. (The load itself
+    runs at normal priority: niced, it took 67 s instead of 12 s on a busy 2-core machine,
+    longer than a request may wait.) A process that dies is started again for the next job."""
 
     def __init__(self, translators: dict):
         """``translators``: {"en-fr": Translator, ...}; the process loads the same model
@@ -126,10 +127,6 @@ class AttentionProcess:
                                        name="crossattn-attention", daemon=True)
         self.process.start()
         child.close()
-        try:  # from its first import on, not only once it runs our code
-            os.setpriority(os.PRIO_PROCESS, self.process.pid, ATTENTION_NICENESS)
-        except (AttributeError, OSError):  # no priorities here (Windows): it still runs apart
-            pass
 
     def close(self, timeout: float = 10.0) -> None:
         if self.process is None:
@@ -160,6 +157,10 @@ def attention_process_main(conn, specs: dict) -> None:
                        for d, (root, device, dtype) in specs.items()}
     except Exception as e:  # answered to every request, as the server would answer it
         failure = f"cannot load the models for attention: {type(e).__name__}: {e}"
+    try:
+        os.nice(ATTENTION_NICENESS)
+    except (AttributeError, OSError):  # no priorities here (Windows): it still runs apart
+        pass
     while True:
         try:
             request = conn.recv()

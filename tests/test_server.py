@@ -32,7 +32,9 @@ def translator(shipped_translator) -> Translator:
 
 @pytest.fixture(scope="module")
 def client(translator):
-    with TestClient(create_app(translator)) as c:
+    # a generous time limit: the first /api/attention request starts the attention process
+    # (12 s, and more, on a busy 2-core test machine), and one test starts it twice
+    with TestClient(create_app(translator, Limits(timeout_s=300))) as c:
         yield c
 
 
