@@ -58,7 +58,8 @@ INLINE_VOID = frozenset({"br", "img", "wbr", "input", "embed"})
 VOID = INLINE_VOID | {"area", "base", "col", "hr", "keygen", "link", "meta", "param", "source", "track"}
 UNTOUCHED = frozenset({"script", "style", "code", "pre", "kbd", "samp", "var", "textarea", "template"})
 UNTOUCHED_INLINE = frozenset({"code", "kbd", "samp", "var"})
-READABLE_ATTRIBUTES = ("title", "alt", "placeholder", "aria-label")  # kept as written (module docstring)
+OPTIONAL_END = frozenset({"p", "li", "dt", "dd", "option", "optgroup", "td", "th", "tr", "thead", "tbody", "tfoot",
+                          "colgroup", "rb", "rp", "rt", "rtc"})
 
 # a word for alignment and placement: letters and digits, with inner apostrophes, hyphens,
 # dots and commas ("l'homme", "procès-verbal", "3.5"), or one other visible character
@@ -193,9 +194,11 @@ class Segment:
         self.trail = ""
         self.raw: list[str] = []  # the segment's input, for a segment kept as written
         self.pending: list[Element] = []  # void ones waiting to learn what follows them
+        self.ends_in_text = False  # the segment's last construct is text
 
     def add_text(self, raw: str) -> None:
         self.raw.append(raw)
+        self.ends_in_text = True
         plain = html.unescape(raw)
         if plain:
             for e in self.pending:
@@ -222,6 +225,7 @@ class Segment:
 
     def _new(self, open_: str, void: bool) -> Element:
         self.count += 1
+        self.ends_in_text = False
         e = Element(open_, void=void, start=self.length, end=self.length, order=self.count)
         self.stack[-1].children.append(e)
         return e
@@ -251,6 +255,7 @@ class Segment:
         for depth in range(len(self.stack) - 1, 0, -1):
             if self.stack[depth].tag == tag:
                 self.raw.append(raw)
+                self.ends_in_text = False
                 e = self.stack[depth]
                 e.close, e.left_open = raw, False
                 for inner in self.stack[depth:]:
@@ -268,9 +273,9 @@ class Segment:
         for e in self.stack[1:]:
             e.end = self.length
         self.root.end = self.length
-        last = self.raw[-1] if self.raw else ""
+        last = self.raw[-1] if self.ends_in_text else ""
         tail = last[len(last.rstrip()):]
-        if self.length and not last.startswith("<") and tail:
+        if self.length and tail:
             self.trail = tail
 
 
@@ -458,8 +463,12 @@ def _skip_element(constructs: list[Construct], k: int, inline: bool) -> tuple[st
     depth, parts, n = 0, [], k
     while n < len(constructs):
         c = constructs[n]
-        if inline and n > k and c.kind in ("start", "end", "startend") and c.tag not in INLINE | UNTOUCHED_INLINE \
-                | INLINE_VOID:
+        tag = c.kind in ("start", "end", "startend")
+        if inline and n > k and tag and c.tag not in INLINE | UNTOUCHED_INLINE | INLINE_VOID:
+            break
+        # <p>, <li>...: their end tag may be left out; the next one, or a parent's end, ends them
+        if first.tag in OPTIONAL_END and depth == 1 and n > k and (
+                (c.kind == "start" and c.tag == first.tag) or (c.kind == "end" and c.tag not in INLINE | {first.tag})):
             break
         parts.append(c.raw)
         n += 1

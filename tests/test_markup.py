@@ -247,3 +247,9 @@ def test_cli_translates_an_html_file_by_its_extension(tmp_path, capsys):
     assert "chat" in translated and translated.count("<em>") == 1
     assert main(["translate", "--format", "html", "--from", "auto", "<b>Hi</b>"]) == 1
     assert "--format html needs the source language" in capsys.readouterr().err
+
+
+def test_an_untouched_element_without_its_end_tag_ends_where_html_ends_it():
+    fake = Fake({"The cat sleeps.": "Le chat dort."})
+    out = fake('<ul><li translate="no">The cat sleeps.<li>The cat sleeps.</ul><p class="notranslate">The cat<p>The cat sleeps.')
+    assert out == '<ul><li translate="no">The cat sleeps.<li>Le chat dort.</ul><p class="notranslate">The cat<p>Le chat dort.'
