@@ -72,6 +72,8 @@ def cmd_translate(args) -> None:
     fmt = translation_format(args)
     if fmt == "html" and args.source_lang == "auto":
         raise CLIError("--format html needs the source language (--from auto is for text)")
+    if fmt == "html" and args.no_split:
+        raise CLIError("--no-split is for text: in html each block is split into sentences")
     translator = load_translator(args)
     if fmt == "html":  # each argument, or the whole file, is one document
         if args.text:
