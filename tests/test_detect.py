@@ -37,6 +37,13 @@ def test_text_without_letters_has_no_language():
     assert detect("1234", ["fr", "en"]) == Detection("fr", 0.0)
 
 
+@pytest.mark.parametrize("text", ["中文", "\ud800abc", "😀😀", "x" * 20000, "Ελληνικά"])
+def test_any_text_gets_a_candidate(text):
+    # other scripts, a lone surrogate (JSON can carry one), a very long word: an answer, no error
+    found = detect(text)
+    assert found.language in ("en", "fr") and 0.0 <= found.confidence <= 100.0
+
+
 def test_candidates_are_checked():
     assert detect("Bonne nuit.", ["fr"]) == Detection("fr", 100.0)
     with pytest.raises(InputError, match="cannot detect xx"):
