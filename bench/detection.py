@@ -38,7 +38,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 
@@ -106,8 +106,8 @@ def make_detector(name: str, before_dir: str | None):
             return best.language.iso_code_639_1.name.lower(), 100.0 * best.value
         return lingua_detect
     if name == "before":
-        sys.path.insert(0, before_dir)
-        from crossattn.libretranslate import detect_language  # the old revision's, from before_dir
+        sys.path.insert(0, before_dir)  # the old revision's crossattn, first on the path
+        from crossattn.libretranslate import detect_language
 
         return lambda text: detect_language(text, sorted(LANGS))
     raise SystemExit(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
@@ -167,8 +167,9 @@ def machine() -> dict:
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu": cpu, "cores": os.cpu_count(),
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          check=False)
+    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpu": cpu, "cores": os.cpu_count(),
             "load_avg_start": os.getloadavg(), "python": sys.version.split()[0], "git_head": head.stdout.strip()}
 
 
@@ -192,10 +193,10 @@ def main() -> None:
            "sets": {name: str(path.relative_to(DATA)) for name, path in SETS.items()},
            "before_rev": args.before_rev if before_dir else None, "detectors": {}}
     for name in names:
-        cmd = [sys.executable, __file__, "--one", name, *sum((["--extra-path", d] for d in args.extra_path), [])]
+        cmd = [sys.executable, __file__, "--one", name, *(f"--extra-path={d}" for d in args.extra_path)]
         if before_dir:
             cmd += ["--before-dir", before_dir]
-        run = subprocess.run(cmd, capture_output=True, text=True)
+        run = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if run.returncode:
             print(f"{name}: failed\n{run.stderr.strip()}", file=sys.stderr)
             continue

@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from crossattn.detect import WORDS_FILE, words  # noqa: E402
+from crossattn.detect import WORDS_FILE, words
 
 DATA = REPO.parent / "shared" / "data"
 SOURCES = [("tatoeba/train.tsv.gz", None), ("multi30k/train.tsv.gz", None), ("hansard/train.tsv.gz", 200_000),

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from conftest import run_cli
+from test_libretranslate import load_test_module
+
 from crossattn.detect import Detection, detect
 from crossattn.errors import InputError
 from crossattn.translator import Translator
-from test_libretranslate import load_test_module
 
 # The greetings of issue 26 (the detector before it answered "en", confidence 0), and
 # short or mixed texts of both languages.
