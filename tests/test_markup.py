@@ -253,3 +253,20 @@ def test_an_untouched_element_without_its_end_tag_ends_where_html_ends_it():
     fake = Fake({"The cat sleeps.": "Le chat dort."})
     out = fake('<ul><li translate="no">The cat sleeps.<li>The cat sleeps.</ul><p class="notranslate">The cat<p>The cat sleeps.')
     assert out == '<ul><li translate="no">The cat sleeps.<li>Le chat dort.</ul><p class="notranslate">The cat<p>Le chat dort.'
+
+
+def test_random_markup_keeps_every_tag_and_every_letter():
+    import random
+
+    rng = random.Random(25)
+    pieces = ["<b>", "</b>", "<i>", "</i>", "<a href='x'>", "</a>", "<p>", "</p>", "<div class=notranslate>", "</div>",
+              "<br>", "<img src=a>", "<span translate=no>", "</span>", "<code>", "</code>", "<!-- c -->", "&amp;",
+              "&nbsp;", "<", ">", "&", " ", "\n", "The", "red", "car", "sleeps", ".", ",", "!", "<x-y>", "</x-y>",
+              "<script>", "</script>", "<pre>", "</pre>", "<li>", "<td>", "</b", "<b title='a>b'>", "<?pi?>"]
+    letters = lambda d: "".join(html.unescape("".join(c.raw for c in parse(d) if c.kind in ("text", "other"))).split())
+    for _ in range(300):
+        document = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 30)))
+        assert "".join(c.raw for c in parse(document)) == document
+        out = translate_html([document], lambda ss: [s.swapcase() for s in ss], None)[0]
+        assert tags(out) == tags(document), document
+        assert letters(out).lower() == letters(document).lower(), document
