@@ -28,8 +28,11 @@ What happens to the parts of a document:
   (``<code>ls</code>``) is placed like a void element; its words are not part of the
   text translated.
 * **Attributes** are kept exactly as written, those a person reads (title, alt,
-  placeholder, aria-label) included: they are not translated (not measured yet; a
-  decision to revisit, see the issue).
+  placeholder, aria-label) included: they are not translated. A tag comes back as its
+  input wrote it, which is what lets a client find its own tags (ids, classes, links)
+  in the answer; translating a tooltip or an alt text is a separate request with
+  format=text. (Chosen, not measured: no set of tagged pages with translated attributes
+  was at hand.)
 * **Tags**: every tag of the input appears exactly once in the output, its text as
   written (attributes, quotes, case). Entities and whitespace outside the translated text
   are kept as written; the translated text is escaped (&, <, >).
