@@ -20,7 +20,8 @@
 # dev sets cut to 10 lines; 2-core AMD EPYC AVX2, 2026-12-03 14:29-14:47 UTC, load average ~9
 # from other jobs, so an idle machine does better): 18 min in all.
 #  1. here:   python scripts/pack_gpu_data.py .gpu/data          dry run 3.5 min; the full pack
-#             (eflomal on 200k pairs too) took FULLPACK.
+#             (eflomal on 200k pairs, 23 min of it) took 36 min, 31.4 MiB: check then sends 34.5
+#             MiB and expects ~46 MiB back.
 #  2. here:   python scripts/gpu_run.py stash && python scripts/gpu_run.py check      seconds
 #  3. device: run(command="OUT=$OUT bash scripts/train_general_gpu.sh", carry=[".gpu/data"],
 #             timeout_s=600): tokenizer + 8.5 min of training + pack-return (int8 parts: 42.6 MiB
