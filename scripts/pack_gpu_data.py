@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO))
 DATA = REPO.parent / "shared" / "data"
 
@@ -76,24 +77,10 @@ def write_xz(path: Path, lines) -> None:
     tmp.replace(path)
 
 
-def eflomal_links(src: list[str], tgt: list[str]) -> list[str]:
-    """Pharaoh links per pair of spaced word lines, both directions joined (grow-diag-final-and)."""
-    import tempfile
-
-    import eflomal
-
-    from crossattn.align import grow_diag_final
-    from crossattn.alignment_text import format_links, parse_links
-
-    with tempfile.TemporaryDirectory() as tmp:
-        fwd, rev = Path(tmp) / "fwd", Path(tmp) / "rev"
-        eflomal.Aligner().align(src, tgt, links_filename_fwd=str(fwd), links_filename_rev=str(rev), quiet=True)
-        forward = [parse_links(line)[0] for line in fwd.read_text().splitlines()]
-        backward = [parse_links(line)[0] for line in rev.read_text().splitlines()]
-    return [format_links(grow_diag_final(f, b)) for f, b in zip(forward, backward)]
-
-
 def main() -> None:
+    from alignment import eflomal_links  # bench/alignment.py: eflomal both ways, grow-diag-final-and
+
+    from crossattn.alignment_text import format_links
     from crossattn.data import load_corpus, looks_clean, percent_sign, strip_accelerators
     from crossattn.guided import aligner_words
 
@@ -133,7 +120,7 @@ def main() -> None:
     rng.shuffle(guided)
     start = time.perf_counter()
     links = eflomal_links([aligner_words(s) for s, _ in guided], [aligner_words(t) for _, t in guided])
-    write_xz(a.out / "guided.tsv.xz", (f"{s}\t{t}\t{x}\n" for (s, t), x in zip(guided, links)))
+    write_xz(a.out / "guided.tsv.xz", (f"{s}\t{t}\t{format_links(x)}\n" for (s, t), x in zip(guided, links)))
     print(f"guided.tsv.xz: {len(guided):,} pairs linked by eflomal in {time.perf_counter() - start:.0f} s", flush=True)
     for name, pairs in packed.items():
         keep = [pr for k, pr in enumerate(pairs) if (name, k) not in picked]
