@@ -127,8 +127,8 @@ def add_model_options(p: argparse.ArgumentParser, engine: bool = True, dtype_hel
     p.add_argument("--device", default="auto", type=device_choice, metavar="{auto,cpu,cuda,cuda:N}",
                    help="auto: a GPU if there is one, else the CPU")
     p.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "int8"),
-                   help=dtype_help or "auto: bf16 on a GPU, fp32 on a CPU (precision.py); int8: dynamic quantization "
-                                      "on the CPU")
+                   help=dtype_help or "auto (precision.py): bf16 on a GPU; on a CPU, int8 for CTranslate2 (translate, "
+                                      "evaluate, serve) and fp32 for the torch network (attend, explain)")
 
 
 def thread_count(value: str) -> int:

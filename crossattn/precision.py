@@ -25,8 +25,8 @@ Inference with torch (attention views, explain, the ``torch`` engine):
   * ``crossattn align`` (links, not numbers): see alignment_dtype below.
 
 Translation with CTranslate2 (``translate``, ``evaluate``, ``serve``; translator.py):
-  * CPU: see CT2_CPU_DEFAULT below (int8 where its dev BLEU is within 0.3 of fp32 for
-    every shipped direction, else fp32); GPU: bf16.
+  * CPU: int8 (CT2_CPU_DEFAULT below: within 0.2 dev BLEU of fp32 in both shipped
+    directions); GPU: bf16.
 
 Nothing here imports torch at module level: the CTranslate2 path must start without it.
 """
@@ -50,7 +50,9 @@ BF16_MIN_SPEEDUP = 1.1  # bf16 must beat fp32 by this much on the probe: a near 
 
 # our names -> CTranslate2 compute types
 COMPUTE_TYPES = {"fp32": "float32", "bf16": "bfloat16", "int8": "int8"}
-CT2_CPU_DEFAULT = "int8"  # MEASURED_BELOW
+# int8 against fp32, both shipped directions, beam 2: within 0.2 BLEU on tatoeba/dev,
+# multi30k/val and hansard/dev (docs/precision.md, bench/results/precision-fp32-int8.json, 2026-12-03)
+CT2_CPU_DEFAULT = "int8"
 
 
 def default_compute_type(device: str) -> str:

@@ -99,3 +99,33 @@ def test_ship_rule():
     assert gpu_run.wins({"a": {"bleu": 22.0}, "b": {"bleu": 29.5}}, old)[0]
     assert not gpu_run.wins({"a": {"bleu": 24.0}, "b": {"bleu": 28.0}}, old)[0]  # one set loses 2 > 1
     assert not gpu_run.wins({"a": {"bleu": 20.0}, "b": {"bleu": 30.0}}, old)[0]  # a tie does not ship
+
+
+def test_training_needs_nothing_the_device_lacks(synth_data, tmp_path):
+    """The device machine has torch, sentencepiece, safetensors, sacrebleu, tqdm, matplotlib,
+    but no ctranslate2, py3langid, fastapi or uvicorn (KINDS.md): the run and pack-return must
+    not import them."""
+    code = ("import sys\n"
+            "for m in ('ctranslate2', 'py3langid', 'fastapi', 'uvicorn', 'eflomal'):\n"
+            "    sys.modules[m] = None\n"
+            "from crossattn.cli import entry\n"
+            "sys.argv = ['crossattn'] + sys.argv[1:]\n"
+            "entry()\n")
+    out = tmp_path / "run"
+    args = ["train", "--train", synth_data.train, "--valid", synth_data.dev, "--out", out, "--preset", "tiny",
+            "--max-steps", "2", "--eval-every", "2", "--device", "cpu", "--dtype", "fp32"]
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)],
+                          cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    work = tmp_path / "work"
+    (work / "en-fr").mkdir(parents=True)
+    (work / "en-fr" / "model").symlink_to(out / "model")
+    code = ("import sys, runpy\n"
+            "for m in ('ctranslate2', 'py3langid', 'fastapi', 'uvicorn', 'eflomal'):\n"
+            "    sys.modules[m] = None\n"
+            "sys.argv = sys.argv[1:]\n"
+            "runpy.run_path('scripts/gpu_run.py', run_name='__main__')\n")
+    proc = subprocess.run([sys.executable, "-c", code, "scripts/gpu_run.py", "pack-return", str(work), str(tmp_path / "out")],
+                          cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "out" / "models.tar.part-00").exists()
