@@ -17,8 +17,9 @@
 #   PYTHONUNBUFFERED=1, or the output tail comes back empty.
 #
 # The steps, with what each took in the CPU dry run (`make gpu-dry-run`: scale 0.005, 3 steps,
-# dev sets cut to 10 lines; 2-core AMD EPYC AVX2, 2026-12-03 14:29-14:47 UTC, load average ~9
-# from other jobs, so an idle machine does better): 18 min in all.
+# dev sets cut to 10 lines; 2-core AMD EPYC AVX2, 2026-12-03): 5 min 20 s in all on the idle
+# machine at 15:28 UTC (pack 2 min, train + return 1 min, after 2 min 16 s); 18 min at 14:29
+# with a load average of ~9 from other jobs, whose step times are the ones below.
 #  1. here:   python scripts/pack_gpu_data.py .gpu/data          dry run 3.5 min; the full pack
 #             (eflomal on 200k pairs, 23 min of it) took 36 min, 31.4 MiB: check then sends 34.5
 #             MiB and expects ~46 MiB back.
