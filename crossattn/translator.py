@@ -119,6 +119,15 @@ def choose_threads(seconds: dict[int, float], min_speedup: float = THREADS_MIN_S
     return best
 
 
+def plausible(seconds: dict[int, float], slack: float = 1.1) -> bool:
+    """No count ran the probe more than ``slack`` x its share faster than the smallest count
+    (n threads at most n times faster than 1). 2 threads "3.5x faster than 1", as measured
+    here on 2026-12-03 with 8 other processes on 2 cores, means the 1-thread runs waited for
+    a core: such a probe is not kept."""
+    first = min(seconds)
+    return all(seconds[first] / seconds[n] <= slack * n / first for n in seconds if seconds[n] > 0)
+
+
 def measured_threads(key: str, probe: Callable[[list[int]], dict[int, float]], cpus: int | None = None,
                      cache: Path | None = None) -> int:
     """The thread count for the machine and model named by ``key``: cached in ``cache``
@@ -138,6 +147,8 @@ def measured_threads(key: str, probe: Callable[[list[int]], dict[int, float]], c
         pass
     seconds = probe(thread_candidates(cpus))
     threads = choose_threads(seconds)
+    if not plausible(seconds):  # someone else's load skewed the probe: use it now, measure again next time
+        return threads
     try:
         try:
             entries = json.loads(cache.read_text())
@@ -145,7 +156,8 @@ def measured_threads(key: str, probe: Callable[[list[int]], dict[int, float]], c
         except (OSError, ValueError):
             entries = {}
         entries[key] = {"threads": threads, "time_vs_1_thread": seconds,
-                        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+                        "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                        "load_average": round(os.getloadavg()[0], 2)}
         cache.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(cache, json.dumps(entries, indent=1) + "\n")
     except OSError:

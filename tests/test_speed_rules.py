@@ -12,7 +12,7 @@ from crossattn import translator as tr_module
 from crossattn.cli import build_parser
 from crossattn.cli_common import load_translator
 from crossattn.precision import PrecisionError
-from crossattn.translator import (THREADS_MIN_SPEEDUP, choose_threads, measured_threads, repeated_unit,
+from crossattn.translator import (THREADS_MIN_SPEEDUP, choose_threads, measured_threads, plausible, repeated_unit,
                                   thread_candidates)
 
 
@@ -57,6 +57,24 @@ def test_measured_threads_probes_once_then_reads_the_cache(tmp_path):
     # another machine or model is measured on its own, and the first entry is kept
     assert measured_threads("cpu B|model", lambda counts: {1: 1.0, 2: 1.2}, cpus=2, cache=cache) == 1
     assert set(json.loads(cache.read_text())) == {"cpu A|model|cpus 2", "cpu B|model|cpus 2"}
+
+
+def test_an_impossible_speedup_is_used_once_but_never_cached(tmp_path):
+    """2 threads 3.5x faster than 1 (what a loaded machine measured): the 1-thread runs waited
+    for a core. The answer serves this start; the next start measures again."""
+    assert plausible({1: 1.0, 2: 0.5}) and plausible({1: 1.0, 2: 1.3}) and not plausible({1: 1.0, 2: 0.28})
+    assert not plausible({1: 1.0, 2: 0.6, 4: 0.2})
+    calls = []
+
+    def probe(counts):
+        calls.append(counts)
+        return {1: 1.0, 2: 0.28}
+
+    cache = tmp_path / "threads.json"
+    assert measured_threads("k", probe, cpus=2, cache=cache) == 2
+    assert not cache.exists()
+    measured_threads("k", probe, cpus=2, cache=cache)
+    assert len(calls) == 2
 
 
 def test_measured_threads_one_cpu_needs_no_probe(tmp_path):
