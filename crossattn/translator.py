@@ -408,9 +408,21 @@ class Translator:
 
             return align_pairs_with_heads(pairs, forward, backward)
 
-        forward = self.alignment_model()
-        return translate_html(documents, lambda texts: self.translate(texts, beam, alpha, batch_size=batch_size),
-                              align if forward is not None else None)
+        return align
+
+    def translate_document(self, data: bytes, filename: str, beam: int | None = None, alpha: float | None = None,
+                           batch_size: int = 64, backward=None, limits=None) -> bytes:
+        """A document's bytes translated, in the format its file name's extension says
+        (documents.py: .txt, .html, .docx, .odt, .odp, .pptx, .epub, .srt, .po/.pot): text
+        as ``translate`` translates it, markup and formatting runs as ``translate_html``
+        places inline tags. ``limits``: a documents.DocumentLimits (its defaults when
+        None). Raises documents.DocumentError for an unsupported, corrupt or unsafe file."""
+        from .documents import DocumentLimits, translate_document
+
+        return translate_document(
+            data, filename, lambda texts: self.translate(texts, beam, alpha, batch_size=batch_size),
+            lambda documents: self.translate_html(documents, beam, alpha, batch_size=batch_size, backward=backward),
+            limits or DocumentLimits())
 
     # -- attention, read by the torch network ----------------------------------------
     def torch_engine(self):
