@@ -408,7 +408,9 @@ class Translator:
 
             return align_pairs_with_heads(pairs, forward, backward)
 
-        return align
+        forward = self.alignment_model()
+        return translate_html(documents, lambda texts: self.translate(texts, beam, alpha, batch_size=batch_size),
+                              align if forward is not None else None)
 
     def translate_document(self, data: bytes, filename: str, beam: int | None = None, alpha: float | None = None,
                            batch_size: int = 64, backward=None, limits=None) -> bytes:
