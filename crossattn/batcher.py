@@ -35,6 +35,7 @@ class Job:
     direction: str = ""  # "en-fr"...; "" = the server's first direction
     alternatives: int = 0  # extra hypotheses per text (LibreTranslate's `alternatives`)
     format: str = "text"  # "html": markup kept (Translator.translate_html)
+    confidence: bool = False  # answers are confidence.Confident (None for a text kept as it is)
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
 
 
@@ -182,7 +183,8 @@ class Batcher(Worker):
     def _execute(self, jobs: list[Job]) -> None:
         groups: dict[tuple, list[Job]] = {}  # one model call per direction and decoding setting
         for job in jobs:
-            groups.setdefault((self.direction(job), job.beam, job.alpha, job.alternatives, job.format), []).append(job)
+            groups.setdefault((self.direction(job), job.beam, job.alpha, job.alternatives, job.format, job.confidence),
+                              []).append(job)
         for group in groups.values():
             self._translate(group)
 
@@ -204,6 +206,9 @@ class Batcher(Worker):
             elif first.alternatives:
                 outputs = translator.translate_alternatives(texts, first.alternatives + 1, first.beam, first.alpha,
                                                             batch_size=self.limits.max_batch)
+            elif first.confidence:
+                outputs = translator.translate_with_confidence(texts, first.beam, first.alpha,
+                                                               batch_size=self.limits.max_batch)
             else:
                 outputs = translator.translate(texts, first.beam, first.alpha, batch_size=self.limits.max_batch)
         except Exception as e:

@@ -133,6 +133,45 @@ async def read_params(request) -> dict:
     return params
 
 
+async def translate_detecting(batcher: Batcher, translators: dict, texts: list[str], source: str, target: str,
+                              beam: int | None = None, alpha: float | None = None, fmt: str = "text",
+                              alternatives: int = 0, confidence: bool = False) -> tuple[list, list | None]:
+    """``texts`` translated from ``source`` into ``target`` by the server's ``batcher``: the
+    one path of LibreTranslate's /translate and of our /api/translate with source "auto".
+    With ``source`` "auto", each text's language is detected first (detect.py, among every
+    language we know; html read without its tags), and a text found in the target language
+    already comes back as it is, as LibreTranslate does: the text itself (``alternatives``
+    + 1 copies of it; None with ``confidence``, as the model wrote nothing of it).
+    Returns (one answer per text, a (language, confidence 0-100) per text or None)."""
+    known = sorted(NAMES)  # detection tells apart every language we know, served or not
+    detected = None
+    if source == "auto":
+        # a text without letters ("42") is reported in the target language: given back as is
+        fallback = target if target in known else None
+        readable = [plain_text(t) for t in texts] if fmt == "html" else texts  # tags are no language
+        detected = await run_in_threadpool(lambda: [detect_language(t, known, fallback) for t in readable])
+    for lang in (source, target):
+        if lang != "auto" and lang not in NAMES:
+            raise APIError(400, "unsupported_language", f"{lang} is not supported")
+    directions = [f"{d[0]}-{target}" for d in detected] if detected else [f"{source}-{target}"] * len(texts)
+    for direction in directions:
+        if direction.split("-")[0] == target:
+            continue  # auto-detected as the target language already: returned as is
+        if direction not in translators:
+            raise APIError(400, "unsupported_language", f"{direction.split('-')[0]} to {target} is not supported")
+    results: list = [None] * len(texts)
+    for direction in dict.fromkeys(directions):
+        idx = [i for i, d in enumerate(directions) if d == direction]
+        if direction.split("-")[0] == target:
+            outs = [None if confidence else [texts[i]] * (alternatives + 1) if alternatives else texts[i] for i in idx]
+        else:
+            outs = await batcher.answer(Job([texts[i] for i in idx], beam, alpha, direction, alternatives,
+                                            format=fmt, confidence=confidence))
+        for i, out in zip(idx, outs):
+            results[i] = out
+    return results, detected
+
+
 def add_routes(app, batcher: Batcher, translators: dict, limits: Limits, access: Access) -> None:
     """LibreTranslate's endpoints on ``app``; their translations go to the server's ``batcher``."""
     known = sorted(NAMES)  # detection tells apart every language we know, served or not
@@ -195,31 +234,8 @@ def add_routes(app, batcher: Batcher, translators: dict, limits: Limits, access:
                 check_request(texts, None, limits)
             except APIError as e:
                 raise APIError(400, e.code, e.detail) from None
-            detected = None
-            if source == "auto":
-                # a text without letters ("42") is reported in the target language: given back as is
-                fallback = target if target in known else None
-                readable = [plain_text(t) for t in texts] if fmt == "html" else texts  # tags are no language
-                detected = await run_in_threadpool(lambda: [detect_language(t, known, fallback) for t in readable])
-            for lang in (source, target):
-                if lang != "auto" and lang not in NAMES:
-                    raise APIError(400, "unsupported_language", f"{lang} is not supported")
-            directions = [f"{d[0]}-{target}" for d in detected] if detected else [f"{source}-{target}"] * len(texts)
-            for direction in directions:
-                if direction.split("-")[0] == target:
-                    continue  # auto-detected as the target language already: returned as is
-                if direction not in translators:
-                    raise APIError(400, "unsupported_language", f"{direction.split('-')[0]} to {target} is not supported")
-            results: list = [None] * len(texts)
-            for direction in dict.fromkeys(directions):
-                idx = [i for i, d in enumerate(directions) if d == direction]
-                if direction.split("-")[0] == target:
-                    outs = [[texts[i]] * (alternatives + 1) if alternatives else texts[i] for i in idx]
-                else:
-                    outs = await batcher.answer(Job([texts[i] for i in idx], None, None, direction, alternatives,
-                                                     format=fmt))
-                for i, out in zip(idx, outs):
-                    results[i] = out
+            results, detected = await translate_detecting(batcher, translators, texts, source, target, fmt=fmt,
+                                                          alternatives=alternatives)
             body: dict = {}
             if alternatives:
                 body["translatedText"] = [r[0] for r in results] if batch else results[0][0]

@@ -289,9 +289,29 @@ def add_api_routes(app, translators: dict, limits: Limits) -> None:
     async def translate(req: api.TranslateRequest):
         texts = [req.text] if req.text is not None else req.texts
         api.check_request(texts, req.beam, limits)
-        direction = api.direction_of(req.source, req.target, translators)
-        outputs = await batcher.answer(Job(texts, req.beam, req.alpha, direction, format=req.format)) if texts else []
-        return {"translation": outputs[0]} if req.text is not None else {"translations": outputs}
+        if req.confidence and req.format == "html":
+            raise APIError(422, "invalid_request", "confidence is given for format text only")
+        detected = None
+        if req.source == "auto":  # LibreTranslate's path: detected per text, one in the target language kept
+            if req.target is None:
+                raise APIError(422, "missing_target", 'source "auto" needs a target language')
+            outputs, detected = await libretranslate.translate_detecting(
+                batcher, translators, texts, "auto", req.target, req.beam, req.alpha, req.format,
+                confidence=req.confidence)
+        else:
+            direction = api.direction_of(req.source, req.target, translators)
+            outputs = await batcher.answer(Job(texts, req.beam, req.alpha, direction, format=req.format,
+                                               confidence=req.confidence)) if texts else []
+        if req.confidence:  # Confident, or None for a text kept as it is
+            confidences = [c.to_json() if c is not None else None for c in outputs]
+            outputs = [c["translation"] if c is not None else text for c, text in zip(confidences, texts)]
+        body: dict = {"translation": outputs[0]} if req.text is not None else {"translations": outputs}
+        if req.confidence:
+            body.update({"confidence": confidences[0]} if req.text is not None else {"confidences": confidences})
+        if detected is not None:
+            found = [{"language": language, "confidence": score} for language, score in detected]
+            body.update({"detected_language": found[0]} if req.text is not None else {"detected_languages": found})
+        return body
 
     @app.post("/api/attention", response_model=api.AttentionResponse, responses=api.ERRORS,
               summary="Translate one text and return its cross-attention, piece and word level")

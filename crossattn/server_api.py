@@ -52,10 +52,13 @@ class TranslateRequest(_Strict):
     texts: list[str] | None = Field(None, description="several texts; the answer has `translations`, in order")
     beam: int | None = Field(None, ge=1, description="beam size (1 = greedy); default: the model's")
     alpha: float | None = Field(None, ge=0, le=2, description="length penalty exponent; default: the model's")
-    source: str | None = Field(None, description='source language, e.g. "en"; default: the first served direction')
+    source: str | None = Field(None, description='source language, e.g. "en", or "auto" (detected for each text, '
+                                                 'with `target` given); default: the first served direction')
     target: str | None = Field(None, description='target language, e.g. "fr"')
     format: Literal["text", "html"] = Field("text", description='"html": markup kept, inline tags placed on the '
                                                                "target words aligned to theirs")
+    confidence: bool = Field(False, description="true: the answer also has the model's confidence in each word and "
+                                                "sentence (`confidence`, or `confidences` for `texts`); text format only")
 
     @model_validator(mode="after")
     def one_of(self):
@@ -67,9 +70,36 @@ class TranslateRequest(_Strict):
         {"text": "The cat sleeps on the sofa."}, {"texts": ["Hello.", "Where is the station?"], "beam": 4}]})
 
 
+class WordConfidence(BaseModel):
+    text: str
+    probability: float = Field(description="in (0, 1]: the model's probability of writing this word")
+
+
+class SentenceConfidence(BaseModel):
+    text: str
+    confidence: float = Field(description="in (0, 1]: geometric mean of the probabilities of its pieces")
+
+
+class Confidence(BaseModel):
+    translation: str
+    confidence: float = Field(description="in (0, 1]: geometric mean of the probabilities of every piece")
+    sentences: list[SentenceConfidence]
+    words: list[WordConfidence] = Field(description='the translation\'s words: joined by " " they give it')
+
+
+class DetectedLanguage(BaseModel):
+    language: str
+    confidence: float = Field(description="0-100, as LibreTranslate's")
+
+
 class TranslateResponse(BaseModel):
     translation: str | None = None
     translations: list[str] | None = None
+    confidence: Confidence | None = Field(None, description="with `confidence: true` (absent for a text kept as it "
+                                                            "is, found in the target language already)")
+    confidences: list[Confidence | None] | None = Field(None, description="with `confidence: true` and `texts`")
+    detected_language: DetectedLanguage | None = Field(None, description='with source "auto"')
+    detected_languages: list[DetectedLanguage] | None = Field(None, description='with source "auto" and `texts`')
 
 
 class AttentionRequest(_Strict):

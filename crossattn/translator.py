@@ -403,14 +403,24 @@ class Translator:
         relative position. The alignment runs the torch network (loaded on first use)."""
         from .markup import translate_html
 
+        return translate_html(documents, lambda texts: self.translate(texts, beam, alpha, batch_size=batch_size),
+                              self.word_aligner(backward))
+
+    def word_aligner(self, backward=None):
+        """markup.translate_html's ``align``: (source words, target words) pairs in, links
+        out, read by this model's alignment head (symmetrized with ``backward``, the other
+        direction's align.AlignmentModel, if given); None if the model has no head. The
+        first call loads the torch network, on the calling thread."""
+        forward = self.alignment_model()
+        if forward is None:
+            return None
+
         def align(pairs: list[tuple[list[str], list[str]]]) -> list[set[tuple[int, int]]]:
             from .align import align_pairs_with_heads
 
             return align_pairs_with_heads(pairs, forward, backward)
 
-        forward = self.alignment_model()
-        return translate_html(documents, lambda texts: self.translate(texts, beam, alpha, batch_size=batch_size),
-                              align if forward is not None else None)
+        return align
 
     def translate_document(self, data: bytes, filename: str, beam: int | None = None, alpha: float | None = None,
                            batch_size: int = 64, backward=None, limits=None) -> bytes:
