@@ -36,6 +36,7 @@ from itertools import groupby
 from pathlib import Path
 
 from .atomic import write_text_atomic
+from .confidence import Confident, ScoredPart, confident_translation, piece_owners, shouted_part
 from .decoding import decoding_settings, max_output_length, model_decoding
 from .detect import detect
 from .modeldir import (TOKENIZER, WEIGHTS, ModelDirError, SourceText, cache_root, read_model_dir, sha256_file,
@@ -319,6 +320,41 @@ class Translator:
         hyps = iter(self._search([ids for s in sources for ids in s.ids], beam, alpha, batch_size,
                                  guard=repetition_guard))
         return [s.finish([self.tokenizer.decode(next(hyps)) for _ in s.ids]) for s in sources]
+
+    def translate_with_confidence(self, texts: list[str], beam: int | None = None, alpha: float | None = None,
+                                  split_sentences: bool = True, batch_size: int = 64, repetition_guard: bool = True,
+                                  keep_target_language: bool = False) -> list[Confident | None]:
+        """``translate``'s translations (the same text, the same search) with the model's
+        confidence: each translation is scored token by token (CTranslate2's score_batch,
+        one teacher-forced pass), and the pieces' probabilities are put on the words of the
+        final text (confidence.py). With ``keep_target_language``, a text kept as it is
+        (already in the target language) gets None: the model wrote nothing of it."""
+        if keep_target_language:
+            keep = self.in_target_language(texts)
+            todo = [text for text, kept in zip(texts, keep) if not kept]
+            done = iter(self.translate_with_confidence(todo, beam, alpha, split_sentences, batch_size,
+                                                       repetition_guard))
+            return [None if kept else next(done) for kept in keep]
+        beam, alpha = decoding_settings(self.decoding, beam, alpha)
+        sources = self._sources(texts, split_sentences)
+        flat = [ids for s in sources for ids in s.ids]
+        hyps = self._search(flat, beam, alpha, batch_size, guard=repetition_guard)
+        scores = self.engine.score_batch([[self.pieces[t] for t in ids] for ids in flat],
+                                         [[self.pieces[t] for t in hyp] for hyp in hyps],
+                                         max_batch_size=batch_size, max_input_length=0)
+        scored = iter(zip(hyps, scores))
+        outputs = []
+        for source in sources:
+            decoded, parts = [], []
+            for shouted in source.shouted:
+                hyp, score = next(scored)
+                text, owners = piece_owners(self.tokenizer.decode, hyp)
+                decoded.append(text)  # what translate decodes: the last prefix is the whole translation
+                if shouted:  # as finish writes it
+                    text, owners = shouted_part(text, owners)
+                parts.append(ScoredPart(text, owners, list(score.log_probs)))
+            outputs.append(confident_translation(source.finish(decoded), parts))
+        return outputs
 
     def in_target_language(self, texts: list[str]) -> list[bool]:
         """Per text: is it in the model's target language (or without a letter), as
