@@ -140,3 +140,49 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
         replace_dir(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- a log of records, each whole or absent ---------------------------------------------
+# Training appends a metrics record every few steps. Rewriting the whole file each time
+# would cost O(records) per record; instead each record is one line written by a single
+# write() on an O_APPEND descriptor and fsynced. A kill -9 (the kernel may stop a write
+# between pages) or a power cut can still leave a torn last line, so the reader drops the
+# bytes after the last newline, and ``trim_records`` rewrites the file whole (atomic_path)
+# when a run resumes, before anything is appended after such a tear.
+
+def append_record(path: str | Path, record: dict) -> None:
+    """Add one JSON record as one line at the end of ``path`` (created if absent)."""
+    data = (json.dumps(record) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """The whole records of a log written by ``append_record``, in order: the bytes after
+    the last newline (a torn write) are left out; a damaged whole line is an error."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    whole = path.read_text(encoding="utf-8", errors="replace").split("\n")[:-1]
+    records = []
+    for k, line in enumerate(whole, 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise ValueError(f"{path}: line {k} is not a JSON record") from None
+    return records
+
+
+def trim_records(path: str | Path, keep) -> None:
+    """Rewrite the log whole with only the records ``keep(record)`` accepts (and without a
+    torn last line): a resumed run drops what its lost tail had logged past its checkpoint."""
+    path = Path(path)
+    if not path.exists():
+        return
+    records = [r for r in read_records(path) if keep(r)]
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))

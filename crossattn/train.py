@@ -33,6 +33,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from .atomic import append_record, read_records, trim_records
 from .checkpoints import (CheckpointStore, average_checkpoints, crash_point, replace_dir, write_json_atomic,
                           writing)
 from .config import ModelConfig, dataclass_from_dict
@@ -215,6 +216,8 @@ class Trainer:
         self.checkpoints = CheckpointStore(self.out / "checkpoints", cfg.keep_last)
         if args.resume and self.checkpoints.latest():
             self._load_checkpoint(self.checkpoints.latest())
+        if self.main:  # the log goes on from the step trained to (a resumed run logs its lost tail again)
+            trim_records(self.out / "metrics.jsonl", lambda rec: rec.get("step", 0) <= self.step)
         self._write_run_json()
         self.ddp = self.model
         if self.world > 1:
@@ -427,8 +430,7 @@ class Trainer:
     def _record(self, rec: dict) -> None:
         if not self.main:
             return
-        with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        append_record(self.out / "metrics.jsonl", rec)
 
     # -- evaluation -------------------------------------------------------------------
     @torch.no_grad()
@@ -526,7 +528,7 @@ def plot_curves(metrics: Path, png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    rows = read_records(metrics)
     train = [(r["step"], r["train_loss"]) for r in rows if "train_loss" in r]
     valid = [(r["step"], r["valid_loss"], r["valid_bleu"]) for r in rows if "valid_loss" in r]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))

@@ -19,6 +19,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from crossattn.atomic import read_records
+
 from conftest import REPO, TINY_EVAL_EVERY, TINY_STEPS, cli_env, run_cli
 
 CHECKPOINT_FILES = ["model.safetensors", "optimizer.safetensors", "state.json"]
@@ -87,11 +89,21 @@ def test_resume_after_repeated_sigkill_is_exact(tiny_run, synth_data, tmp_path):
     assert max(complete_checkpoints(out)) == third and list(ckpt_root.glob("*.del"))
     assert_nothing_half_written(out)
 
+    # a record torn by the kill (one write() the kernel stopped between pages): left out, then trimmed
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write('{"step": 99999, "train_lo')
     proc = run_cli(args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resumed from" in proc.stderr
     assert_nothing_half_written(out)
     assert_same_final_state(tiny_run.out, out)
+    # the log reads as the uninterrupted run's: the lost tails logged again, not twice
+    ref, got = read_records(tiny_run.out / "metrics.jsonl"), read_records(out / "metrics.jsonl")
+    assert (out / "metrics.jsonl").read_text().endswith("\n")
+    steps = [r["step"] for r in got]
+    assert steps == sorted(steps) and 99999 not in steps
+    assert [r for r in got if "valid_loss" in r] == [r for r in ref if "valid_loss" in r]
+    assert [r["step"] for r in got if "train_loss" in r] == [r["step"] for r in ref if "train_loss" in r]
     assert sorted(complete_checkpoints(out)) == [TINY_STEPS - TINY_EVAL_EVERY, TINY_STEPS]  # keep_last=2
     assert not list(ckpt_root.glob("*.tmp")) and not list(ckpt_root.glob("*.old"))
 

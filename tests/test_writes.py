@@ -211,3 +211,23 @@ def test_translate_output_file_killed_before_its_rename_keeps_the_previous_file(
     assert out.read_text(encoding="utf-8") == before
     assert visible_leftovers(tmp_path, "out.txt") == []
 
+
+
+def test_a_record_log_leaves_out_a_torn_last_line_and_trims_whole(tmp_path):
+    """metrics.jsonl: each record one appended line; bytes after the last newline (a write
+    the kill stopped) are not a record, and trimming rewrites the file whole."""
+    from crossattn.atomic import append_record, read_records, trim_records
+
+    log = tmp_path / "metrics.jsonl"
+    for step in (1, 2, 3):
+        append_record(log, {"step": step})
+    with open(log, "a") as f:
+        f.write('{"step": 4, "lo')
+    assert read_records(log) == [{"step": 1}, {"step": 2}, {"step": 3}]
+    trim_records(log, lambda r: r["step"] <= 2)
+    assert log.read_text() == '{"step": 1}\n{"step": 2}\n'
+    append_record(log, {"step": 3})
+    assert read_records(log) == [{"step": 1}, {"step": 2}, {"step": 3}]
+    log.write_text('{"step": 1}\nnot json\n{"step": 3}\n')
+    with pytest.raises(ValueError, match="line 2"):
+        read_records(log)
