@@ -31,34 +31,32 @@ properties of the run it came from.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from .errors import InputError
+from .office import translate_docx, translate_epub, translate_odf, translate_pptx
+from .safety import DocumentError, DocumentLimits, fail
+from .textual import translate_html_file, translate_po, translate_srt, translate_txt
+
+__all__ = ["BINARY_EXTENSIONS", "SUPPORTED_EXTENSIONS", "DocumentError", "DocumentLimits", "extension",
+           "is_supported", "translate_document"]
 
 TranslateFn = Callable[[list[str]], list[str]]
 
-BINARY_EXTENSIONS = (".docx", ".odt", ".odp", ".pptx", ".epub")  # no output on standard output
-
-
-class DocumentError(InputError):
-    """A document that cannot be translated (unsupported, corrupt, over a limit, unsafe),
-    in one line that names the file; a CrossattnError and a ValueError, as InputError is."""
-
-
-@dataclass(frozen=True)
-class DocumentLimits:
-    """What a document may hold; each limit is named (by its field name) in the error that
-    it raises. The defaults take the office documents and books that people write (a
-    .docx's XML compresses 5-20 times) and refuse archive bombs early, with memory bounded
-    by ``max_total_bytes``."""
-
-    max_input_bytes: int = 20 * 1024 * 1024
-    max_members: int = 2000
-    max_total_bytes: int = 200 * 1024 * 1024  # all members uncompressed
-    max_compression_ratio: float = 100.0  # uncompressed / compressed, each member and the whole archive
-    ratio_checked_above: int = 1024 * 1024  # a member smaller than this is never refused for its ratio
+_HANDLERS: dict[str, Callable[[bytes, str, TranslateFn, TranslateFn, DocumentLimits], bytes]] = {
+    ".txt": lambda data, name, tr, tr_html, limits: translate_txt(data, name, tr),
+    ".html": lambda data, name, tr, tr_html, limits: translate_html_file(data, name, tr_html),
+    ".htm": lambda data, name, tr, tr_html, limits: translate_html_file(data, name, tr_html),
+    ".docx": lambda data, name, tr, tr_html, limits: translate_docx(data, name, tr_html, limits),
+    ".odt": lambda data, name, tr, tr_html, limits: translate_odf(data, name, tr_html, limits),
+    ".odp": lambda data, name, tr, tr_html, limits: translate_odf(data, name, tr_html, limits),
+    ".pptx": lambda data, name, tr, tr_html, limits: translate_pptx(data, name, tr_html, limits),
+    ".epub": lambda data, name, tr, tr_html, limits: translate_epub(data, name, tr_html, limits),
+    ".srt": lambda data, name, tr, tr_html, limits: translate_srt(data, name, tr, tr_html),
+    ".po": lambda data, name, tr, tr_html, limits: translate_po(data, name, tr, tr_html),
+    ".pot": lambda data, name, tr, tr_html, limits: translate_po(data, name, tr, tr_html),
+}
+SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(_HANDLERS)
+BINARY_EXTENSIONS = (".docx", ".odt", ".odp", ".pptx", ".epub")  # zip archives: never written to a terminal
 
 
 def extension(filename: str) -> str:
@@ -71,68 +69,11 @@ def is_supported(filename: str) -> bool:
     return extension(filename) in SUPPORTED_EXTENSIONS
 
 
-def _fail(filename: str, reason: str) -> DocumentError:
-    name = " ".join(filename.split()) or "(unnamed)"
-    return DocumentError(f"{name}: {' '.join(reason.split())}")
-
-
-# -- text ------------------------------------------------------------------------------
-def decode_text(data: bytes, filename: str) -> tuple[str, bool]:
-    """UTF-8 text (a byte-order mark allowed) and whether it had the mark."""
-    bom = data.startswith(b"\xef\xbb\xbf")
-    try:
-        return data.decode("utf-8-sig"), bom
-    except UnicodeDecodeError as e:
-        raise _fail(filename, f"not UTF-8 text (byte {e.start})") from None
-
-
-def _encode_text(text: str, bom: bool) -> bytes:
-    return (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8")
-
-
-LETTER = re.compile(r"[^\W\d_]")
-
-
-def translate_txt(data: bytes, filename: str, translate: TranslateFn) -> bytes:
-    """Each line translated as one text (sentence by sentence, as ``translate`` does), its
-    indentation and line ending kept; lines without a letter kept as written."""
-    text, bom = decode_text(data, filename)
-    lines = text.splitlines(keepends=True)
-    todo = [k for k, line in enumerate(lines) if LETTER.search(line)]
-    translations = translate([lines[k].strip() for k in todo]) if todo else []
-    for k, t in zip(todo, translations):
-        line = lines[k]
-        body = line.rstrip("\r\n")
-        indent = body[: len(body) - len(body.lstrip())]
-        lines[k] = indent + t + line[len(body):]
-    return _encode_text("".join(lines), bom)
-
-
-def translate_html_file(data: bytes, filename: str, translate_html: TranslateFn) -> bytes:
-    """The page through ``translate_html`` (markup.py: markup kept, inline tags placed)."""
-    text, bom = decode_text(data, filename)
-    refuse_entity_declarations(text, filename)
-    return _encode_text(translate_html([text])[0], bom)
-
-
-# -- XML safety ------------------------------------------------------------------------
-_ENTITY_DECLARATION = re.compile(r"<!ENTITY", re.IGNORECASE)
-
-
-def refuse_entity_declarations(text: str, where: str) -> None:
-    """A document that declares entities is refused: an external entity reads a local file
-    or the network, nested ones expand exponentially ("billion laughs"), and no format
-    here needs one."""
-    if _ENTITY_DECLARATION.search(text):
-        raise _fail(where, "declares XML entities (refused: they can read local files or expand without bound)")
-
-
-# -- the entry point -------------------------------------------------------------------
 class _CallbackError(Exception):
     """An exception of the translating functions, carried through the catch-all that turns
     a format library's failure into DocumentError."""
 
-    def __init__(self, error: BaseException):
+    def __init__(self, error: Exception):
         super().__init__(str(error))
         self.error = error
 
@@ -158,30 +99,19 @@ def translate_document(data: bytes, filename: str, translate: TranslateFn, trans
     line naming ``filename``) for an unsupported, corrupt, oversized or unsafe file; an
     exception of ``translate``/``translate_html`` passes through as it is."""
     ext = extension(filename)
-    if ext not in SUPPORTED_EXTENSIONS:
-        raise _fail(filename, f"unsupported file type {ext or '(no extension)'!r} "
-                              f"(supported: {', '.join(SUPPORTED_EXTENSIONS)})")
+    if ext not in _HANDLERS:
+        raise fail(filename, f"unsupported file type {ext or '(no extension)'!r} "
+                             f"(supported: {', '.join(SUPPORTED_EXTENSIONS)})")
     if len(data) > limits.max_input_bytes:
-        raise _fail(filename, f"{len(data)} bytes is over the limit of {limits.max_input_bytes} (max_input_bytes)")
+        raise fail(filename, f"{len(data)} bytes, over the limit of {limits.max_input_bytes} (max_input_bytes)")
     if not data:
-        raise _fail(filename, "the file is empty")
-    handler = _HANDLERS[ext]
+        raise fail(filename, "the file is empty")
     try:
-        return handler(data, filename, _passing_errors(translate), _passing_errors(translate_html), limits)
+        return _HANDLERS[ext](data, filename, _passing_errors(translate), _passing_errors(translate_html), limits)
     except _CallbackError as e:
         raise e.error from None
     except DocumentError:
         raise
-    except (MemoryError, KeyboardInterrupt):
-        raise
     except Exception as e:  # a format library's failure on a malformed file: refused, in one line
-        detail = str(e).splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise _fail(filename, f"not a valid {ext} file ({detail})") from None
-
-
-_HANDLERS: dict[str, Callable[..., bytes]] = {
-    ".txt": lambda data, name, tr, tr_html, limits: translate_txt(data, name, tr),
-    ".html": lambda data, name, tr, tr_html, limits: translate_html_file(data, name, tr_html),
-    ".htm": lambda data, name, tr, tr_html, limits: translate_html_file(data, name, tr_html),
-}
-SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(_HANDLERS)
+        detail = str(e).strip().splitlines()[0][:150] if str(e).strip() else type(e).__name__
+        raise fail(filename, f"not a valid {ext} file ({detail})") from None

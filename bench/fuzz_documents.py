@@ -1,0 +1,330 @@
+"""Fuzz pass over crossattn.documents (issue 29, item 6): mutated copies of a valid file of
+each type through translate_document with a fast fake translator, each under a time limit.
+
+Each outcome is counted: translated, refused (DocumentError, the one-line 400 of the
+server), other exception (a bug), hang (past the time limit). The last two must be 0.
+
+    python bench/fuzz_documents.py                  # 300 mutations per type, results/fuzz_documents.json
+    python bench/fuzz_documents.py --per-type 20    # a quick pass
+
+The samples are generated here (python-docx and python-pptx for .docx/.pptx, the XML
+written out for .odt/.odp/.epub) and shared with tests/test_documents.py. Mutations: byte
+flips, insertions and deletions, truncation, and for archives the same inside one member
+(recompressed, so the zip stays readable and the XML parser is what gets fuzzed), a member
+dropped, or a member duplicated under another name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import multiprocessing
+import platform
+import random
+import sys
+import time
+import zipfile
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from crossattn.documents import DocumentError, translate_document  # noqa: E402
+from crossattn.markup import translate_html  # noqa: E402
+
+
+def upper(texts: list[str]) -> list[str]:
+    """The fake translator: every text in capitals (instant, and visibly 'translated')."""
+    return [t.upper() for t in texts]
+
+
+def upper_html(documents: list[str]) -> list[str]:
+    """HTML 'translated' by ``upper``, the tags placed by markup.py (by position: no aligner)."""
+    return translate_html(documents, upper, None)
+
+
+# -- samples ---------------------------------------------------------------------------
+def make_docx(paragraphs: list[list[tuple[str, dict]]] | None = None) -> bytes:
+    """A .docx (python-docx's template, a real Word document); each paragraph a list of
+    (text, {"bold": True, ...}) runs."""
+    import docx
+
+    paragraphs = paragraphs or [[("Hello ", {}), ("bold", {"bold": True}), (" world.", {})],
+                                [("The second paragraph has ", {}), ("italic words", {"italic": True}), (".", {})]]
+    document = docx.Document()
+    for runs in paragraphs:
+        p = document.add_paragraph()
+        for text, props in runs:
+            run = p.add_run(text)
+            for name, value in props.items():
+                setattr(run, name, value)
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def make_pptx() -> bytes:
+    import pptx
+
+    presentation = pptx.Presentation()
+    slide = presentation.slides.add_slide(presentation.slide_layouts[1])
+    slide.shapes.title.text = "A short title"
+    p = slide.placeholders[1].text_frame.paragraphs[0]
+    for text, bold in (("Some ", False), ("bold", True), (" text here.", False)):
+        run = p.add_run()
+        run.text = text
+        run.font.bold = bold or None
+    out = io.BytesIO()
+    presentation.save(out)
+    return out.getvalue()
+
+
+ODF_MIMETYPES = {".odt": "application/vnd.oasis.opendocument.text",
+                 ".odp": "application/vnd.oasis.opendocument.presentation"}
+ODF_NS = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+          'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+          'xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" '
+          'xmlns:presentation="urn:oasis:names:tc:opendocument:xmlns:presentation:1.0" '
+          'xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" '
+          'xmlns:fo="urn:oasis:names:tc:opendocument:xmlns:xsl-fo-compatible:1.0" '
+          'xmlns:xlink="http://www.w3.org/1999/xlink" office:version="1.3"')
+ODF_STYLES = ('<office:automatic-styles><style:style style:name="T1" style:family="text">'
+              '<style:text-properties fo:font-weight="bold"/></style:style></office:automatic-styles>')
+
+
+def make_odf(ext: str = ".odt", paragraph: str | None = None) -> bytes:
+    """An OpenDocument text or presentation, written out (mimetype first and stored, as the
+    standard asks); ``paragraph``: the first paragraph's inner XML."""
+    paragraph = paragraph or 'Hello <text:span text:style-name="T1">bold</text:span> world.'
+    paragraphs = (f'<text:p>{paragraph}</text:p><text:p>See <text:a xlink:href="https://example.org">the '
+                  f'site</text:a>.<text:tab/>Done.</text:p>')
+    if ext == ".odt":
+        body = f"<office:text>{paragraphs}</office:text>"
+    else:
+        body = (f'<office:presentation><draw:page draw:name="p1"><draw:frame><draw:text-box>{paragraphs}'
+                f'</draw:text-box></draw:frame></draw:page></office:presentation>')
+    content = (f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {ODF_NS}>{ODF_STYLES}'
+               f'<office:body>{body}</office:body></office:document-content>')
+    manifest = ('<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '
+                'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.3">'
+                f'<manifest:file-entry manifest:full-path="/" manifest:media-type="{ODF_MIMETYPES[ext]}"/>'
+                '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
+                '</manifest:manifest>')
+    return zip_of([("mimetype", ODF_MIMETYPES[ext].encode(), zipfile.ZIP_STORED),
+                   ("content.xml", content.encode(), zipfile.ZIP_DEFLATED),
+                   ("META-INF/manifest.xml", manifest.encode(), zipfile.ZIP_DEFLATED)])
+
+
+def make_epub(chapter_body: str | None = None) -> bytes:
+    chapter_body = chapter_body or "<h1>Chapter one</h1><p>It was a <em>dark</em> night.</p>"
+    chapter = ('<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE html>\n<html xmlns="http://www.w3.org/1999/xhtml">'
+               f'<head><title>One</title></head><body>{chapter_body}</body></html>')
+    container = ('<?xml version="1.0"?><container version="1.0" '
+                 'xmlns="urn:oasis:names:tc:opendocument:xmlns:container"><rootfiles>'
+                 '<rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
+                 '</rootfiles></container>')
+    opf = ('<?xml version="1.0" encoding="utf-8"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0" '
+           'unique-identifier="id"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/">'
+           '<dc:identifier id="id">urn:uuid:1</dc:identifier><dc:title>A book</dc:title><dc:language>en</dc:language>'
+           '</metadata><manifest><item id="c1" href="text/ch1.xhtml" media-type="application/xhtml+xml"/>'
+           '<item id="css" href="style.css" media-type="text/css"/></manifest>'
+           '<spine><itemref idref="c1"/></spine></package>')
+    return zip_of([("mimetype", b"application/epub+zip", zipfile.ZIP_STORED),
+                   ("META-INF/container.xml", container.encode(), zipfile.ZIP_DEFLATED),
+                   ("OEBPS/content.opf", opf.encode(), zipfile.ZIP_DEFLATED),
+                   ("OEBPS/text/ch1.xhtml", chapter.encode(), zipfile.ZIP_DEFLATED),
+                   ("OEBPS/style.css", b"p { margin: 0 }\n", zipfile.ZIP_DEFLATED)])
+
+
+SRT = """1
+00:00:01,000 --> 00:00:03,500
+Where are you going
+this late at night?
+
+2
+00:00:04,000 --> 00:00:06,000
+- Home.
+- Already?
+
+3
+00:00:07,250 --> 00:00:09,000
+<i>I told you so.</i>
+"""
+
+PO = r'''# A catalogue.
+msgid ""
+msgstr ""
+"Project-Id-Version: demo 1.0\n"
+"Content-Type: text/plain; charset=UTF-8\n"
+"Plural-Forms: nplurals=2; plural=(n > 1);\n"
+
+#: app.py:10
+#, python-format
+msgid "Hello %(name)s, you have %d new messages."
+msgstr ""
+
+#: app.py:12
+#, python-brace-format
+msgid "Open {0} in {name}"
+msgstr ""
+
+#: app.py:20
+msgid "One file"
+msgid_plural "%d files"
+msgstr[0] ""
+msgstr[1] ""
+
+msgid "Already done"
+msgstr "Déjà fait"
+'''
+
+HTML = ('<!DOCTYPE html><html><head><title>A page</title></head><body><p>View the complete range of '
+        '<em>drawer systems</em> here!</p><p>Second <a href="/x">link</a> line.</p></body></html>')
+
+
+def zip_of(members: list[tuple[str, bytes, int]]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name, data, compression in members:
+            z.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), data, compress_type=compression)
+    return out.getvalue()
+
+
+def samples() -> dict[str, bytes]:
+    """One valid file of each type, by extension."""
+    return {".txt": b"A first line.\n\n  An indented second line.\n", ".html": HTML.encode(),
+            ".docx": make_docx(), ".pptx": make_pptx(), ".odt": make_odf(".odt"), ".odp": make_odf(".odp"),
+            ".epub": make_epub(), ".srt": SRT.encode(), ".po": PO.encode()}
+
+
+# -- mutations -------------------------------------------------------------------------
+def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
+    b = bytearray(data)
+    kind = rng.choice(["flip", "flip", "insert", "delete", "truncate", "duplicate"])
+    if not b:
+        return bytes([rng.randrange(256)])
+    if kind == "flip":
+        for _ in range(rng.randint(1, 8)):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+    elif kind == "insert":
+        at = rng.randrange(len(b) + 1)
+        b[at:at] = bytes(rng.choice([rng.randrange(256), ord("<"), ord("&"), ord("\n"), ord(">")])
+                         for _ in range(rng.randint(1, 16)))
+    elif kind == "delete":
+        at = rng.randrange(len(b))
+        del b[at:at + rng.randint(1, 64)]
+    elif kind == "truncate":
+        del b[rng.randrange(len(b)):]
+    else:
+        at, n = rng.randrange(len(b)), rng.randint(1, 200)
+        b[at:at] = b[at:at + n]
+    return bytes(b)
+
+
+def mutate_archive(data: bytes, rng: random.Random) -> bytes:
+    """A mutation inside the archive: one member's bytes mutated (recompressed, so the zip
+    stays readable), dropped, or copied under a second name."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        members = [(i.filename, z.read(i), i.compress_type) for i in z.infolist()]
+    k = rng.randrange(len(members))
+    kind = rng.choice(["member", "member", "member", "drop", "copy"])
+    if kind == "member":
+        name, content, compression = members[k]
+        members[k] = (name, mutate_bytes(content, rng), compression)
+    elif kind == "drop":
+        del members[k]
+    else:
+        members.append((members[k][0] + "x", members[k][1], members[k][2]))
+    return zip_of(members)
+
+
+def mutant(ext: str, data: bytes, rng: random.Random) -> bytes:
+    if ext in (".docx", ".pptx", ".odt", ".odp", ".epub") and rng.random() < 0.7:
+        return mutate_archive(data, rng)
+    return mutate_bytes(data, rng)
+
+
+# -- the pass --------------------------------------------------------------------------
+def outcome(ext: str, data: bytes) -> str:
+    try:
+        translate_document(data, "fuzz" + ext, upper, upper_html)
+    except DocumentError as e:
+        if "\n" in str(e):
+            return "other: DocumentError of several lines"
+        # "not a valid .x file (...)": a format library's own exception, turned into a
+        # refusal by translate_document's last resort rather than by a check of ours
+        return "refused_library" if f"not a valid {ext} file" in str(e) else "refused"
+    except Exception as e:  # noqa: BLE001 - what the pass counts
+        return f"other: {type(e).__name__}: {str(e)[:200]}"
+    return "translated"
+
+
+def _worker(ext: str, data: bytes, queue) -> None:
+    queue.put(outcome(ext, data))
+
+
+def run_one(ext: str, data: bytes, time_limit: float) -> str:
+    """The outcome in a child process, "hang" past ``time_limit`` seconds."""
+    queue = multiprocessing.get_context("fork").Queue()
+    child = multiprocessing.get_context("fork").Process(target=_worker, args=(ext, data, queue))
+    child.start()
+    child.join(time_limit)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        return "hang"
+    return queue.get() if not queue.empty() else f"other: crashed (exit code {child.exitcode})"
+
+
+def fuzz(per_type: int, seed: int, time_limit: float | None = None) -> dict:
+    """Counts per type; ``time_limit`` runs each file in a child process (hangs counted),
+    None runs them in this process (the bounded test)."""
+    results = {}
+    for ext, data in samples().items():
+        rng = random.Random(f"{seed}{ext}")
+        counts: Counter = Counter()
+        examples: dict[str, int] = {}
+        for _ in range(per_type):
+            result = run_one(ext, mutant(ext, data, rng), time_limit) if time_limit else outcome(ext, mutant(ext, data, rng))
+            key = result if result in ("translated", "refused", "refused_library", "hang") else "other"
+            counts[key] += 1
+            if key == "other":
+                examples[result] = examples.get(result, 0) + 1
+        results[ext] = {"translated": counts["translated"], "refused": counts["refused"] + counts["refused_library"],
+                        "refused_library": counts["refused_library"], "other": counts["other"],
+                        "hang": counts["hang"], "other_examples": examples}
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--per-type", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=29)
+    ap.add_argument("--time-limit", type=float, default=10.0, help="seconds per file before it counts as a hang")
+    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "fuzz_documents.json"))
+    args = ap.parse_args()
+    start = time.time()
+    results = fuzz(args.per_type, args.seed, args.time_limit)
+    total = {k: sum(r[k] for r in results.values())
+             for k in ("translated", "refused", "refused_library", "other", "hang")}
+    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": platform.processor() or
+              platform.machine(), "cpus": multiprocessing.cpu_count(), "per_type": args.per_type, "seed": args.seed,
+              "time_limit_s": args.time_limit, "seconds": round(time.time() - start, 1), "total": total,
+              "by_type": results}
+    from crossattn.atomic import write_json_atomic
+
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(args.out, report)
+    print(json.dumps({"total": total, "seconds": report["seconds"]}))
+    for ext, r in results.items():
+        print(f"{ext:6} translated {r['translated']:4} refused {r['refused']:4} (library {r['refused_library']:3}) "
+              f"other {r['other']} hang {r['hang']}"
+              + (f"  {r['other_examples']}" if r["other_examples"] else ""))
+    sys.exit(1 if total["other"] or total["hang"] else 0)
+
+
+if __name__ == "__main__":
+    main()
