@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 from pathlib import Path
 
@@ -74,6 +75,8 @@ def cmd_translate(args) -> None:
         raise CLIError("--format html needs the source language (--from auto is for text)")
     if fmt == "html" and args.no_split:
         raise CLIError("--no-split is for text: in html each block is split into sentences")
+    if fmt == "html" and args.json:
+        raise CLIError("--json is for text: the confidence of html translations is not given")
     translator = load_translator(args)
     if fmt == "html":  # each argument, or the whole file, is one document
         if args.text:
@@ -85,8 +88,17 @@ def cmd_translate(args) -> None:
         return
     options = dict(beam=args.beam, alpha=args.alpha, batch_size=args.batch_size, split_sentences=not args.no_split,
                    keep_target_language=args.source_lang == "auto")
+
+    def translate_lines(lines: list[str]) -> list[str]:
+        if not args.json:
+            return translator.translate(lines, **options)
+        # one JSON object per line; a line kept as it is (--from auto) has no confidence: the model wrote none of it
+        return [json.dumps(c.to_json() if c is not None else {"translation": line, "confidence": None,
+                                                              "sentences": None, "words": None}, ensure_ascii=False)
+                for c, line in zip(translator.translate_with_confidence(lines, **options), lines)]
+
     if args.text:
-        write_lines(args.output, translator.translate(args.text, **options))
+        write_lines(args.output, translate_lines(args.text))
         return
     path = args.input or "-"
     progress = None
@@ -98,7 +110,7 @@ def cmd_translate(args) -> None:
     with AtomicOutput(args.output) as out:
         lines = iter_lines(path)
         while chunk := list(itertools.islice(lines, STREAM_CHUNK)):
-            out.write("".join(t + "\n" for t in translator.translate(chunk, **options)))
+            out.write("".join(t + "\n" for t in translate_lines(chunk)))
             if progress:
                 progress.update(len(chunk))
     if progress:
@@ -188,6 +200,9 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("auto", "text", "html"), default="auto",
                    help="html: markup kept, inline tags placed on the aligned words; each TEXT argument, or the "
                         "whole -i FILE or standard input, is one document (default auto: html for .html/.htm files)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per input line: translation, confidence, sentences and words, each word "
+                        "with the model's probability of it (0-1]")
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("evaluate", help="BLEU and chrF on a test set")

@@ -150,3 +150,33 @@ def test_text_is_never_html_and_errors_show(page):
     page.click("#translate")
     page.wait_for_selector("#error:not([hidden])", timeout=30_000)
     assert "max_chars" in page.text_content("#error")
+
+
+DOUBTFUL_SENTENCE = "My neighbour's dog barks at the postman every morning."
+
+
+def test_doubtful_words_underlined(page, server, tmp_path):
+    """The words the model was unsure of are underlined; each word's probability shows on hover."""
+    scored = httpx.post(server + "/api/translate", json={"text": DOUBTFUL_SENTENCE, "confidence": True},
+                        timeout=60).json()["confidence"]
+    words = scored["words"]
+    threshold = page.evaluate("DOUBTFUL")
+    doubtful = [w["text"] for w in words if w["probability"] < threshold]
+    assert doubtful and len(doubtful) < len(words)  # the sentence shows both kinds
+    page.fill("#source", DOUBTFUL_SENTENCE)
+    page.click("#translate")
+    page.wait_for_selector(f"#translation .tword >> nth={len(words) - 1}", timeout=60_000)
+    assert page.text_content("#translation") == scored["translation"]
+    assert page.locator("#translation .tword").all_text_contents() == [w["text"] for w in words]
+    assert page.locator("#translation .tword.doubtful").all_text_contents() == doubtful
+    spans = page.locator("#translation .tword")
+    for i, w in enumerate(words):
+        assert spans.nth(i).get_attribute("title") == f"probability {w['probability']:.2f}"
+        line = spans.nth(i).evaluate("el => getComputedStyle(el).textDecorationLine")
+        assert ("underline" in line) == (w["probability"] < threshold)
+    assert page.text_content("#confidence") == f"confidence {scored['confidence']:.2f}"
+    page.hover("#translation .tword.doubtful")
+    page.screenshot(path=str(tmp_path / "confidence.png"))
+    if os.environ.get("CONFIDENCE_SCREENSHOT"):
+        page.screenshot(path=os.environ["CONFIDENCE_SCREENSHOT"])
+    assert page.errors == []
