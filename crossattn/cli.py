@@ -38,10 +38,19 @@ HTML_SUFFIXES = (".html", ".htm")
 
 
 def translation_format(args) -> str:
-    """--format, or for "auto": html for an .html/.htm input file, else text."""
+    """--format, or for "auto": html for an .html/.htm input file, "document" for the other
+    document types documents.py reads (.docx, .srt, .po, ...), else text."""
     if args.format != "auto":
         return args.format
-    return "html" if (args.input or "").lower().endswith(HTML_SUFFIXES) else "text"
+    suffix = Path(args.input or "").suffix.lower()
+    if suffix in HTML_SUFFIXES:
+        return "html"
+    if suffix and suffix != ".txt":  # documents.py (lxml, polib, srt) imported only for such a file
+        from .documents import SUPPORTED_EXTENSIONS
+
+        if suffix in SUPPORTED_EXTENSIONS:
+            return "document"
+    return "text"
 
 
 def read_document(path: str) -> str:
@@ -56,21 +65,58 @@ def read_document(path: str) -> str:
         raise CLIError(f"{path}: not UTF-8 text (byte {e.start})") from None
 
 
-def translate_html_documents(args, translator, documents: list[str]) -> list[str]:
-    """HTML documents translated with markup kept, the tags placed by the alignment heads
-    of both directions when the other direction is shipped (as ``crossattn align``)."""
+def reverse_heads(translator):
+    """The other direction's alignment heads when that model is shipped, to symmetrize the
+    tags' placement with (as ``crossattn align``); None otherwise."""
     from .commands import reverse_alignment_model
 
     forward = translator.alignment_model()
-    backward = reverse_alignment_model(None, forward) if forward is not None else None
+    return reverse_alignment_model(None, forward) if forward is not None else None
+
+
+def translate_html_documents(args, translator, documents: list[str]) -> list[str]:
+    """HTML documents translated with markup kept, the tags placed by the alignment heads
+    of both directions when the other direction is shipped (as ``crossattn align``)."""
     return translator.translate_html(documents, beam=args.beam, alpha=args.alpha, batch_size=args.batch_size,
-                                     backward=backward)
+                                     backward=reverse_heads(translator))
+
+
+def translate_document_file(args) -> None:
+    """``-i report.docx -o rapport.docx``: the document translated in its own format
+    (documents.py), written whole or not at all; a binary format needs ``-o``."""
+    from .atomic import write_bytes_atomic
+    from .documents import BINARY_EXTENSIONS, extension
+
+    if args.source_lang == "auto":
+        raise CLIError(f"{args.input}: a document needs the source language (--from auto is for text)")
+    if args.no_split:
+        raise CLIError("--no-split is for text: a document's paragraphs are split into sentences")
+    if args.output in (None, "-") and extension(args.input) in BINARY_EXTENSIONS:
+        raise CLIError(f"{args.input}: the translation of a {extension(args.input)} file is not text: give -o FILE")
+    try:
+        data = Path(args.input).read_bytes()
+    except OSError as e:
+        raise CLIError(f"{args.input}: {e.strerror or e}") from None
+    translator = load_translator(args)
+    out = translator.translate_document(data, args.input, beam=args.beam, alpha=args.alpha,
+                                        batch_size=args.batch_size, backward=reverse_heads(translator))
+    if args.output in (None, "-"):
+        sys.stdout.buffer.write(out)
+        sys.stdout.flush()
+        return
+    try:
+        write_bytes_atomic(args.output, out)
+    except OSError as e:
+        raise CLIError(f"cannot write {args.output}: {e.strerror or e}") from None
 
 
 def cmd_translate(args) -> None:
     if args.text and args.input:
         raise CLIError("give either TEXT arguments or -i FILE, not both")
     fmt = translation_format(args)
+    if fmt == "document":
+        translate_document_file(args)
+        return
     if fmt == "html" and args.source_lang == "auto":
         raise CLIError("--format html needs the source language (--from auto is for text)")
     if fmt == "html" and args.no_split:
@@ -199,7 +245,9 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
                    help="translate each line as one unit (default: sentence by sentence, joined back in order)")
     p.add_argument("--format", choices=("auto", "text", "html"), default="auto",
                    help="html: markup kept, inline tags placed on the aligned words; each TEXT argument, or the "
-                        "whole -i FILE or standard input, is one document (default auto: html for .html/.htm files)")
+                        "whole -i FILE or standard input, is one document (default auto: html for .html/.htm files; "
+                        ".docx .pptx .odt .odp .epub .srt .po .pot files are translated in their own format, "
+                        "-o FILE required for the binary ones)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per input line: translation, confidence, sentences and words, each word "
                         "with the model's probability of it (0-1]")
