@@ -113,12 +113,17 @@ _URL_TRAILER = ".,;:!?'’\"»”)]"
 _PLACEHOLDER = re.compile(r"\b[Xx](\d+)\b")
 
 
+def free_placeholder(text: str) -> int:
+    """The first placeholder number above every one ``text`` holds: placeholders made from
+    it never collide with its words (nor with protect_spans' own, in its output)."""
+    return max((int(n) for n in _PLACEHOLDER.findall(text)), default=0) + 1
+
+
 def protect_spans(text: str) -> tuple[str, list[tuple[str, str]]]:
     """``text`` with each URL and e-mail address replaced by a placeholder, and the
     (placeholder, original) pairs; placeholders never collide with words of ``text``."""
     spans: list[tuple[str, str]] = []
-    taken = {int(n) for n in _PLACEHOLDER.findall(text)}
-    first = max(taken, default=0) + 1
+    first = free_placeholder(text)
 
     def swap(m: re.Match) -> str:
         span = m.group(0)

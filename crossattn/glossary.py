@@ -1,0 +1,190 @@
+"""Glossaries the translation obeys: "email" -> "courriel", "weekend" -> "fin de semaine".
+
+A glossary maps source terms to the translations a user wants. Terms are found in the
+source on word boundaries, case-insensitively, longest first (of two overlapping terms
+the longer one wins; at equal length the leftmost); multi-word terms match across any
+whitespace. Each occurrence is swapped for a placeholder the model copies through ("X3",
+the same kind text.protect_spans uses for URLs), and the wanted translation is put in
+its place afterwards, with a capital when it starts the output sentence and in capitals
+when the source wrote the term in capitals. The mechanism was chosen by measurement on
+dev glossaries built from hansard/dev and newstest2012 (bench/glossary.py,
+docs/translating.md): placeholders put the term in the output every time the model
+copies them, and the sentence around them did not get worse.
+
+Nothing here imports torch; modeldir.SourceText applies a glossary to what the model reads.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+from .text import clean_text, free_placeholder
+
+# characters before a placeholder that still leave it at the start of its sentence
+_OPENERS = "\"'“‘«([¿¡-–— "
+
+
+def _term_key(term: str) -> str:
+    return clean_text(term).casefold()
+
+
+def _term_pattern(term: str) -> str:
+    """The regex of a normalized term: its words separated by any whitespace; letters,
+    digits and "_" at its ends may not continue into the text around it."""
+    body = r"\s+".join(re.escape(word) for word in term.split(" "))
+    start = r"(?<!\w)" if re.match(r"\w", term) else ""
+    end = r"(?!\w)" if re.search(r"\w$", term) else ""
+    return start + body + end
+
+
+@dataclass(frozen=True)
+class TermSpan:
+    """One occurrence of a glossary term in a source text, swapped for ``placeholder``."""
+
+    placeholder: str  # "X3"
+    source: str  # the occurrence as the source wrote it ("EMAIL")
+    target: str  # the glossary's translation ("courriel")
+
+    def written(self, starts_sentence: bool) -> str:
+        """The translation as the output writes it: in capitals for a term the source wrote
+        in capitals (two letters or more, the glossary's term not in capitals itself),
+        with a capital first letter at the start of a sentence."""
+        target = self.target
+        letters = [c for c in self.source if c.isalpha()]
+        if len(letters) >= 2 and all(c.isupper() for c in letters) and not self.target.isupper():
+            return target.upper()
+        if starts_sentence and target[:1].islower():
+            return target[0].upper() + target[1:]
+        return target
+
+
+class Glossary:
+    """Source terms and their wanted translations; immutable and hashable (the server
+    groups jobs by glossary). An empty glossary changes nothing."""
+
+    def __init__(self, entries: Mapping[str, str] | None = None, where: str = "glossary"):
+        """``entries``: {source term: translation}. Terms are normalized as every text is
+        (text.clean_text); two terms that differ only in case are one term (the later
+        wins). A term or translation that is empty, or not a string, is an InputError
+        naming ``where``."""
+        self._entries: dict[str, tuple[str, str]] = {}  # casefolded term -> (term, translation)
+        for term, target in (entries or {}).items():
+            if not isinstance(term, str) or not isinstance(target, str):
+                raise InputError(f"{where}: terms and translations must be strings, not {term!r}: {target!r}")
+            term, target = clean_text(term), clean_text(target)
+            if not term or not target:
+                raise InputError(f"{where}: empty {'term' if not term else 'translation'} in entry {term!r}: {target!r}")
+            self._entries[_term_key(term)] = (term, target)
+        # longest first: at one position the alternation takes the first term that matches
+        terms = sorted(self._entries, key=lambda k: (-len(k), k))
+        self._pattern = re.compile("|".join(_term_pattern(t) for t in terms), re.IGNORECASE) if terms else None
+
+    @classmethod
+    def of(cls, glossary: "Glossary | Mapping[str, str] | None") -> "Glossary":
+        """A Glossary from a Glossary, a dict of term -> translation, or None (empty)."""
+        return glossary if isinstance(glossary, Glossary) else cls(glossary)
+
+    @classmethod
+    def read(cls, path: str | Path) -> "Glossary":
+        """A glossary file: UTF-8 text, one ``source term<TAB>translation`` per line; blank
+        lines and lines starting with "#" are skipped. A malformed line (no tab, more than
+        one, an empty side) or unreadable file is an InputError naming the file and line."""
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as e:
+            raise InputError(f"cannot read glossary {path}: {e.strerror or e}") from None
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            line = raw[: e.start].count(b"\n") + 1
+            raise InputError(f"{path}:{line}: glossary is not UTF-8 text") from None
+        entries: dict[str, str] = {}
+        for lineno, line in enumerate(text.split("\n"), 1):
+            line = line.rstrip("\r")
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            fields = line.split("\t")
+            if len(fields) != 2 or not clean_text(fields[0]) or not clean_text(fields[1]):
+                raise InputError(f"{path}:{lineno}: a glossary entry is 'source term<TAB>translation', "
+                                 f"got {line[:60]!r}")
+            entries[fields[0]] = fields[1]
+        return cls(entries, where=str(path))
+
+    def merged(self, other: "Glossary | Mapping[str, str] | None") -> "Glossary":
+        """This glossary with ``other``'s entries added; where both have a term, ``other``'s wins."""
+        other = Glossary.of(other)
+        if not other:
+            return self
+        return Glossary({**dict(self._entries.values()), **dict(other._entries.values())})
+
+    def items(self) -> list[tuple[str, str]]:
+        """(term, translation) pairs, in the order given."""
+        return list(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Glossary) and self._entries == other._entries
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._entries.items()))
+
+    def __repr__(self) -> str:
+        return f"Glossary({dict(self.items())!r})"
+
+    def find(self, text: str) -> list[tuple[int, int, str]]:
+        """(start, end, translation) of each term occurrence in ``text``, in order, none
+        overlapping: at each position the longest term that matches there, and of two
+        overlapping occurrences the longer one (at equal length the leftmost)."""
+        if self._pattern is None:
+            return []
+        found = []
+        for start in range(len(text)):
+            m = self._pattern.match(text, start)
+            if m and m.end() > start:
+                found.append((start, m.end(), self._entries[_term_key(m.group(0))][1]))
+        chosen: list[tuple[int, int, str]] = []
+        for start, end, target in sorted(found, key=lambda f: (f[0] - f[1], f[0])):
+            if all(end <= s or start >= e for s, e, _ in chosen):
+                chosen.append((start, end, target))
+        return sorted(chosen)
+
+    def protect(self, text: str) -> tuple[str, list[TermSpan]]:
+        """``text`` with each term occurrence swapped for a placeholder ("X1", "X2", ...,
+        numbered above any that ``text`` holds already, e.g. protect_spans' URLs), and
+        the spans to put back with ``restore_terms``."""
+        spans: list[TermSpan] = []
+        first = free_placeholder(text)
+        out, last = [], 0
+        for start, end, target in self.find(text):
+            name = f"X{first + len(spans)}"
+            spans.append(TermSpan(name, text[start:end], target))
+            out += [text[last:start], name]
+            last = end
+        return "".join(out) + text[last:], spans
+
+
+def restore_terms(translation: str, spans: list[TermSpan]) -> tuple[str, list[TermSpan]]:
+    """The translation of (part of) ``Glossary.protect``'s text with each placeholder it
+    holds replaced by its term's translation (the first copy; further copies dropped);
+    and the spans whose placeholder it does not hold."""
+    missing = []
+    for span in spans:
+        pattern = re.compile(rf"\b{span.placeholder}\b", re.IGNORECASE)
+        m = pattern.search(translation)
+        if m is None:
+            missing.append(span)
+            continue
+        before = translation[: m.start()]
+        starts = not before.strip(_OPENERS) or bool(re.search(r"[.!?…][\"'”’»)\]]*\s+[\"'“‘«(\[¿¡]*$", before))
+        after = pattern.sub("", translation[m.end():])
+        translation = " ".join((before + span.written(starts) + after).split())
+    return translation, missing
