@@ -22,8 +22,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from .detect import detect
+from .markup import translate_html
 from .server_api import APIError, Limits
 
 
@@ -37,6 +39,14 @@ class Job:
     format: str = "text"  # "html": markup kept (Translator.translate_html)
     confidence: bool = False  # answers are confidence.Confident (None for a text kept as it is)
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    document: bytes | None = None  # a file to translate (documents.py), named ``filename``; texts unused
+    filename: str = ""
+    detect_to: str = ""  # a document in a language to detect (source=auto), to translate into this one
+
+    @property
+    def cost(self) -> int:
+        """What the job counts for against its worker's max_queue: its texts, or 1 file."""
+        return 1 if self.document is not None else len(self.texts)
 
 
 def shutting_down() -> APIError:
@@ -46,6 +56,8 @@ def shutting_down() -> APIError:
 class Worker:
     """One thread working through a queue of jobs, one job at a time: ``compute(translators,
     direction, job)`` gives each job's answer (``direction``: a key of ``translators``)."""
+
+    unit, queue_limit = "texts", "max_queue"  # what max_queue counts, and its name in errors
 
     def __init__(self, translators, limits: Limits, compute: Callable | None = None, name: str = "crossattn-worker"):
         """``translators``: {"en-fr": Translator, ...}, or one translator."""
@@ -80,10 +92,10 @@ class Worker:
         with self.lock:
             if self.closed:
                 raise shutting_down()
-            if self.pending + len(job.texts) > self.limits.max_queue:
-                raise APIError(503, "busy", f"server busy: more than {self.limits.max_queue} texts queued (max_queue)",
-                               limit="max_queue", max=self.limits.max_queue)
-            self.pending += len(job.texts)
+            if self.pending + job.cost > self.limits.max_queue:
+                raise APIError(503, "busy", f"server busy: more than {self.limits.max_queue} {self.unit} queued "
+                               f"({self.queue_limit})", limit=self.queue_limit, max=self.limits.max_queue)
+            self.pending += job.cost
             self.queue.put(job)  # under the lock: stop() never misses a job accepted here
         return job.future
 
@@ -119,7 +131,7 @@ class Worker:
             if job is None:
                 continue
             with self.lock:
-                self.pending -= len(job.texts)
+                self.pending -= job.cost
             if job.future.set_running_or_notify_cancel():
                 job.future.set_exception(shutting_down())
 
@@ -138,7 +150,7 @@ class Worker:
                 break
             jobs = self._take(first)
             with self.lock:
-                self.pending -= sum(len(j.texts) for j in jobs)
+                self.pending -= sum(j.cost for j in jobs)
             # jobs whose client already gave up (timeout) are dropped here
             jobs = [j for j in jobs if j.future.set_running_or_notify_cancel()]
             try:
@@ -164,6 +176,38 @@ class Batcher(Worker):
 
     def __init__(self, translators, limits: Limits, name: str = "crossattn-model"):
         super().__init__(translators, limits, name=name)
+        # html and files are taken apart, aligned (torch) and put back together on threads of
+        # their own; only their sentences come to this thread, a few at a time (MarkupWorker)
+        self.markup = MarkupWorker(self, limits, name="crossattn-html")
+        self.documents = MarkupWorker(self, replace(limits, timeout_s=limits.file_timeout_s,
+                                                    max_queue=limits.max_file_jobs),
+                                      name="crossattn-documents", unit="files", queue_limit="max_file_jobs")
+
+    def start(self) -> None:
+        super().start()
+        self.markup.start()
+        self.documents.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """The html and file workers first: their job in progress ends (503) at its next
+        batch of sentences, and none of them waits on this thread once it is gone."""
+        self.documents.stop(timeout)
+        self.markup.stop(timeout)
+        super().stop(timeout)
+
+    def worker_for(self, job: Job) -> Worker:
+        """Files go to the file worker, html to the html worker, text to this thread."""
+        if job.document is not None:
+            return self.documents
+        return self.markup if job.format == "html" else self
+
+    def submit(self, job: Job) -> concurrent.futures.Future:
+        worker = self.worker_for(job)
+        return super().submit(job) if worker is self else worker.submit(job)
+
+    async def answer(self, job: Job):
+        worker = self.worker_for(job)
+        return await (super().answer(job) if worker is self else worker.answer(job))
 
     def _take(self, first: Job) -> list[Job]:
         jobs, size = [first], len(first.texts)
@@ -200,10 +244,7 @@ class Batcher(Worker):
         first = jobs[0]
         translator = self.translators[self.direction(first)]
         try:
-            if first.format == "html":
-                outputs = translator.translate_html(texts, first.beam, first.alpha, batch_size=self.limits.max_batch,
-                                                    backward=self.reverse_aligner(self.direction(first)))
-            elif first.alternatives:
+            if first.alternatives:
                 outputs = translator.translate_alternatives(texts, first.alternatives + 1, first.beam, first.alpha,
                                                             batch_size=self.limits.max_batch)
             elif first.confidence:
@@ -223,3 +264,79 @@ class Batcher(Worker):
         for job in jobs:
             job.future.set_result(outputs[start : start + len(job.texts)])
             start += len(job.texts)
+
+
+# A file or an html text goes to the translation thread this many texts at a time, each
+# batch waiting for the one before: a /translate request that arrives meanwhile waits for
+# at most one such batch, not for the whole file (measured: bench/README.md, "Files").
+MARKUP_CHUNK = 8
+
+
+class MarkupWorker(Worker):
+    """html texts (format=html) or files (documents.py): taken apart, aligned and put back
+    together on this worker's thread; their sentences are translated by the ``batcher``'s
+    thread, MARKUP_CHUNK texts at a time, between the text requests. The first job that
+    aligns words loads the torch network here, not on the translation thread."""
+
+    def __init__(self, batcher: Batcher, limits: Limits, name: str, unit: str = "texts",
+                 queue_limit: str = "max_queue"):
+        super().__init__(batcher.translators, limits, self._answer, name)
+        self.batcher, self.unit, self.queue_limit = batcher, unit, queue_limit
+
+    def _answer(self, translators: dict, direction: str, job: Job):
+        deadline = time.monotonic() + self.limits.timeout_s
+        chosen: list[str] = [] if job.detect_to else [direction]  # decided on the first texts
+
+        def translate(texts: list[str]) -> list[str]:
+            if not chosen:
+                chosen.append(self._detected_direction(texts, job.detect_to))
+            if chosen[0] not in translators:  # written in the target language already
+                return list(texts)
+            return self._translate(texts, chosen[0], job, deadline)
+
+        def align(pairs):  # no links: markup.py places the tags by relative position
+            translator = translators.get(chosen[0])
+            aligner = translator.word_aligner(self.batcher.reverse_aligner(chosen[0])) if translator else None
+            return aligner(pairs) if aligner is not None else [set() for _ in pairs]
+
+        def html(documents: list[str]) -> list[str]:
+            return translate_html(documents, translate, align)
+
+        if job.document is None:
+            return html(job.texts)
+        from .documents import translate_document
+
+        return translate_document(job.document, job.filename, translate, html)
+
+    def _detected_direction(self, texts: list[str], target: str) -> str:
+        """"en-fr"... for texts whose language is detected (a direction not served is a
+        400); the target language itself ("fr-fr") when they are in it already."""
+        languages = sorted({code for d in self.translators for code in d.split("-", 1)})
+        sample = "\n".join(texts)[:10_000]
+        found = detect(sample, languages, target if target in languages else None)[0]
+        direction = f"{found}-{target}"
+        if found != target and direction not in self.translators:
+            raise APIError(400, "unsupported_language", f"{found} is not supported")
+        return direction
+
+    def _translate(self, texts: list[str], direction: str, job: Job, deadline: float) -> list[str]:
+        outputs: list[str] = []
+        for start in range(0, len(texts), MARKUP_CHUNK):
+            with self.lock:
+                closed = self.closed
+            if closed:
+                raise shutting_down()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise APIError(504, "timeout", f"no answer within {self.limits.timeout_s:g} s",
+                               limit="timeout_s", max=self.limits.timeout_s)
+            # the job's other settings (decoding, glossary...) carried over; a plain-text job of a few texts
+            part = replace(job, texts=texts[start : start + MARKUP_CHUNK], direction=direction, format="text",
+                           document=None, filename="", detect_to="", future=concurrent.futures.Future())
+            try:
+                outputs += self.batcher.submit(part).result(timeout=left)
+            except concurrent.futures.TimeoutError:
+                part.future.cancel()
+                raise APIError(504, "timeout", f"no answer within {self.limits.timeout_s:g} s",
+                               limit="timeout_s", max=self.limits.timeout_s) from None
+        return outputs

@@ -336,10 +336,14 @@ def cmd_serve(args) -> None:
 
     limits = Limits(max_chars=args.max_chars, max_texts=args.max_texts, max_body_bytes=args.max_body_kb * 1024,
                     max_beam=args.max_beam, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
-                    timeout_s=args.timeout, max_queue=args.max_queue)
+                    timeout_s=args.timeout, max_queue=args.max_queue,
+                    max_file_bytes=int(args.max_file_mb * (1 << 20)), file_ttl_s=args.file_ttl,
+                    file_store_bytes=int(args.file_store_mb * (1 << 20)), file_timeout_s=args.file_timeout)
     if min(args.max_chars, args.max_texts, args.max_body_kb, args.max_beam, args.max_batch, args.max_queue) < 1 \
             or args.timeout <= 0 or args.batch_wait_ms < 0 or args.req_limit < 0:
         raise CLIError("limits must be positive")
+    if min(args.max_file_mb, args.file_ttl, args.file_store_mb, args.file_timeout) <= 0:
+        raise CLIError("--max-file-mb, --file-ttl, --file-store-mb and --file-timeout must be positive")
     access = Access(read_api_keys(args.api_keys) if args.api_keys else {}, args.req_limit, args.require_api_key)
     load = lambda m: Translator.load(m, device=args.device, dtype=args.dtype, threads=args.threads or 0)  # noqa: E731
     if args.model:  # one model directory
@@ -377,6 +381,15 @@ def add_serve_commands(subparsers) -> None:
     p.add_argument("--req-limit", type=int, default=0,
                    help="LibreTranslate API: requests per minute per client without a key (0 = no limit)")
     p.add_argument("--require-api-key", action="store_true", help="LibreTranslate API: refuse requests without a key")
+    p.add_argument("--max-file-mb", type=float, default=d.max_file_bytes / (1 << 20),
+                   help="POST /translate_file: the largest file accepted (413 beyond)")
+    p.add_argument("--file-ttl", type=float, default=d.file_ttl_s,
+                   help="seconds a translated file waits for its download before it is deleted "
+                        "(it is deleted once downloaded too)")
+    p.add_argument("--file-store-mb", type=float, default=d.file_store_bytes / (1 << 20),
+                   help="translated files held at once, in a private temporary folder (503 beyond)")
+    p.add_argument("--file-timeout", type=float, default=d.file_timeout_s,
+                   help="seconds per file translation, queueing included")
     p.add_argument("--log-level", default="warning", help="uvicorn log level")
     p.set_defaults(func=cmd_serve)
 
@@ -401,6 +414,25 @@ def add_export_commands(subparsers) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def cmd_import(args) -> None:
+    from .marian import import_marian
+
+    print(import_marian(args.checkpoint, args.out, args.source, args.target))
+
+
+def add_import_commands(subparsers) -> None:
+    p = subparsers.add_parser("import", help="import a Marian / OPUS-MT checkpoint (Hugging Face format) as a model directory")
+    p.add_argument("checkpoint", metavar="DIR",
+                   help="the checkpoint's folder (config.json, model.safetensors or pytorch_model.bin, source.spm, "
+                        "target.spm, vocab.json), or a Hugging Face name such as Helsinki-NLP/opus-mt-en-fr "
+                        "(downloaded with huggingface_hub)")
+    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="the model directory to write (new or empty)")
+    p.add_argument("--from", dest="source", metavar="LANG", help="source language (default: the checkpoint's)")
+    p.add_argument("--to", dest="target", metavar="LANG", help="target language (default: the checkpoint's)")
+    p.set_defaults(func=cmd_import)
+
+
 def add_commands(sub) -> None:
-    for add in (add_attend_commands, add_align_commands, add_explain_commands, add_serve_commands, add_export_commands):
+    for add in (add_attend_commands, add_align_commands, add_explain_commands, add_serve_commands, add_export_commands,
+                add_import_commands):
         add(sub)

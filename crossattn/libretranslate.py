@@ -11,6 +11,12 @@ What LibreTranslate's own code defines, and what we do:
   Answer ``{"translatedText": ...}`` (a list for a list), plus ``alternatives`` and, for
   "auto", ``detectedLanguage`` ``{"language", "confidence"}``.
 * ``GET|POST /languages``: ``[{"code", "name", "targets"}]``; ``POST /detect``.
+* ``POST /translate_file``: a multipart form with ``file``, ``source`` (or "auto": detected
+  on the file's text), ``target``, ``api_key``; answer ``{"translatedFileUrl": URL}``, which
+  ``GET /download_file/NAME`` hands out once (file_store.py: random names, deleted after the
+  download or ``--file-ttl``, 503 when ``--file-store-mb`` is held; 413 over ``--max-file-mb``).
+* ``GET /frontend/settings``: what LibreTranslate's page and clients read (``charLimit``,
+  ``filesTranslation``, ``supportedFilesFormat``, ``apiKeys``, ``keyRequired``, ``language``).
 * Errors are ``{"error": "..."}`` with 400 (bad request), 403 (API key), 429 (rate limit).
 
 API keys (``--api-keys FILE``: one key per line, optionally followed by its requests
@@ -31,11 +37,13 @@ from urllib.parse import parse_qs
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from .batcher import Batcher, Job
 from .detect import detect as detect_language
+from .documents import SUPPORTED_EXTENSIONS, extension
 from .errors import InputError
+from .file_store import FileStore, content_disposition
 from .markup import plain_text
 from .server_api import APIError, Limits, check_request
 
@@ -172,8 +180,10 @@ async def translate_detecting(batcher: Batcher, translators: dict, texts: list[s
     return results, detected
 
 
-def add_routes(app, batcher: Batcher, translators: dict, limits: Limits, access: Access) -> None:
-    """LibreTranslate's endpoints on ``app``; their translations go to the server's ``batcher``."""
+def add_routes(app, batcher: Batcher, translators: dict, limits: Limits, access: Access,
+               store: FileStore | None = None) -> None:
+    """LibreTranslate's endpoints on ``app``; their translations go to the server's ``batcher``,
+    translated files to ``store`` (None: the file routes answer that files are disabled)."""
     known = sorted(NAMES)  # detection tells apart every language we know, served or not
 
     def fail(e: APIError) -> JSONResponse:  # LibreTranslate's error shape: {"error": message}
@@ -248,3 +258,92 @@ def add_routes(app, batcher: Batcher, translators: dict, limits: Limits, access:
             return body
         except APIError as e:
             return fail(e)
+
+    add_file_routes(app, batcher, translators, limits, access, store)
+
+
+def add_file_routes(app, batcher: Batcher, translators: dict, limits: Limits, access: Access,
+                    store: FileStore | None) -> None:
+    """``POST /translate_file``, ``GET /download_file/NAME`` and ``GET /frontend/settings``."""
+    from starlette.datastructures import UploadFile
+    from starlette.exceptions import HTTPException
+
+    def fail(status: int, message: str, **extra) -> JSONResponse:
+        return JSONResponse({"error": message, **extra}, status_code=status)
+
+    def disabled() -> JSONResponse:
+        return fail(403, "Files translation are disabled on this server.")
+
+    @app.post("/translate_file", summary="LibreTranslate: translate a file (multipart: file, source, target, "
+                                          "api_key); answers {translatedFileUrl}")
+    async def translate_file(request: Request):
+        if store is None:
+            return disabled()
+        try:
+            try:
+                form = await request.form(max_files=1, max_fields=16)
+            except HTTPException as e:
+                raise APIError(400, "bad_form", f"Invalid request: {e.detail}") from None
+            access.admit(str(form.get("api_key") or ""), request.client.host if request.client else "")
+            upload, source, target = form.get("file"), form.get("source"), form.get("target")
+            if not isinstance(upload, UploadFile):
+                raise APIError(400, "missing_file", "Invalid request: missing file parameter")
+            for name, value in (("source", source), ("target", target)):
+                if not value or not isinstance(value, str):
+                    raise APIError(400, f"missing_{name}", f"Invalid request: missing {name} parameter")
+            filename = upload.filename or ""
+            if not filename:
+                raise APIError(400, "empty_file", "Invalid request: empty file")
+            if extension(filename) not in SUPPORTED_EXTENSIONS:
+                raise APIError(400, "unsupported_format", "Invalid request: file format not supported")
+            for lang in (source, target):
+                if lang != "auto" and lang not in NAMES:
+                    raise APIError(400, "unsupported_language", f"{lang} is not supported")
+            if source != "auto" and f"{source}-{target}" not in translators:
+                raise APIError(400, "unsupported_language", f"{source} to {target} is not supported")
+            if target not in {d.split("-", 1)[1] for d in translators}:
+                raise APIError(400, "unsupported_language", f"{target} is not supported")
+            data = await upload.read(limits.max_file_bytes + 1)
+            if len(data) > limits.max_file_bytes:
+                raise APIError(413, "file_too_large", f"Invalid request: file over "
+                                                      f"{limits.max_file_bytes / (1 << 20):g} MB (max_file_mb)")
+            job = Job([], direction="" if source == "auto" else f"{source}-{target}",
+                      document=data, filename=filename, detect_to=target if source == "auto" else "")
+            try:
+                translated = await batcher.answer(job)
+            except InputError as e:  # documents.DocumentError: unsupported, corrupt, over a limit, unsafe
+                raise APIError(400, "bad_document", str(e)) from None
+            name = await run_in_threadpool(store.put, translated, filename)
+            return {"translatedFileUrl": str(request.url_for("download_file", name=name))}
+        except APIError as e:
+            return fail(e.status, e.detail)
+
+    @app.get("/download_file/{name}", summary="LibreTranslate: download a translated file (once)")
+    async def download_file(name: str):
+        if store is None:
+            return disabled()
+        found = await run_in_threadpool(store.take, name)
+        if found is None:
+            return fail(404, "File not found: it was downloaded already, expired, or never existed")
+        data, download_name = found
+        kind = "text/html" if extension(download_name) in (".html", ".htm") else "application/octet-stream"
+        return Response(data, media_type=kind, headers={
+            "Content-Disposition": content_disposition(download_name),
+            # an uploaded page is the uploader's: never run it as this server's page
+            "Content-Security-Policy": "default-src 'none'; sandbox", "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store"})
+
+    @app.get("/frontend/settings", summary="LibreTranslate: the settings its page and clients read")
+    async def frontend_settings():
+        source, target = next(iter(translators)).split("-", 1)
+        return {
+            "charLimit": limits.max_chars,
+            "frontendTimeout": 500,  # ms of typing before the page translates (LibreTranslate's default)
+            "apiKeys": bool(access.keys),
+            "keyRequired": access.require_key,
+            "suggestions": False,
+            "filesTranslation": store is not None,
+            "supportedFilesFormat": list(SUPPORTED_EXTENSIONS) if store is not None else [],
+            "language": {"source": {"code": source, "name": NAMES.get(source, source)},
+                         "target": {"code": target, "name": NAMES.get(target, target)}},
+        }

@@ -21,6 +21,7 @@ from pathlib import Path
 from . import libretranslate
 from . import server_api as api
 from .batcher import Batcher, Job, Worker
+from .file_store import FileStore
 from .libretranslate import Access
 from .server_api import APIError, Limits
 
@@ -198,7 +199,7 @@ def describe(translator) -> dict:
 
 
 def create_app(translators, limits: Limits | None = None, model_dir: str | None = None,
-               access: Access | None = None, attention_process: bool = True):
+               access: Access | None = None, attention_process: bool = True, files: bool = True):
     """A FastAPI app serving ``translators`` (one Translator, or {"en-fr": Translator, ...});
     its worker threads (translation, attention) run during the app's lifespan. Three
     groups of routes: ours (/api/*, /health, the page), LibreTranslate's
@@ -207,7 +208,10 @@ def create_app(translators, limits: Limits | None = None, model_dir: str | None 
     ``attention_process``: the attention views are computed in a process of their own
     (AttentionProcess; the translators must be model directories' Translators); False:
     on the attention thread of this process, with the translators given (for
-    translators made in memory, and for tests)."""
+    translators made in memory, and for tests).
+
+    ``files``: LibreTranslate's file API, its translations kept in a FileStore (a private
+    temporary folder, removed when the app stops) within ``limits``' file limits."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI
@@ -225,23 +229,31 @@ def create_app(translators, limits: Limits | None = None, model_dir: str | None 
         if attention_process:
             compute.close()
 
+    store = FileStore(limits.file_ttl_s, limits.file_store_bytes) if files else None
+
     @asynccontextmanager
     async def lifespan(app):
         batcher.start()
         attention.start()
+        if store is not None:
+            store.start()
         yield
         # both at once: the queued jobs of either are answered (503) without waiting for the other
         await asyncio.gather(asyncio.to_thread(batcher.stop), asyncio.to_thread(stop_attention))
+        if store is not None:
+            store.close()
 
     # docs_url=None: the Swagger page loads its assets from a CDN; /openapi.json stays
     app = FastAPI(title="crossattn", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Translation with the model's cross-attention; also LibreTranslate's API.")
-    app.add_middleware(api.BodyGuard, max_bytes=limits.max_body_bytes)
+    app.add_middleware(api.BodyGuard, max_bytes=limits.max_body_bytes,
+                       uploads={"/translate_file": limits.max_file_bytes} if files else None)
     app.state.batcher, app.state.attention, app.state.limits = batcher, attention, limits
+    app.state.file_store = store
 
     add_error_handlers(app)
     add_api_routes(app, translators, limits)
-    libretranslate.add_routes(app, batcher, translators, limits, access or Access())
+    libretranslate.add_routes(app, batcher, translators, limits, access or Access(), store)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 

@@ -23,6 +23,12 @@ class Limits:
     batch_wait_ms: float = 5.0  # how long the worker waits for more requests to batch
     timeout_s: float = 30.0  # per request, queueing included
     max_queue: int = 1024  # texts waiting; beyond this, 503
+    # LibreTranslate's file API (POST /translate_file, file_store.py)
+    max_file_bytes: int = 10 << 20  # one uploaded file (serve --max-file-mb)
+    file_ttl_s: float = 600.0  # a translated file is deleted this long after it is stored, if not downloaded
+    file_store_bytes: int = 256 << 20  # translated files held at once; beyond this, 503 (--file-store-mb)
+    file_timeout_s: float = 300.0  # per file, queueing included (--file-timeout)
+    max_file_jobs: int = 8  # files waiting to be translated; beyond this, 503
 
 
 class APIError(Exception):
@@ -174,38 +180,44 @@ def validation_error(errors: list[dict], make_error):
 
 class BodyGuard:
     """ASGI middleware: reads the body itself (bounded), so a client cannot make the
-    server buffer megabytes, and rejects bodies that are not UTF-8 before JSON parsing."""
+    server buffer megabytes, and rejects bodies that are not UTF-8 before JSON parsing.
+    ``uploads``: {path: byte cap} for the routes whose bodies are files (multipart; binary,
+    so not checked as UTF-8), capped at their own size instead of ``max_bytes``."""
 
     DRAIN = 4 << 20
+    FORM_OVERHEAD = 64 << 10  # an upload's other form fields and multipart boundaries
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, uploads: dict[str, int] | None = None):
+        self.app, self.max_bytes, self.uploads = app, max_bytes, uploads or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        upload_cap = self.uploads.get(scope["path"]) if scope["method"] == "POST" else None
+        max_bytes = self.max_bytes if upload_cap is None else upload_cap + self.FORM_OVERHEAD
         declared = dict(scope["headers"]).get(b"content-length", b"0")
         if not declared.isdigit():
             return await self._send(send, 400, {"error": "invalid_request", "detail": "bad Content-Length header"})
-        if int(declared) > self.max_bytes + self.DRAIN:
-            return await self._too_large(send)
+        if int(declared) > max_bytes + self.DRAIN:
+            return await self._too_large(send, upload_cap)
         # an oversized body is still read (and dropped, up to DRAIN bytes) before the 413:
         # a client still sending when the server hangs up sees a reset, not the answer
         chunks, size, more = [], 0, True
-        while more and size <= self.max_bytes + self.DRAIN:
+        while more and size <= max_bytes + self.DRAIN:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size <= self.max_bytes:
+            if size <= max_bytes:
                 chunks.append(chunk)
             more = message.get("more_body", False)
-        if size > self.max_bytes:
-            return await self._too_large(send)
+        if size > max_bytes:
+            return await self._too_large(send, upload_cap)
         body = b"".join(chunks)
         try:
-            body.decode("utf-8")
+            if upload_cap is None:
+                body.decode("utf-8")
         except UnicodeDecodeError as e:
             return await self._send(send, 400, {"error": "invalid_utf8", "detail": f"body is not valid UTF-8 (byte {e.start})"})
         # /api/* bodies are JSON whatever the header says (curl -d sends a form type); the
@@ -224,7 +236,11 @@ class BodyGuard:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, send):
+    async def _too_large(self, send, upload_cap: int | None = None):
+        if upload_cap is not None:  # LibreTranslate's clients read {"error": message}
+            return await self._send(send, 413, {
+                "error": f"Invalid request: file over {upload_cap / (1 << 20):g} MB (max_file_mb)",
+                "limit": "max_file_mb", "max": upload_cap / (1 << 20)})
         return await self._send(send, 413, {
             "error": "body_too_large", "limit": "max_body_bytes", "max": self.max_bytes,
             "detail": f"request body over {self.max_bytes} bytes (max_body_bytes)"})

@@ -58,6 +58,7 @@ function linked(row, col) {
 async function translate() {
   const text = $("source").value.trim();
   if (!text) { $("source").focus(); return; }
+  if (looksLikeHtml(text)) return translateHtml(text);
   const button = $("translate");
   button.disabled = true;
   button.textContent = "Translating…";
@@ -290,6 +291,93 @@ function applyHover() {
   }
 }
 
+// -- HTML typed in the box, and files ----------------------------------------------------
+// markup.looks_like_html's test: a tag, a closing tag, a comment or an entity
+const HTML_MARK = /<(?:[a-zA-Z][\w-]*[\s/>]|\/[a-zA-Z]|!--)|&(?:[a-zA-Z]+|#\d+|#x[0-9a-fA-F]+);/;
+const looksLikeHtml = (text) => HTML_MARK.test(text);
+
+async function translateHtml(text) {
+  // sent as HTML (as LibreTranslate's page does): tags kept and placed on the aligned words; the
+  // answer is shown as source code, never parsed into this page. No attention view for markup.
+  const button = $("translate");
+  button.disabled = true;
+  $("error").hidden = true;
+  $("attention-card").hidden = true;
+  $("translation").classList.add("busy");
+  const started = performance.now();
+  try {
+    const [source, target] = $("direction").value.split("-");
+    const response = await fetch("/api/translate", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ text, source, target, format: "html" }),
+    });
+    const body = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
+    if (!response.ok) throw new Error(body.detail || body.error || `HTTP ${response.status}`);
+    $("translation").textContent = body.translation;
+    $("translation").classList.remove("empty");
+    $("confidence").textContent = "";
+    $("timing").textContent = `HTML, markup kept · ${Math.round(performance.now() - started)} ms`;
+  } catch (err) {
+    $("error").textContent = `Could not translate: ${err.message}`;
+    $("error").hidden = false;
+  } finally {
+    button.disabled = false;
+    $("translation").classList.remove("busy");
+  }
+}
+
+async function translateFile(file) {
+  // LibreTranslate's file API: upload, then fetch the translation once (the server deletes it
+  // as it hands it out) and offer it under the file's own name
+  const status = $("file-status"), link = $("file-download");
+  $("file-error").hidden = true;
+  link.hidden = true;
+  if (link.href) URL.revokeObjectURL(link.href);
+  status.textContent = `Translating ${file.name}…`;
+  $("drop").classList.add("busy");
+  try {
+    const [source, target] = $("direction").value.split("-");
+    const form = new FormData();
+    form.append("file", file);
+    form.append("source", source);
+    form.append("target", target);
+    const response = await fetch("/translate_file", { method: "POST", body: form });
+    const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+    if (!response.ok) throw new Error(body.error || body.detail || `HTTP ${response.status}`);
+    const download = await fetch(body.translatedFileUrl);
+    if (!download.ok) throw new Error(`download: HTTP ${download.status}`);
+    link.href = URL.createObjectURL(await download.blob());
+    link.download = file.name;
+    link.textContent = `Download ${file.name}`;
+    link.hidden = false;
+    status.textContent = `${file.name}: translated (${NAMES[target] || target}).`;
+  } catch (err) {
+    status.textContent = "";
+    $("file-error").textContent = `Could not translate ${file.name}: ${err.message}`;
+    $("file-error").hidden = false;
+  } finally {
+    $("drop").classList.remove("busy");
+  }
+}
+
+async function setupFileControl() {
+  const drop = $("drop"), input = $("file-input");
+  input.addEventListener("change", () => { if (input.files[0]) translateFile(input.files[0]); input.value = ""; });
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    if (e.dataTransfer.files[0]) translateFile(e.dataTransfer.files[0]);
+  });
+  try {  // which formats the server takes (LibreTranslate's settings)
+    const settings = await (await fetch("/frontend/settings")).json();
+    if (!settings.filesTranslation) { $("file-card").hidden = true; return; }
+    input.accept = settings.supportedFilesFormat.join(",");
+    $("file-formats").textContent = settings.supportedFilesFormat.join(" ");
+  } catch { /* the control works without it */ }
+}
+
 // -- wiring ---------------------------------------------------------------------------
 function updateCount() {
   const n = $("source").value.length;
@@ -358,5 +446,6 @@ document.addEventListener("DOMContentLoaded", () => {
     $("confidence").textContent = "";
   });
   showModel();
+  setupFileControl();
   updateCount();
 });

@@ -1,0 +1,294 @@
+"""LibreTranslate's file API in `crossattn serve`, over HTTP against a live server on
+loopback (issue 25: files in, files out; issue 29: what the server keeps, and hostile
+uploads): upload and download round trips, names that cannot be guessed, expiry, the
+store's size cap, the upload limit, corrupt files and archive bombs (400, one line, the
+server still answering), API keys; and the file store itself, with a clock of its own."""
+
+from __future__ import annotations
+
+import http.client
+import importlib.util
+import io
+import os
+import secrets
+import stat
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from crossattn.file_store import FileStore, content_disposition, download_name
+from crossattn.server_api import APIError
+
+REPO = Path(__file__).resolve().parents[1]
+KEY = "files-key"
+TTL_S = 4.0  # --file-ttl of the live server: short, so that expiry can be seen
+STORE_BYTES = 3000  # --file-store-mb of the live server, in bytes
+MAX_FILE_BYTES = 1 << 20  # --max-file-mb of the live server, in bytes
+
+
+def load_test_module():
+    spec = importlib.util.spec_from_file_location("load_test", REPO / "bench" / "load_test.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """(url, process): `crossattn serve` with small file limits and a required API key."""
+    keys = tmp_path_factory.mktemp("keys") / "keys.txt"
+    keys.write_text(f"{KEY}\n")
+    lt_server = load_test_module()
+    os.environ.setdefault("CROSSATTN_THREADS", "1")
+    proc, url = lt_server.start_server([
+        "--threads", "1", "--api-keys", str(keys), "--require-api-key",
+        "--file-ttl", str(TTL_S), "--file-store-mb", str(STORE_BYTES / (1 << 20)),
+        "--max-file-mb", str(MAX_FILE_BYTES / (1 << 20))])
+    try:
+        yield url, proc
+    finally:
+        lt_server.stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def supported(server) -> list[str]:
+    url, _ = server
+    settings = httpx.get(url + "/frontend/settings").json()
+    assert settings["filesTranslation"] is True and settings["keyRequired"] is True
+    return settings["supportedFilesFormat"]
+
+
+def upload(url: str, name: str, data: bytes, source: str = "en", target: str = "fr", key: str | None = KEY):
+    fields = {"source": source, "target": target, **({"api_key": key} if key else {})}
+    return httpx.post(url + "/translate_file", data=fields, files={"file": (name, data)}, timeout=120)
+
+
+def translated(url: str, texts: list[str], source: str = "en", fmt: str = "text") -> list[str]:
+    r = httpx.post(url + "/translate", json={"q": texts, "source": source, "target": "fr" if source == "en" else "en",
+                                             "format": fmt, "api_key": KEY}, timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()["translatedText"]
+
+
+def download(file_url: str) -> httpx.Response:
+    return httpx.get(file_url, timeout=30)
+
+
+def raw_get(url: str, path: str) -> int:
+    """The status of GET ``path`` sent exactly as written (httpx would resolve the dots)."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def one_line_error(r: httpx.Response) -> str:
+    message = r.json()["error"]
+    assert isinstance(message, str) and message and "\n" not in message
+    return message
+
+
+def docx(paragraphs: list[str]) -> bytes:
+    """A minimal .docx (what Word needs: content types, the package relationship, the body)."""
+    body = "".join(f"<w:p><w:r><w:t>{p}</w:t></w:r></w:p>" for p in paragraphs)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml",
+                   '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/'
+                   'content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+                   'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName='
+                   '"/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.'
+                   'document.main+xml"/></Types>')
+        z.writestr("_rels/.rels",
+                   '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/'
+                   'package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/'
+                   'officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>')
+        z.writestr("word/document.xml",
+                   '<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.openxmlformats.org/'
+                   f'wordprocessingml/2006/main"><w:body>{body}</w:body></w:document>')
+    return buffer.getvalue()
+
+
+def docx_bomb(uncompressed_mb: int = 1024) -> bytes:
+    """A .docx whose document part inflates to ``uncompressed_mb`` MB of spaces (about 1 MB
+    zipped per GB: deflate's ratio limit is about 1000:1), written in streamed chunks."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        with z.open("word/document.xml", "w", force_zip64=True) as member:
+            chunk = b" " * (1 << 20)
+            for _ in range(uncompressed_mb):
+                member.write(chunk)
+    return buffer.getvalue()
+
+
+def peak_rss_kb(pid: int) -> int:
+    """The process's peak resident memory so far (VmHWM), in kB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+# -- over HTTP ---------------------------------------------------------------------------
+def test_txt_round_trip_is_the_text_translation_and_is_handed_out_once(server):
+    url, _ = server
+    lines = ["The cat sleeps on the red sofa.", "", "  Where is the station? It is late."]
+    r = upload(url, "notes.txt", "\n".join(lines).encode() + b"\n")
+    assert r.status_code == 200, r.text
+    file_url = r.json()["translatedFileUrl"]
+    name = file_url.rsplit("/", 1)[1]
+    assert file_url.startswith(url + "/download_file/") and name.endswith(".txt") and "notes" not in name
+    got = download(file_url)
+    assert got.status_code == 200
+    assert 'filename="notes.txt"' in got.headers["content-disposition"]
+    want = translated(url, [lines[0], lines[2].strip()])
+    assert got.content.decode() == f"{want[0]}\n\n  {want[1]}\n"
+    again = download(file_url)  # deleted as it was handed out
+    assert again.status_code == 404 and one_line_error(again)
+
+
+def test_html_round_trip_keeps_the_markup(server):
+    url, _ = server
+    page = '<html><body><p>The <b>red</b> house is <a href="/x">big</a>.</p><script>var a = 1;</script></body></html>'
+    r = upload(url, "page.html", page.encode())
+    assert r.status_code == 200, r.text
+    out = download(r.json()["translatedFileUrl"]).content.decode()
+    assert out == translated(url, [page], fmt="html")[0]
+    assert out.count("<b>") == out.count("</b>") == 1 and '<a href="/x">' in out and "<script>var a = 1;</script>" in out
+    assert "maison" in out
+
+
+def test_source_auto_is_detected_on_the_file(server):
+    url, _ = server
+    text = "Je ne sais pas ce que tu veux dire.\n"
+    r = upload(url, "lettre.txt", text.encode(), source="auto", target="en")
+    assert r.status_code == 200, r.text
+    assert download(r.json()["translatedFileUrl"]).content.decode() == translated(url, [text.strip()], "fr")[0] + "\n"
+
+
+def test_guessed_and_hostile_names_are_not_found(server):
+    url, _ = server
+    r = upload(url, "a.txt", b"Hello.\n")
+    real = r.json()["translatedFileUrl"].rsplit("/", 1)[1]
+    for name in [secrets.token_urlsafe(24) + ".txt", real[:-5] + "A.txt", "a.txt", "..", "%2e%2e", "%2e%2e%2fetc%2fpasswd",
+                 "..%2F..%2Fetc%2Fpasswd", real.split(".")[0] + ".txt%2F..%2F..%2Fx", real.split(".")[0] + "/../x"]:
+        assert raw_get(url, f"/download_file/{name}") == 404, name
+    assert download(f"{url}/download_file/{real}").status_code == 200  # the real one was left alone
+
+
+def test_a_file_expires_after_the_ttl(server):
+    url, _ = server
+    r = upload(url, "soon.txt", b"Good morning.\n")
+    assert r.status_code == 200
+    time.sleep(TTL_S + 1.5)  # the store sweeps every ttl/4
+    assert download(r.json()["translatedFileUrl"]).status_code == 404
+
+
+def test_the_store_cap_answers_503_and_frees_on_download(server):
+    url, _ = server
+    # 2 kB translated (lines without a letter are kept as written): one fits the 3 kB store, two do not
+    body = b"The cat sleeps.\n" + b"0123456789\n" * 180
+    first = upload(url, "one.txt", body)
+    assert first.status_code == 200, first.text
+    second = upload(url, "two.txt", body)
+    assert second.status_code == 503 and "file_store_mb" in one_line_error(second)
+    assert download(first.json()["translatedFileUrl"]).status_code == 200
+    third = upload(url, "three.txt", body)  # the download gave the room back
+    assert third.status_code == 200
+    assert download(third.json()["translatedFileUrl"]).status_code == 200
+
+
+def test_uploads_over_max_file_mb_are_refused(server):
+    url, proc = server
+    for size in (MAX_FILE_BYTES + 1000, MAX_FILE_BYTES + 300_000):  # caught by the route / by the body guard
+        r = upload(url, "big.txt", b"Hello there.\n" * (size // 13 + 1))
+        assert r.status_code == 413 and "max_file_mb" in one_line_error(r)
+    assert proc.poll() is None
+
+
+def test_api_key_and_errors_as_libretranslate_says_them(server):
+    url, _ = server
+    assert upload(url, "a.txt", b"Hello.\n", key=None).status_code == 403
+    assert upload(url, "a.txt", b"Hello.\n", key="wrong").status_code == 403
+    assert one_line_error(upload(url, "program.exe", b"MZ\x90\x00")) == "Invalid request: file format not supported"
+    assert one_line_error(upload(url, "a.txt", b"Hello.\n", target="zz")) == "zz is not supported"
+    r = httpx.post(url + "/translate_file", data={"source": "en", "target": "fr", "api_key": KEY})
+    assert r.status_code == 400 and one_line_error(r) == "Invalid request: missing file parameter"
+    for bad, why in [(b"", "empty"), (b"\xff\xfe\x00bad", "UTF-8")]:
+        r = upload(url, "bad.txt", bad)
+        assert r.status_code == 400 and why.lower() in one_line_error(r).lower(), r.text
+
+
+def test_a_corrupt_docx_is_a_400_in_one_line(server, supported):
+    if ".docx" not in supported:
+        pytest.skip("this build translates no .docx yet")
+    url, _ = server
+    whole = docx(["The cat sleeps."])
+    for corrupt in (whole[: len(whole) // 2], b"PK\x03\x04 not a zip at all", docx([])[:40]):
+        r = upload(url, "report.docx", corrupt)
+        assert r.status_code == 400 and "report.docx" in one_line_error(r), r.text
+
+
+def test_an_archive_bomb_is_refused_with_memory_bounded(server, supported):
+    if ".docx" not in supported:
+        pytest.skip("this build translates no .docx yet")
+    url, proc = server
+    bomb = docx_bomb(256)  # 256 MB of XML in about 256 kB
+    assert len(bomb) < MAX_FILE_BYTES
+    before = peak_rss_kb(proc.pid)
+    r = upload(url, "bomb.docx", bomb)
+    assert r.status_code == 400 and "bomb.docx" in one_line_error(r), r.text
+    assert peak_rss_kb(proc.pid) - before < 100 * 1024  # issue 29: within 100 MB of the server before it
+    assert translated(url, ["The cat sleeps."])[0]  # and it still answers
+
+
+def test_frontend_settings_name_the_formats(server, supported):
+    assert ".txt" in supported and ".html" in supported and all(f.startswith(".") for f in supported)
+
+
+# -- the store itself ------------------------------------------------------------------
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_store_is_private_random_and_bounded(tmp_path):
+    clock = Clock()
+    store = FileStore(ttl_s=10, max_bytes=100, root=tmp_path, clock=clock)
+    try:
+        assert stat.S_IMODE(store.folder.stat().st_mode) == 0o700
+        names = {store.put(b"x", "../../etc/passwd.txt") for _ in range(3)}
+        assert len(names) == 3 and all(n.endswith(".txt") and "passwd" not in n for n in names)
+        assert sorted(p.name for p in store.folder.iterdir()) == sorted(n.split(".")[0] for n in names)
+        with pytest.raises(APIError) as e:
+            store.put(b"y" * 98, "big.txt")
+        assert e.value.status == 503
+        clock.now = 10.0  # expired: swept, and their room given back
+        assert store.sweep() == 3 and not list(store.folder.iterdir())
+        name = store.put(b"y" * 98, "big.txt")
+        assert store.take(name) == (b"y" * 98, "big.txt") and store.take(name) is None
+        assert store.snapshot()["bytes"] == 0
+    finally:
+        store.close()
+    assert not store.folder.exists()
+
+
+def test_download_names_never_carry_a_path():
+    assert download_name("../../x.txt") == "x.txt"
+    assert download_name("C:\\docs\\rapport.docx") == "rapport.docx"
+    assert download_name("..") == "document" and download_name("") == "document"
+    assert download_name("a\r\nb.txt") == "ab.txt"
+    header = content_disposition("résumé \"1\".docx")
+    assert "\n" not in header and 'filename="r_sum_ _1_.docx"' in header and "filename*=UTF-8''r%C3%A9sum%C3%A9" in header
