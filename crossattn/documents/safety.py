@@ -58,7 +58,7 @@ def decode_text(data: bytes, filename: str, encoding: str = "utf-8") -> tuple[st
     try:
         return data[len(BOM):].decode(encoding) if bom else data.decode(encoding), bom
     except UnicodeDecodeError as e:
-        raise fail(filename, f"not {encoding} text (byte {e.start})") from None
+        raise fail(filename, f"not {encoding.upper()} text (byte {e.start})") from None
 
 
 def encode_text(text: str, bom: bool) -> bytes:
@@ -143,11 +143,12 @@ def read_archive(data: bytes, filename: str, limits: DocumentLimits) -> list[Mem
         if info.filename in seen:
             raise fail(filename, f"archive member {info.filename[:100]!r} appears twice")
         seen.add(info.filename)
-    _check_sizes(filename, [(i.filename, i.file_size, i.compress_size) for i in infos], len(data), limits,
-                 "declares")
+    _check_sizes(filename, [(i.filename, i.file_size, min(i.compress_size, len(data))) for i in infos], len(data),
+                 limits, "declares")
     members, total = [], 0
     for info in infos:
-        cap = min(limits.max_total_bytes - total, _member_cap(info.compress_size, limits))
+        # a declared compressed size past the archive's own size is a lie: the archive's size counts
+        cap = min(limits.max_total_bytes - total, _member_cap(min(info.compress_size, len(data)), limits))
         try:
             content = _read_capped(archive, info, cap)
         except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError, RuntimeError) as e:

@@ -1,0 +1,398 @@
+"""Documents in, documents out (crossattn.documents): each format with a document generated
+here, hostile files (archive bombs, XML entities, paths), malformed ones, a bounded fuzz
+pass, the shipped model on a .docx, and the CLI.
+
+Most tests translate with a fake (every text in capitals; HTML through markup.py with the
+tags placed by position), so they are fast and exact."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import re
+import sys
+import zipfile
+
+import pytest
+
+from conftest import REPO, run_cli
+from crossattn.documents import SUPPORTED_EXTENSIONS, DocumentError, DocumentLimits, translate_document
+
+pytest.importorskip("docx")
+pytest.importorskip("pptx")
+
+_spec = importlib.util.spec_from_file_location("fuzz_documents", REPO / "bench" / "fuzz_documents.py")
+fuzz_documents = importlib.util.module_from_spec(_spec)
+sys.modules["fuzz_documents"] = fuzz_documents
+_spec.loader.exec_module(fuzz_documents)
+upper, upper_html, zip_of = fuzz_documents.upper, fuzz_documents.upper_html, fuzz_documents.zip_of
+
+W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
+def translate(data: bytes, name: str, limits: DocumentLimits = DocumentLimits()) -> bytes:
+    return translate_document(data, name, upper, upper_html, limits)
+
+
+def members(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        return {i.filename: z.read(i) for i in z.infolist()}
+
+
+def refused(data: bytes, name: str, limits: DocumentLimits = DocumentLimits()) -> str:
+    with pytest.raises(DocumentError) as e:
+        translate(data, name, limits)
+    message = str(e.value)
+    assert "\n" not in message and message.startswith(name), message
+    return message
+
+
+# -- each format -------------------------------------------------------------------------
+def test_every_extension_has_a_sample():
+    assert set(SUPPORTED_EXTENSIONS) - {".htm", ".pot"} == set(fuzz_documents.samples())
+
+
+def test_txt_keeps_lines_indentation_and_endings():
+    out = translate("Hello world.\r\n\n  Indented line\n1234\n".encode("utf-8-sig"), "a.txt")
+    assert out == "HELLO WORLD.\r\n\n  INDENTED LINE\n1234\n".encode("utf-8-sig")
+
+
+def test_html_keeps_every_tag():
+    out = translate(fuzz_documents.HTML.encode(), "page.html").decode()
+    assert "VIEW THE COMPLETE RANGE OF <em>DRAWER SYSTEMS</em> HERE!" in out
+    assert re.findall(r"<[^>]+>", out) == re.findall(r"<[^>]+>", fuzz_documents.HTML)
+
+
+def test_docx_bold_run_mid_sentence_holds_the_translated_word():
+    import docx
+
+    source = fuzz_documents.make_docx([[("Hello ", {}), ("bold", {"bold": True}), (" world.", {})],
+                                       [("Tab\there, ", {}), ("a link-like ", {"italic": True}), ("end.", {})]])
+    out = docx.Document(io.BytesIO(translate(source, "report.docx")))
+    runs = [[(r.text, bool(r.bold), bool(r.italic)) for r in p.runs] for p in out.paragraphs]
+    assert runs[0] == [("HELLO ", False, False), ("BOLD", True, False), (" WORLD.", False, False)]
+    assert "".join(t for t, _, _ in runs[1]) == "TAB\tHERE, A LINK-LIKE END."
+    assert [t for t, _, italic in runs[1] if italic] == ["A LINK-LIKE"]
+    # every part this module does not translate leaves byte for byte
+    before, after = members(source), members(translate(source, "report.docx"))
+    assert list(before) == list(after)
+    assert all(before[n] == after[n] for n in before if n != "word/document.xml")
+
+
+def test_docx_hyperlink_and_picture_kept_once():
+    """A link (w:hyperlink around a run) and a non-text run (a field, a picture) each come
+    back exactly once, in a paragraph translated whole."""
+    from docx import Document
+
+    document = Document(io.BytesIO(fuzz_documents.make_docx([[("placeholder", {})]])))
+    body = document.element.body
+    p = body.find(f"{W}p")
+    p.getparent().replace(p, _xml(
+        f'<w:p xmlns:w="{W[1:-1]}" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+        '<w:r><w:t xml:space="preserve">See </w:t></w:r><w:hyperlink r:id="rId99"><w:r><w:rPr><w:u w:val="single"/>'
+        '</w:rPr><w:t>the site</w:t></w:r></w:hyperlink><w:r><w:t xml:space="preserve"> now</w:t></w:r>'
+        '<w:bookmarkStart w:id="0" w:name="b"/><w:r><w:fldChar w:fldCharType="begin"/></w:r>'
+        '<w:r><w:t>.</w:t></w:r></w:p>'))
+    buffer = io.BytesIO()
+    document.save(buffer)
+    xml = members(translate(buffer.getvalue(), "links.docx"))["word/document.xml"].decode()
+    paragraph = re.search(r"<w:p\b.*?</w:p>", xml, re.S).group(0)
+    for tag in ("<w:hyperlink ", "<w:bookmarkStart ", "<w:fldChar "):
+        assert paragraph.count(tag) == 1, tag
+    assert re.search(r'<w:hyperlink r:id="rId99"><w:r><w:rPr><w:u w:val="single"/></w:rPr><w:t[^>]*>THE SITE</w:t>',
+                     paragraph)
+    assert "".join(re.findall(r"<w:t[^>]*>([^<]*)</w:t>", paragraph)) == "SEE THE SITE NOW."
+
+
+def _xml(text: str):
+    from lxml import etree
+
+    return etree.fromstring(text)
+
+
+def test_pptx_runs_and_title():
+    import pptx
+
+    out = pptx.Presentation(io.BytesIO(translate(fuzz_documents.make_pptx(), "slides.pptx")))
+    shapes = out.slides[0].shapes
+    assert shapes.title.text == "A SHORT TITLE"
+    runs = [(r.text, bool(r.font.bold)) for r in shapes.placeholders[1].text_frame.paragraphs[0].runs]
+    assert runs == [("SOME ", False), ("BOLD", True), (" TEXT HERE.", False)]
+
+
+@pytest.mark.parametrize("ext", [".odt", ".odp"])
+def test_odf_spans_links_and_tabs(ext):
+    source = fuzz_documents.make_odf(ext)
+    out = members(translate(source, "doc" + ext))
+    content = out["content.xml"].decode()
+    assert 'HELLO <text:span text:style-name="T1">BOLD</text:span> WORLD.' in content
+    assert '<text:a xlink:href="https://example.org">THE SITE</text:a>.<text:tab/>DONE.' in content
+    assert list(out) == list(members(source)) and out["mimetype"] == members(source)["mimetype"]
+    with zipfile.ZipFile(io.BytesIO(translate(source, "doc" + ext))) as z:
+        assert z.infolist()[0].filename == "mimetype" and z.infolist()[0].compress_type == zipfile.ZIP_STORED
+
+
+def test_epub_translates_content_documents_only():
+    source = fuzz_documents.make_epub()
+    before, after = members(source), members(translate(source, "book.epub"))
+    chapter = after["OEBPS/text/ch1.xhtml"].decode()
+    assert "<h1>CHAPTER ONE</h1><p>IT WAS A <em>DARK</em> NIGHT.</p>" in chapter
+    assert all(before[n] == after[n] for n in before if n != "OEBPS/text/ch1.xhtml")
+
+
+def test_srt_keeps_numbering_and_timings_and_translates_a_subtitle_whole():
+    import srt
+
+    seen = []
+
+    def recording(texts):
+        seen.extend(texts)
+        return upper(texts)
+
+    out = translate_document(fuzz_documents.SRT.encode(), "film.srt", recording, upper_html).decode()
+    before, after = list(srt.parse(fuzz_documents.SRT)), list(srt.parse(out))
+    assert [(s.index, s.start, s.end) for s in before] == [(s.index, s.start, s.end) for s in after]
+    assert "Where are you going this late at night?" in seen  # the two lines as one text
+    assert after[0].content == "WHERE ARE YOU GOING\nTHIS LATE AT NIGHT?"
+    assert after[1].content == "- HOME.\n- ALREADY?"  # two speakers: each line its own
+    assert after[2].content == "<i>I TOLD YOU SO.</i>"
+
+
+def test_srt_long_line_is_split():
+    source = b"1\n00:00:01,000 --> 00:00:02,000\nThis single line is long enough to need two lines on screen.\n"
+    content = translate(source, "a.srt").decode().split("\n")[2:4]
+    assert all(0 < len(line) <= 42 for line in content) and " ".join(content).startswith("THIS SINGLE")
+
+
+def test_po_fills_msgstr_fuzzy_with_placeholders_and_plurals():
+    import polib
+
+    seen = []
+
+    def recording(texts):
+        seen.extend(texts)
+        return upper(texts)
+
+    out = polib.pofile(translate_document(fuzz_documents.PO.encode(), "app.po", recording, upper_html).decode())
+    by_id = {e.msgid: e for e in out}
+    hello = by_id["Hello %(name)s, you have %d new messages."]
+    assert hello.msgstr == "HELLO %(name)s, YOU HAVE %d NEW MESSAGES." and "fuzzy" in hello.flags
+    assert not any("%" in s for s in seen)  # the placeholders were never given to the translator
+    assert by_id["Open {0} in {name}"].msgstr == "OPEN {0} IN {name}"
+    plural = by_id["One file"]
+    assert plural.msgid_plural == "%d files" and plural.msgstr_plural == {0: "ONE FILE", 1: "%d FILES"}
+    assert by_id["Already done"].msgstr == "Déjà fait" and "fuzzy" not in by_id["Already done"].flags
+
+
+def test_po_placeholder_the_translator_drops_is_kept():
+    """A model that loses a placeholder: it is put back (at the end), never lost."""
+    po = b'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\nmsgid "Delete %s now"\nmsgstr ""\n'
+    dropping = lambda texts: [re.sub(r"X\d+ ?", "", t).upper() for t in texts]  # noqa: E731
+    out = translate_document(po, "x.pot", dropping, upper_html).decode()
+    assert 'msgstr "DELETE NOW %s"' in out
+
+
+# -- hostile files ---------------------------------------------------------------------
+ARCHIVES = [".docx", ".pptx", ".odt", ".odp", ".epub"]
+XML_PART = {".docx": "word/document.xml", ".pptx": "ppt/slides/slide1.xml", ".odt": "content.xml",
+            ".odp": "content.xml", ".epub": "OEBPS/text/ch1.xhtml"}
+
+
+def replaced(data: bytes, name: str, content: bytes) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        parts = [(i.filename, z.read(i), i.compress_type) for i in z.infolist()]
+    return zip_of([(n, content if n == name else c, t) for n, c, t in parts])
+
+
+@pytest.mark.parametrize("ext", ARCHIVES)
+def test_bomb_one_member_huge_expansion(ext):
+    bomb = replaced(fuzz_documents.samples()[ext], XML_PART[ext], b"<a>" + b" " * (30 << 20) + b"</a>")
+    assert len(bomb) < 1 << 20
+    assert "max_" in refused(bomb, "bomb" + ext)
+
+
+@pytest.mark.parametrize("ext", ARCHIVES)
+def test_bomb_many_members(ext):
+    sample = fuzz_documents.samples()[ext]
+    with zipfile.ZipFile(io.BytesIO(sample)) as z:
+        parts = [(i.filename, z.read(i), i.compress_type) for i in z.infolist()]
+    parts += [(f"junk/{k}.xml", b"", zipfile.ZIP_STORED) for k in range(DocumentLimits().max_members)]
+    assert "max_members" in refused(zip_of(parts), "many" + ext)
+
+
+def test_bomb_whose_header_lies_is_cut_off_at_its_cap():
+    """A member whose zip headers declare 1000 bytes but that inflates to 50 MB: refused,
+    the read stopping at the declared size (zipfile) or the member's cap (ours), whichever
+    comes first."""
+    content = b"\0" * (50 << 20)
+    data = bytearray(zip_of([("word/document.xml", content, zipfile.ZIP_DEFLATED)]))
+    small = (1000).to_bytes(4, "little")
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # local header, central directory
+        at = data.index(signature)
+        data[at + offset:at + offset + 4] = small
+    message = refused(bytes(data), "liar.docx")
+    assert "word/document.xml" in message and re.search("max_compression_ratio|header says|CRC", message)
+
+
+def test_bomb_overall_ratio_of_many_small_members():
+    limits = DocumentLimits(ratio_checked_above=1 << 16)
+    parts = [(f"word/part{k}.xml", b"\0" * 60000, zipfile.ZIP_DEFLATED) for k in range(100)]
+    assert "max_compression_ratio" in refused(zip_of(parts), "many.docx", limits)
+
+
+def test_oversized_input():
+    assert "max_input_bytes" in refused(b"x" * 2000, "big.txt", DocumentLimits(max_input_bytes=1000))
+
+
+SECRET = "TOP-SECRET-CONTENT-42"
+
+
+def _entity_documents(secret_path: str) -> dict[str, tuple[str, bytes]]:
+    """An XML part of each type that declares an external entity reading a local file."""
+    doctype = f'<!DOCTYPE x [<!ENTITY xxe SYSTEM "file://{secret_path}">]>'
+    samples = fuzz_documents.samples()
+    out = {}
+    for ext in ARCHIVES:
+        part = members(samples[ext])[XML_PART[ext]].decode()
+        declaration, rest = part.split("?>", 1) if part.startswith("<?xml") else ("", part)
+        rest = re.sub(r"<!DOCTYPE[^>]*>", "", rest)
+        rest = rest.replace(">Hello ", ">Hello &xxe; ").replace("dark", "&xxe;").replace("Some ", "Some &xxe;")
+        out[ext] = (XML_PART[ext], (declaration + "?>" if declaration else "").encode() + doctype.encode()
+                    + rest.encode())
+    return out
+
+
+@pytest.mark.parametrize("ext", ARCHIVES + [".html"])
+def test_external_entity_never_read(ext, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET)
+    if ext == ".html":
+        data = f'<!DOCTYPE html [<!ENTITY xxe SYSTEM "file://{secret}">]><p>Hello &xxe;</p>'.encode()
+    else:
+        part, content = _entity_documents(str(secret))[ext]
+        data = replaced(fuzz_documents.samples()[ext], part, content)
+    assert "entities" in refused(data, "xxe" + ext)
+
+
+def test_external_dtd_entity_is_not_fetched(tmp_path):
+    """No entity declared in the document: one in an external DTD it names is never loaded."""
+    secret = tmp_path / "secret.dtd"
+    secret.write_text(f'<!ENTITY xxe "{SECRET}">')
+    content = (f'<?xml version="1.0"?><!DOCTYPE w:document SYSTEM "file://{secret}"><w:document '
+               f'xmlns:w="{W[1:-1]}"><w:body><w:p><w:r><w:t>Hi &xxe;</w:t></w:r></w:p></w:body></w:document>')
+    data = replaced(fuzz_documents.make_docx(), "word/document.xml", content.encode())
+    try:
+        out = translate(data, "dtd.docx")
+    except DocumentError:
+        return
+    assert SECRET.encode() not in out and SECRET.upper().encode() not in out
+
+
+def test_billion_laughs_refused_fast():
+    lol = '<!ENTITY lol "lol">' + "".join(f'<!ENTITY lol{k} "{("&lol" + str(k - 1) + ";") * 10}">'
+                                           for k in range(1, 10)).replace("&lol0;", "&lol;")
+    content = (f'<?xml version="1.0"?><!DOCTYPE w:document [{lol}]><w:document xmlns:w="{W[1:-1]}"><w:body><w:p>'
+               '<w:r><w:t>&lol9;</w:t></w:r></w:p></w:body></w:document>')
+    data = replaced(fuzz_documents.make_docx(), "word/document.xml", content.encode())
+    assert "entities" in refused(data, "laughs.docx")
+    # an entity declared in a part passed through untranslated is refused just the same
+    data = replaced(fuzz_documents.make_docx(), "word/styles.xml", content.encode())
+    assert "entities" in refused(data, "laughs.docx")
+
+
+@pytest.mark.parametrize("name", ["../../evil.xml", "/etc/evil.xml", "word/../../evil.xml", "C:/evil.xml"])
+def test_path_traversal_member_refused(name, tmp_path):
+    sample = fuzz_documents.make_docx()
+    with zipfile.ZipFile(io.BytesIO(sample)) as z:
+        parts = [(i.filename, z.read(i), i.compress_type) for i in z.infolist()]
+    data = zip_of(parts + [(name, b"<x/>", zipfile.ZIP_DEFLATED)])
+    assert "leaves the archive" in refused(data, "paths.docx")
+
+
+# -- malformed input ---------------------------------------------------------------------
+@pytest.mark.parametrize("name, data, reason", [
+    ("empty.docx", b"", "empty"),
+    ("empty.txt", b"", "empty"),
+    ("truncated.docx", None, "zip"),
+    ("nobody.docx", "no-document", "word/document.xml"),
+    ("broken.srt", b"1\n00:00:01,000 --> 00:0x:02,000\nHello\n\n2\nnonsense\n", "SubRip"),
+    ("broken.po", b'msgid "a"\nmsgstr "b"\nmsgid "unterminated\nmsgstr\n', "not"),
+    ("latin1.txt", "café".encode("latin-1"), "UTF-8"),
+    ("latin1.srt", "1\n00:00:01,000 --> 00:00:02,000\ncafé\n".encode("latin-1"), "UTF-8"),
+    ("binary.html", b"\xff\xfe\x00\x81<p>", "UTF-8"),
+    ("report.pdf", b"%PDF-1.4", "unsupported"),
+    ("noextension", b"hello", "unsupported"),
+    ("notazip.pptx", b"PK\x03\x04 this is not a zip", "zip"),
+    ("wrongkind.odt", "docx", "content.xml"),
+    ("nocontainer.epub", "odt", "container.xml"),
+])
+def test_malformed_input_is_one_line_refusal(name, data, reason):
+    if data is None:
+        data = fuzz_documents.make_docx()[:2000]
+    elif data == "no-document":
+        data = zip_of([(n, c, zipfile.ZIP_DEFLATED) for n, c in members(fuzz_documents.make_docx()).items()
+                       if n != "word/document.xml"])
+    elif data == "docx":
+        data = fuzz_documents.make_docx()
+    elif data == "odt":
+        data = fuzz_documents.make_odf(".odt")
+    assert reason in refused(data, name)
+
+
+def test_po_whose_content_names_a_file_is_not_read(tmp_path):
+    """polib reads a file when given its name: an upload whose bytes are a path must not
+    make it read that file."""
+    target = tmp_path / "target.po"
+    target.write_text(f'msgid "{SECRET}"\nmsgstr ""\n')
+    refused(str(target).encode(), "path.po")
+
+
+def test_translator_errors_pass_through():
+    def broken(texts):
+        raise RuntimeError("model exploded")
+
+    with pytest.raises(RuntimeError, match="model exploded"):
+        translate_document(fuzz_documents.make_docx(), "a.docx", broken, broken)
+
+
+def test_fuzz_bounded():
+    """20 mutations of each type (fixed seed): each translated or refused in one line."""
+    results = fuzz_documents.fuzz(20, seed=7)
+    assert {ext: (r["other"], r["hang"]) for ext, r in results.items()} == {ext: (0, 0) for ext in results}, results
+    assert sum(r["translated"] for r in results.values()) > 0 and sum(r["refused"] for r in results.values()) > 0
+
+
+# -- the shipped model, and the CLI ------------------------------------------------------
+def test_shipped_model_places_bold_on_the_translated_word(shipped_translator):
+    import docx
+
+    source = fuzz_documents.make_docx([[("The cat sees the ", {}), ("red", {"bold": True}), (" house.", {})]])
+    out = docx.Document(io.BytesIO(shipped_translator.translate_document(source, "cat.docx")))
+    runs = [(r.text, bool(r.bold)) for r in out.paragraphs[0].runs]
+    assert [t for t, bold in runs if bold] == ["rouge"], runs
+    assert "maison" in "".join(t for t, _ in runs)
+
+
+def test_shipped_model_po_keeps_placeholders(shipped_translator):
+    po = (b'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n#, python-format\n'
+          b'msgid "Hello %(name)s, you have %d new messages."\nmsgstr ""\n')
+    out = shipped_translator.translate_document(po, "app.po").decode()
+    msgstr = re.search(r'msgstr "(.*)"\s*\Z', out).group(1)
+    assert msgstr.count("%(name)s") == 1 and msgstr.count("%d") == 1 and "messages" in msgstr
+
+
+def test_cli_docx_in_docx_out_and_corrupt_docx(tmp_path):
+    source = tmp_path / "report.docx"
+    source.write_bytes(fuzz_documents.make_docx([[("The cat sees the ", {}), ("red", {"bold": True}),
+                                                  (" house.", {})]]))
+    result = run_cli(["translate", "-i", source, "-o", tmp_path / "rapport.docx", "--device", "cpu"])
+    assert result.returncode == 0, result.stderr
+    assert "maison" in members((tmp_path / "rapport.docx").read_bytes())["word/document.xml"].decode()
+    corrupt = tmp_path / "corrupt.docx"
+    corrupt.write_bytes(source.read_bytes()[:1500])
+    result = run_cli(["translate", "-i", corrupt, "-o", tmp_path / "out.docx", "--device", "cpu"])
+    assert result.returncode != 0 and not (tmp_path / "out.docx").exists()
+    assert result.stderr.count("\n") == 1 and "corrupt.docx" in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.docx", "rapport.docx", "report.docx"]
+    result = run_cli(["translate", "-i", source, "--device", "cpu"])  # a binary format needs -o
+    assert result.returncode != 0 and "-o FILE" in result.stderr and result.stdout == ""
