@@ -180,3 +180,44 @@ def test_doubtful_words_underlined(page, server, tmp_path):
     if os.environ.get("CONFIDENCE_SCREENSHOT"):
         page.screenshot(path=os.environ["CONFIDENCE_SCREENSHOT"])
     assert page.errors == []
+
+
+def test_html_in_the_box_and_files_picked_or_dropped(page, server, tmp_path):
+    page.errors.clear()  # (an earlier test's refused request is logged by the browser as an error)
+    # HTML typed in the box is sent as HTML (markup kept), and shown as source code, never as markup
+    html = "<p>The <b>red</b> house is big.</p>"
+    want = httpx.post(server + "/api/translate", json={"text": html, "format": "html"}, timeout=60).json()["translation"]
+    page.fill("#source", html)
+    page.click("#translate")
+    page.wait_for_selector("#timing:has-text('HTML, markup kept')", timeout=60_000)
+    assert page.text_content("#translation") == want and "<b>" in want
+    assert page.locator("#translation b").count() == 0 and page.is_hidden("#attention-card")
+
+    # a file picked: translated, offered for download under its own name, with the translation in it
+    text = "The cat sleeps on the red sofa."
+    expected = httpx.post(server + "/api/translate", json={"text": text}, timeout=60).json()["translation"] + "\n"
+    picked = tmp_path / "notes.txt"
+    picked.write_text(text + "\n")
+    assert ".docx" in page.get_attribute("#file-input", "accept").split(",")
+    page.set_input_files("#file-input", str(picked))
+    page.wait_for_selector("#file-download:not([hidden])", timeout=60_000)
+    with page.expect_download() as download:
+        page.click("#file-download")
+    assert download.value.suggested_filename == "notes.txt"
+    assert Path(download.value.path()).read_text() == expected
+    page.screenshot(path=str(tmp_path / "files.png"), full_page=True)
+    if os.environ.get("SCREENSHOT_DIR"):
+        page.screenshot(path=str(Path(os.environ["SCREENSHOT_DIR"]) / "files.png"), full_page=True)
+
+    # a file dropped on the control; an unsupported one gets the server's one-line reason
+    def drop(name: str, content: str) -> None:
+        transfer = page.evaluate_handle("([name, content]) => { const t = new DataTransfer(); "
+                                        "t.items.add(new File([content], name)); return t; }", [name, content])
+        page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+
+    drop("hello.txt", text + "\n")
+    page.wait_for_selector("#file-download[download='hello.txt']:not([hidden])", timeout=60_000)
+    assert page.errors == []
+    drop("program.exe", "MZ")  # (the browser logs the 400 as an error)
+    page.wait_for_selector("#file-error:not([hidden])", timeout=30_000)
+    assert "file format not supported" in page.text_content("#file-error")
