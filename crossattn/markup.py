@@ -310,14 +310,33 @@ def monotone_links(n_source: int, n_target: int) -> Links:
 
 
 # -- placement ---------------------------------------------------------------------------------
-def place(root: Element, source_words: list[tuple[str, int, int]], n_target: int, links: Links) -> None:
+def is_punctuation(word: str) -> bool:
+    """A word of WORD that is one visible character other than a letter or digit."""
+    return not re.search(r"\w", word)
+
+
+def words_with_words(links: Links, source_words: list[tuple[str, int, int]],
+                     target_words: list[tuple[str, int, int]]) -> Links:
+    """The links that join two words or two punctuation marks: a tag over words never ends
+    up on a comma alone because an aligner linked a word to it (measured on the Hansards
+    trial: bench/markup.py)."""
+    return {(i, j) for i, j in links if is_punctuation(source_words[i][0]) == is_punctuation(target_words[j][0])}
+
+
+def place(root: Element, source_words: list[tuple[str, int, int]], n_target: int, links: Links,
+          target_words: list[str] | None = None) -> None:
     """Give every element under ``root`` its target words (``first``, ``last``) from the
     links (source word, target word): nested inside its parent, not overlapping its
-    siblings; an element that gets no word stands in the gap before the target word the
+    siblings. An element over words none of which is linked takes the target words
+    (``target_words``: their text, to tell punctuation) that stand unlinked between
+    the targets of the linked source words around it ("legal <b>for</b> all" -> "légal ,
+    <b>à</b> toutes"); with none there, it stands in the gap before the target word the
     source words around it say."""
     aligned: dict[int, list[int]] = {}
     for i, j in links:
         aligned.setdefault(i, []).append(j)
+    linked_targets = {j for _, j in links}
+    punctuation = {k for k, w in enumerate(target_words or []) if is_punctuation(w)}
 
     def targets(e: Element) -> list[int]:
         return [j for i, (_, s, t) in enumerate(source_words) if s < e.end and e.start < t for j in aligned.get(i, [])]
@@ -335,11 +354,27 @@ def place(root: Element, source_words: list[tuple[str, int, int]], n_target: int
         after = [i for i, (_, s, _) in enumerate(source_words) if s >= pos and i in aligned]
         return min(aligned[after[0]]) if after else 0
 
+    def unlinked_between(e: Element) -> list[int]:
+        """The first run of unlinked target words (not punctuation) between the targets of
+        the linked source words before and after ``e``, if ``e`` covers source words."""
+        if not any(s < e.end and e.start < t for _, s, t in source_words):
+            return []
+        after = [i for i, (_, s, _) in enumerate(source_words) if s >= e.end and i in aligned]
+        end = min(aligned[after[0]]) if after else n_target
+        run: list[int] = []
+        for k in range(gap_at(e.start), end):
+            if k in linked_targets or k in punctuation:
+                if run:
+                    break
+            else:
+                run.append(k)
+        return run
+
     def resolve(parent: Element) -> None:
         lo, hi = parent.first, parent.last
         wanted = []
         for c in parent.children:
-            js = [] if c.void else targets(c)
+            js = [] if c.void else (targets(c) or unlinked_between(c))
             if js:
                 a, b = min(js), max(js) + 1
             else:
@@ -521,7 +556,8 @@ def translate_html(documents: list[str], translate: TranslateFn, align: AlignFn 
         links: Links = set()
         for i0, j0, p in spans:
             links |= {(i0 + i, j0 + j) for i, j in found[p]}
-        place(seg.root, src_words, len(tgt_words), links)
+        links = words_with_words(links, src_words, tgt_words)
+        place(seg.root, src_words, len(tgt_words), links, [w for w, _, _ in tgt_words])
         rendered[id(seg)] = seg.lead + render(seg.root, target, tgt_words) + seg.trail
     out = []
     for chunks in chunked:

@@ -235,6 +235,29 @@ def test_a_sentence_the_aligner_gives_no_link_is_placed_by_position():
     assert out == "<p>un <b>deux</b> trois</p>"
 
 
+def test_a_word_linked_only_to_punctuation_does_not_put_its_tag_on_the_punctuation():
+    # the aligner links "and" to the comma alone (as the heads sometimes do): the tag has no
+    # word of its own and stands in the gap, never on the comma
+    source = "<p>red <b>and</b> big</p>"
+    out = translate_html([source], lambda ss: ["rouge, gros"], lambda pairs: [{(0, 0), (1, 1), (2, 2)}])[0]
+    assert "<b>,</b>" not in out and out.replace("<b></b>", "") == "<p>rouge, gros</p>"
+    assert tags(out) == tags(source)
+    # punctuation linked to punctuation still carries a tag
+    out = translate_html(["<p>red<b>,</b> big</p>"], lambda ss: ["rouge, gros"], lambda pairs: [{(0, 0), (1, 1), (2, 2)}])
+    assert out == ["<p>rouge<b>,</b> gros</p>"]
+
+
+def test_a_tag_whose_words_have_no_link_takes_the_unlinked_words_between_its_neighbours():
+    # "for" has no link; "à" stands unlinked between the targets of "legal" and "all"
+    source = '<p>legal <a href="#p">for</a> all</p>'
+    links = [{(0, 0), (2, 3)}]  # legal-légal, all-tous; the comma (word 1) is punctuation, not taken
+    out = translate_html([source], lambda ss: ["légal, à tous"], lambda pairs: links)[0]
+    assert out == '<p>légal, <a href="#p">à</a> tous</p>'
+    # a word linked to another source word is not taken: the tag stays in the gap
+    out = translate_html([source], lambda ss: ["légal, à tous"], lambda pairs: [{(0, 0), (0, 2), (2, 3)}])[0]
+    assert out.replace('<a href="#p"></a>', "") == "<p>légal, à tous</p>" and tags(out) == tags(source)
+
+
 def test_cli_translates_an_html_file_by_its_extension(tmp_path, capsys):
     from crossattn.cli import main
 
