@@ -30,13 +30,14 @@ class DocumentError(InputError):
 class DocumentLimits:
     """What a document may hold; each limit is named (by its field name) in the error that
     it raises. The defaults take the office documents and books that people write (the
-    XML of a .docx compresses 5-20 times, pictures hardly at all) and refuse archive bombs
-    early: a member is read only until it passes its cap, so the memory a bomb costs is
-    bounded by ``max_compression_ratio`` times its compressed size."""
+    XML of a .docx compresses 5-20 times, pictures hardly at all: a 20 MiB upload is some
+    20-60 MiB unpacked) and refuse archive bombs early: a member is read only until it
+    passes its cap, so the memory a bomb costs is bounded by ``max_compression_ratio``
+    times its compressed size and by ``max_total_bytes``, whatever its headers say."""
 
     max_input_bytes: int = 20 * 1024 * 1024
     max_members: int = 2000
-    max_total_bytes: int = 200 * 1024 * 1024  # all members, uncompressed
+    max_total_bytes: int = 64 * 1024 * 1024  # all members, uncompressed: what a refused bomb can cost at most
     max_compression_ratio: float = 100.0  # uncompressed / compressed: each member, and the whole archive
     ratio_checked_above: int = 1024 * 1024  # a member (or archive) smaller than this uncompressed is never refused for its ratio
 
