@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from .detect import detect
+from .glossary import Glossary
 from .markup import translate_html
 from .server_api import APIError, Limits
 
@@ -38,6 +39,7 @@ class Job:
     alternatives: int = 0  # extra hypotheses per text (LibreTranslate's `alternatives`)
     format: str = "text"  # "html": markup kept (Translator.translate_html)
     confidence: bool = False  # answers are confidence.Confident (None for a text kept as it is)
+    glossary: Glossary | None = None  # terms translated as it says (glossary.py); part of the batching key
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     document: bytes | None = None  # a file to translate (documents.py), named ``filename``; texts unused
     filename: str = ""
@@ -227,8 +229,8 @@ class Batcher(Worker):
     def _execute(self, jobs: list[Job]) -> None:
         groups: dict[tuple, list[Job]] = {}  # one model call per direction and decoding setting
         for job in jobs:
-            groups.setdefault((self.direction(job), job.beam, job.alpha, job.alternatives, job.format, job.confidence),
-                              []).append(job)
+            groups.setdefault((self.direction(job), job.beam, job.alpha, job.alternatives, job.format, job.confidence,
+                               job.glossary), []).append(job)
         for group in groups.values():
             self._translate(group)
 
@@ -246,12 +248,14 @@ class Batcher(Worker):
         try:
             if first.alternatives:
                 outputs = translator.translate_alternatives(texts, first.alternatives + 1, first.beam, first.alpha,
-                                                            batch_size=self.limits.max_batch)
+                                                            batch_size=self.limits.max_batch, glossary=first.glossary)
             elif first.confidence:
                 outputs = translator.translate_with_confidence(texts, first.beam, first.alpha,
-                                                               batch_size=self.limits.max_batch)
+                                                               batch_size=self.limits.max_batch,
+                                                               glossary=first.glossary)
             else:
-                outputs = translator.translate(texts, first.beam, first.alpha, batch_size=self.limits.max_batch)
+                outputs = translator.translate(texts, first.beam, first.alpha, batch_size=self.limits.max_batch,
+                                               glossary=first.glossary)
         except Exception as e:
             if len(jobs) == 1:
                 jobs[0].future.set_exception(e)

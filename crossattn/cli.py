@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from .cli_common import (EXIT_ERROR, AtomicOutput, CLIError, add_decoding_options, add_model_options,
-                         add_threads_option, device_choice, load_translator, write_lines)
+                         add_glossary_option, add_threads_option, device_choice, load_translator, read_glossary,
+                         write_lines)
 from .errors import CrossattnError
 from .text import iter_lines
 
@@ -78,7 +79,7 @@ def translate_html_documents(args, translator, documents: list[str]) -> list[str
     """HTML documents translated with markup kept, the tags placed by the alignment heads
     of both directions when the other direction is shipped (as ``crossattn align``)."""
     return translator.translate_html(documents, beam=args.beam, alpha=args.alpha, batch_size=args.batch_size,
-                                     backward=reverse_heads(translator))
+                                     backward=reverse_heads(translator), glossary=read_glossary(args))
 
 
 def translate_document_file(args) -> None:
@@ -123,6 +124,7 @@ def cmd_translate(args) -> None:
         raise CLIError("--no-split is for text: in html each block is split into sentences")
     if fmt == "html" and args.json:
         raise CLIError("--json is for text: the confidence of html translations is not given")
+    glossary = read_glossary(args)  # a malformed file fails before the model loads
     translator = load_translator(args)
     if fmt == "html":  # each argument, or the whole file, is one document
         if args.text:
@@ -133,7 +135,7 @@ def cmd_translate(args) -> None:
             out.write(translate_html_documents(args, translator, [document])[0])
         return
     options = dict(beam=args.beam, alpha=args.alpha, batch_size=args.batch_size, split_sentences=not args.no_split,
-                   keep_target_language=args.source_lang == "auto")
+                   keep_target_language=args.source_lang == "auto", glossary=glossary)
 
     def translate_lines(lines: list[str]) -> list[str]:
         if not args.json:
@@ -183,9 +185,10 @@ def cmd_evaluate(args) -> None:
         pairs = [(t, s) for s, t in pairs]
     if args.limit:
         pairs = pairs[: args.limit]
+    glossary = read_glossary(args)
     translator = load_translator(args)
     hyps = translator.translate([s for s, _ in pairs], beam=args.beam, alpha=args.alpha, batch_size=args.batch_size,
-                                split_sentences=args.split)
+                                split_sentences=args.split, glossary=glossary)
     refs = [t for _, t in pairs]
     bleu = sacrebleu.corpus_bleu(hyps, [refs])
     chrf = sacrebleu.corpus_chrf(hyps, [refs])
@@ -241,6 +244,7 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     add_model_options(p, auto_source=True)
     add_decoding_options(p)
     add_threads_option(p)
+    add_glossary_option(p)
     p.add_argument("--no-split", action="store_true",
                    help="translate each line as one unit (default: sentence by sentence, joined back in order)")
     p.add_argument("--format", choices=("auto", "text", "html"), default="auto",
@@ -264,6 +268,7 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     add_model_options(p)
     add_decoding_options(p)
     add_threads_option(p)
+    add_glossary_option(p)
     p.set_defaults(func=cmd_evaluate)
 
     if extensions:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .atomic import crash_point, fsync_dir, fsync_file, temporary_name
 from .errors import CrossattnError
+from .glossary import Glossary
 
 EXIT_ERROR = 1
 
@@ -136,6 +137,17 @@ def thread_count(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"invalid thread count: {value!r} (a positive integer)")
     return int(value)
+
+
+def add_glossary_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--glossary", metavar="FILE",
+                   help="terms translated as the file says: one 'source term<TAB>translation' per line, "
+                        "'#' comments (matched on whole words, any case, longest first)")
+
+
+def read_glossary(args: argparse.Namespace) -> Glossary | None:
+    """--glossary's file (a malformed line is a one-line error naming it), or None."""
+    return Glossary.read(args.glossary) if args.glossary else None
 
 
 def add_threads_option(p: argparse.ArgumentParser) -> None:

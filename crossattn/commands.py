@@ -17,8 +17,8 @@ from .align import (CHUNK, DEFAULT, HEAD_THRESHOLD_BOTH, HEAD_THRESHOLD_ONE, HEA
                     Method, align, align_pairs_with_heads, score, sweep, translation_links, word_attention)
 from .alignment_text import format_links, read_links, read_links_file, read_token_pairs
 from .attention_views import check_index, select, word_view
-from .cli_common import (CLIError, add_decoding_options, add_model_options, load_torch_translator, model_arg,
-                         write_json, write_lines)
+from .cli_common import (CLIError, add_decoding_options, add_glossary_option, add_model_options, load_torch_translator,
+                         model_arg, read_glossary, write_json, write_lines)
 from .errors import InputError
 from .explain import render, trace
 from .export import export_argos, export_ctranslate2
@@ -345,6 +345,7 @@ def cmd_serve(args) -> None:
     if min(args.max_file_mb, args.file_ttl, args.file_store_mb, args.file_timeout) <= 0:
         raise CLIError("--max-file-mb, --file-ttl, --file-store-mb and --file-timeout must be positive")
     access = Access(read_api_keys(args.api_keys) if args.api_keys else {}, args.req_limit, args.require_api_key)
+    glossary = read_glossary(args)  # every request's default (a request's own entries are added)
     load = lambda m: Translator.load(m, device=args.device, dtype=args.dtype, threads=args.threads or 0)  # noqa: E731
     if args.model:  # one model directory
         translator = load(args.model)
@@ -353,7 +354,7 @@ def cmd_serve(args) -> None:
         first = f"{args.source_lang}-{args.target_lang}"
         names = [first] + [d for d in shipped_directions() if d != first]
         translators = {name: load(name) for name in names}
-    app = server.create_app(translators, limits, args.model, access)
+    app = server.create_app(translators, limits, args.model, access, glossary=glossary)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"crossattn: warning: serving on {args.host}: anyone who can reach it can use the model")
     print(f"crossattn: serving {', '.join(translators)} on http://{args.host}:{args.port}/ "
@@ -365,6 +366,7 @@ def add_serve_commands(subparsers) -> None:
     d = Limits()
     p = subparsers.add_parser("serve", help="web page + JSON API with dynamic batching")
     add_model_options(p)
+    add_glossary_option(p)
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--threads", type=int, help="CPU threads for translation (default: CTranslate2's choice)")

@@ -45,7 +45,8 @@ from .documents import SUPPORTED_EXTENSIONS, extension
 from .errors import InputError
 from .file_store import FileStore, content_disposition
 from .markup import plain_text
-from .server_api import APIError, Limits, check_request
+from .glossary import Glossary
+from .server_api import APIError, Limits, check_request, request_glossary
 
 NAMES = {"en": "English", "fr": "French"}
 
@@ -143,7 +144,8 @@ async def read_params(request) -> dict:
 
 async def translate_detecting(batcher: Batcher, translators: dict, texts: list[str], source: str, target: str,
                               beam: int | None = None, alpha: float | None = None, fmt: str = "text",
-                              alternatives: int = 0, confidence: bool = False) -> tuple[list, list | None]:
+                              alternatives: int = 0, confidence: bool = False,
+                              glossary: Glossary | None = None) -> tuple[list, list | None]:
     """``texts`` translated from ``source`` into ``target`` by the server's ``batcher``: the
     one path of LibreTranslate's /translate and of our /api/translate with source "auto".
     With ``source`` "auto", each text's language is detected first (detect.py, among every
@@ -174,7 +176,7 @@ async def translate_detecting(batcher: Batcher, translators: dict, texts: list[s
             outs = [None if confidence else [texts[i]] * (alternatives + 1) if alternatives else texts[i] for i in idx]
         else:
             outs = await batcher.answer(Job([texts[i] for i in idx], beam, alpha, direction, alternatives,
-                                            format=fmt, confidence=confidence))
+                                            format=fmt, confidence=confidence, glossary=glossary))
         for i, out in zip(idx, outs):
             results[i] = out
     return results, detected
@@ -244,8 +246,16 @@ def add_routes(app, batcher: Batcher, translators: dict, limits: Limits, access:
                 check_request(texts, None, limits)
             except APIError as e:
                 raise APIError(400, e.code, e.detail) from None
+            # our extension: {"term": "translation"} (a JSON string in a form), added to serve --glossary
+            entries = params.get("glossary")
+            if isinstance(entries, str) and entries:
+                try:
+                    entries = json.loads(entries)
+                except ValueError:
+                    raise APIError(400, "bad_glossary", "Invalid request: glossary is not a JSON object") from None
+            glossary = request_glossary(getattr(app.state, "glossary", None), entries or None)
             results, detected = await translate_detecting(batcher, translators, texts, source, target, fmt=fmt,
-                                                          alternatives=alternatives)
+                                                          alternatives=alternatives, glossary=glossary)
             body: dict = {}
             if alternatives:
                 body["translatedText"] = [r[0] for r in results] if batch else results[0][0]

@@ -211,9 +211,9 @@ class SourceText:
         for t in translations:  # terms first: a sentence in capitals writes them in capitals too
             t, terms = restore_terms(t, terms)
             restored.append(t)
+        if terms and restored:  # a placeholder the model left out: its term is appended, nothing is lost
+            restored[-1] = " ".join([restored[-1]] + [span.target for span in terms])
         text = " ".join(t.upper() if shouted else t for t, shouted in zip(restored, self.shouted))
-        # a term whose placeholder the model left out is appended: nothing of the input is lost
-        text = " ".join([text] + [span.target for span in terms])
         text = dollars_in_signs(" ".join(text.split()), self.target_language or "", self.amounts)
         return restore_spans(text, self.spans)
 

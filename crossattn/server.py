@@ -22,6 +22,7 @@ from . import libretranslate
 from . import server_api as api
 from .batcher import Batcher, Job, Worker
 from .file_store import FileStore
+from .glossary import Glossary
 from .libretranslate import Access
 from .server_api import APIError, Limits
 
@@ -199,7 +200,8 @@ def describe(translator) -> dict:
 
 
 def create_app(translators, limits: Limits | None = None, model_dir: str | None = None,
-               access: Access | None = None, attention_process: bool = True, files: bool = True):
+               access: Access | None = None, attention_process: bool = True, files: bool = True,
+               glossary: Glossary | None = None):
     """A FastAPI app serving ``translators`` (one Translator, or {"en-fr": Translator, ...});
     its worker threads (translation, attention) run during the app's lifespan. Three
     groups of routes: ours (/api/*, /health, the page), LibreTranslate's
@@ -211,7 +213,10 @@ def create_app(translators, limits: Limits | None = None, model_dir: str | None 
     translators made in memory, and for tests).
 
     ``files``: LibreTranslate's file API, its translations kept in a FileStore (a private
-    temporary folder, removed when the app stops) within ``limits``' file limits."""
+    temporary folder, removed when the app stops) within ``limits``' file limits.
+
+    ``glossary``: serve --glossary, the glossary of every translation request (a request's
+    own entries are added to it, and win)."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI
@@ -250,6 +255,7 @@ def create_app(translators, limits: Limits | None = None, model_dir: str | None 
                        uploads={"/translate_file": limits.max_file_bytes} if files else None)
     app.state.batcher, app.state.attention, app.state.limits = batcher, attention, limits
     app.state.file_store = store
+    app.state.glossary = glossary or None  # serve --glossary: the default of every translation request
 
     add_error_handlers(app)
     add_api_routes(app, translators, limits)
@@ -303,17 +309,18 @@ def add_api_routes(app, translators: dict, limits: Limits) -> None:
         api.check_request(texts, req.beam, limits)
         if req.confidence and req.format == "html":
             raise APIError(422, "invalid_request", "confidence is given for format text only")
+        glossary = api.request_glossary(app.state.glossary, req.glossary)
         detected = None
         if req.source == "auto":  # LibreTranslate's path: detected per text, one in the target language kept
             if req.target is None:
                 raise APIError(422, "missing_target", 'source "auto" needs a target language')
             outputs, detected = await libretranslate.translate_detecting(
                 batcher, translators, texts, "auto", req.target, req.beam, req.alpha, req.format,
-                confidence=req.confidence)
+                confidence=req.confidence, glossary=glossary)
         else:
             direction = api.direction_of(req.source, req.target, translators)
             outputs = await batcher.answer(Job(texts, req.beam, req.alpha, direction, format=req.format,
-                                               confidence=req.confidence)) if texts else []
+                                               confidence=req.confidence, glossary=glossary)) if texts else []
         if req.confidence:  # Confident, or None for a text kept as it is
             confidences = [c.to_json() if c is not None else None for c in outputs]
             outputs = [c["translation"] if c is not None else text for c, text in zip(confidences, texts)]

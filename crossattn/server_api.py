@@ -12,6 +12,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .errors import InputError
+from .glossary import Glossary
+
 
 @dataclass
 class Limits:
@@ -63,6 +66,9 @@ class TranslateRequest(_Strict):
     target: str | None = Field(None, description='target language, e.g. "fr"')
     format: Literal["text", "html"] = Field("text", description='"html": markup kept, inline tags placed on the '
                                                                "target words aligned to theirs")
+    glossary: dict[str, str] | None = Field(None, description='{"source term": "translation"}: each term found in '
+                                            "the text (whole words, any case) is translated so; added to the "
+                                            "server's --glossary, overriding its entries for the same terms")
     confidence: bool = Field(False, description="true: the answer also has the model's confidence in each word and "
                                                 "sentence (`confidence`, or `confidences` for `texts`); text format only")
 
@@ -147,6 +153,19 @@ class ErrorResponse(BaseModel):
 ERRORS = {code: {"model": ErrorResponse, "description": text} for code, text in [
     (400, "malformed JSON or body not UTF-8"), (413, "a size limit was hit (max_chars, max_texts, max_body_bytes)"),
     (422, "wrong fields or types"), (503, "server busy (max_queue)"), (504, "timeout (timeout_s)")]}
+
+
+def request_glossary(default: Glossary | None, entries: object) -> Glossary | None:
+    """The glossary a request is translated with: the server's (serve --glossary) with the
+    request's entries added (its own win); a malformed one is a 400 with a one-line reason."""
+    if entries is None:
+        return default or None
+    if not isinstance(entries, dict):
+        raise APIError(400, "bad_glossary", "glossary must be an object of term to translation")
+    try:
+        return (default or Glossary()).merged(Glossary(entries, where="glossary")) or None
+    except InputError as e:
+        raise APIError(400, "bad_glossary", str(e)) from None
 
 
 def check_request(texts: list[str], beam: int | None, limits: Limits) -> None:

@@ -31,7 +31,7 @@ import shutil
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from itertools import groupby
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from .atomic import write_text_atomic
 from .confidence import Confident, ScoredPart, confident_translation, piece_owners, shouted_part
 from .decoding import decoding_settings, max_output_length, model_decoding
 from .detect import detect
+from .glossary import Glossary
 from .modeldir import (TOKENIZER, WEIGHTS, ModelDirError, SourceText, cache_root, read_model_dir, sha256_file,
                        target_language)
 from .precision import COMPUTE_TYPES, PrecisionError, default_compute_type
@@ -210,6 +211,7 @@ LOOP_REPEATS = 3  # a unit written this many times in a row is a loop ("John" ->
 LOOP_UNIT = 4  # units of up to this many pieces ("de la de la de la")
 GUARD_ROUNDS = 2  # a second loop after the first is banned is banned too; then the output stands
 GUARD_BEAM_FACTOR = 2  # the search again is this many times wider: the loop had crowded out the rest
+TERM_NBEST = 8  # a translation that lost a glossary placeholder: the best of this many that keeps it
 
 
 def repeated_unit(pieces: list[str], repeats: int = LOOP_REPEATS, longest: int = LOOP_UNIT) -> tuple[str, ...] | None:
@@ -297,7 +299,8 @@ class Translator:
 
     def translate(self, texts: list[str], beam: int | None = None, alpha: float | None = None,
                   split_sentences: bool = True, batch_size: int = 64, repetition_guard: bool = True,
-                  keep_target_language: bool = False) -> list[str]:
+                  keep_target_language: bool = False,
+                  glossary: Glossary | Mapping[str, str] | None = None) -> list[str]:
         """One output per input, in order; empty input gives empty output. With
         ``split_sentences`` each sentence of a text is translated on its own and the
         translations are joined in order. URLs and e-mail addresses come through as
@@ -309,21 +312,28 @@ class Translator:
 
         ``keep_target_language`` (``--from auto``): a text that detect.py finds in the
         target language already, or without a letter, is given back as it is; the others
-        are translated."""
+        are translated.
+
+        ``glossary`` (a glossary.Glossary, or a dict of source term -> translation): each
+        term found in a text is translated as the glossary says (glossary.py)."""
         if keep_target_language:
             keep = self.in_target_language(texts)
             todo = [text for text, kept in zip(texts, keep) if not kept]
-            done = iter(self.translate(todo, beam, alpha, split_sentences, batch_size, repetition_guard))
+            done = iter(self.translate(todo, beam, alpha, split_sentences, batch_size, repetition_guard,
+                                       glossary=glossary))
             return [text if kept else next(done) for text, kept in zip(texts, keep)]
         beam, alpha = decoding_settings(self.decoding, beam, alpha)
-        sources = self._sources(texts, split_sentences)
-        hyps = iter(self._search([ids for s in sources for ids in s.ids], beam, alpha, batch_size,
-                                 guard=repetition_guard))
+        sources = self._sources(texts, split_sentences, glossary)
+        flat = [ids for s in sources for ids in s.ids]
+        hyps = self._keep_terms(sources, flat, self._search(flat, beam, alpha, batch_size, guard=repetition_guard),
+                                beam, alpha, batch_size, repetition_guard)
+        hyps = iter(hyps)
         return [s.finish([self.tokenizer.decode(next(hyps)) for _ in s.ids]) for s in sources]
 
     def translate_with_confidence(self, texts: list[str], beam: int | None = None, alpha: float | None = None,
                                   split_sentences: bool = True, batch_size: int = 64, repetition_guard: bool = True,
-                                  keep_target_language: bool = False) -> list[Confident | None]:
+                                  keep_target_language: bool = False,
+                                  glossary: Glossary | Mapping[str, str] | None = None) -> list[Confident | None]:
         """``translate``'s translations (the same text, the same search) with the model's
         confidence: each translation is scored token by token (CTranslate2's score_batch,
         one teacher-forced pass), and the pieces' probabilities are put on the words of the
@@ -333,12 +343,13 @@ class Translator:
             keep = self.in_target_language(texts)
             todo = [text for text, kept in zip(texts, keep) if not kept]
             done = iter(self.translate_with_confidence(todo, beam, alpha, split_sentences, batch_size,
-                                                       repetition_guard))
+                                                       repetition_guard, glossary=glossary))
             return [None if kept else next(done) for kept in keep]
         beam, alpha = decoding_settings(self.decoding, beam, alpha)
-        sources = self._sources(texts, split_sentences)
+        sources = self._sources(texts, split_sentences, glossary)
         flat = [ids for s in sources for ids in s.ids]
-        hyps = self._search(flat, beam, alpha, batch_size, guard=repetition_guard)
+        hyps = self._keep_terms(sources, flat, self._search(flat, beam, alpha, batch_size, guard=repetition_guard),
+                                beam, alpha, batch_size, repetition_guard)
         scores = self.engine.score_batch([[self.pieces[t] for t in ids] for ids in flat],
                                          [[self.pieces[t] for t in hyp] for hyp in hyps],
                                          max_batch_size=batch_size, max_input_length=0)
@@ -366,13 +377,13 @@ class Translator:
         return [detect(text, (source, target), fallback=target).language == target for text in texts]
 
     def translate_alternatives(self, texts: list[str], n: int, beam: int | None = None, alpha: float | None = None,
-                               split_sentences: bool = True, batch_size: int = 64,
-                               repetition_guard: bool = True) -> list[list[str]]:
+                               split_sentences: bool = True, batch_size: int = 64, repetition_guard: bool = True,
+                               glossary: Glossary | Mapping[str, str] | None = None) -> list[list[str]]:
         """The ``n`` best translations of each text, best first (a beam of at least ``n``);
         for a text of several sentences, the i-th joins each sentence's i-th best."""
         beam, alpha = decoding_settings(self.decoding, beam, alpha)
         beam = max(beam, n)
-        sources = self._sources(texts, split_sentences)
+        sources = self._sources(texts, split_sentences, glossary)
         nbest = iter(self._search([ids for s in sources for ids in s.ids], beam, alpha, batch_size, n,
                                   guard=repetition_guard))
         outputs = []
@@ -382,9 +393,11 @@ class Translator:
                             for k in range(n)])
         return outputs
 
-    def _sources(self, texts: list[str], split_sentences: bool) -> list[SourceText]:
-        return [SourceText(self.tokenizer, text, self.max_source_tokens, split_sentences, target_language(self.config))
-                for text in texts]
+    def _sources(self, texts: list[str], split_sentences: bool,
+                 glossary: Glossary | Mapping[str, str] | None = None) -> list[SourceText]:
+        glossary = Glossary.of(glossary)
+        return [SourceText(self.tokenizer, text, self.max_source_tokens, split_sentences, target_language(self.config),
+                           glossary) for text in texts]
 
     def _search(self, sources: list[list[int]], beam: int, alpha: float, batch_size: int,
                 n_best: int = 0, guard: bool = True) -> list:
@@ -408,6 +421,30 @@ class Translator:
         out = [[[self.piece_id[p] for p in h] for h in hyps] for hyps in out]
         return out if n_best else [hyps[0] for hyps in out]
 
+    def _keep_terms(self, sources: list[SourceText], flat: list[list[int]], hyps: list[list[int]], beam: int,
+                    alpha: float, batch_size: int, guard: bool) -> list[list[int]]:
+        """The glossary's placeholders kept: a sentence whose translation drops (or garbles)
+        one of its term placeholders is searched again for the TERM_NBEST best, and the
+        best of them that holds each of its placeholders is taken (else the first
+        translation stays, and finish appends the term). Sentences without terms are
+        untouched."""
+        names = {span.placeholder.lower() for s in sources for span in s.terms}
+        if not names:
+            return hyps
+
+        def placeholders(ids: list[int]) -> set[str]:
+            return {w.lower() for w in re.findall(r"\b[Xx]\d+\b", self.tokenizer.decode(ids))}
+
+        redo = [j for j, ids in enumerate(flat) if not (placeholders(ids) & names) <= placeholders(hyps[j])]
+        if redo:
+            nbest = self._search([flat[j] for j in redo], max(beam, TERM_NBEST), alpha, batch_size, TERM_NBEST,
+                                 guard=guard)
+            hyps = list(hyps)
+            for j, options in zip(redo, nbest):
+                wanted = placeholders(flat[j]) & names
+                hyps[j] = next((h for h in options if wanted <= placeholders(h)), hyps[j])
+        return hyps
+
     def _budget(self, source: list[int]) -> int:
         return max_output_length(len(source) + 1, self.model_config.max_positions)
 
@@ -430,7 +467,8 @@ class Translator:
         return hyps
 
     def translate_html(self, documents: list[str], beam: int | None = None, alpha: float | None = None,
-                       batch_size: int = 64, backward=None) -> list[str]:
+                       batch_size: int = 64, backward=None,
+                       glossary: Glossary | Mapping[str, str] | None = None) -> list[str]:
         """Each HTML document translated, markup kept (markup.py: block elements delimit
         segments, each translated whole as ``translate`` translates a text; inline tags
         placed on the target words that the alignment heads link to their source words).
@@ -439,7 +477,8 @@ class Translator:
         relative position. The alignment runs the torch network (loaded on first use)."""
         from .markup import translate_html
 
-        return translate_html(documents, lambda texts: self.translate(texts, beam, alpha, batch_size=batch_size),
+        return translate_html(documents, lambda texts: self.translate(texts, beam, alpha, batch_size=batch_size,
+                                                                      glossary=glossary),
                               self.word_aligner(backward))
 
     def word_aligner(self, backward=None):

@@ -1,0 +1,222 @@
+"""Glossaries (glossary.py): the file format and its errors, matching (whole words, any
+case, longest first, multi-word, overlapping, twice), the placeholders put back (capitals
+at the start of a sentence, terms in capitals), the shipped model obeying one through the
+library, and the same output from the CLI flag, serve --glossary and the API fields."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from crossattn.batcher import Batcher, Job
+from crossattn.errors import InputError
+from crossattn.glossary import Glossary, TermSpan, restore_terms
+from crossattn.server_api import APIError, Limits, request_glossary
+
+REPO = Path(__file__).resolve().parents[1]
+CLIENT_TERMS = {"email": "courriel", "weekend": "fin de semaine"}
+
+
+# -- the file ------------------------------------------------------------------------------
+def test_file_with_comments_blank_lines_and_crlf(tmp_path):
+    path = tmp_path / "terms.tsv"
+    path.write_bytes("# a client's terms\r\n\r\nemail\tcourriel\r\n  # indented comment\nweek end\tfin de semaine\n"
+                     "machine  learning\tapprentissage automatique\n".encode())
+    glossary = Glossary.read(path)
+    assert glossary.items() == [("email", "courriel"), ("week end", "fin de semaine"),
+                                ("machine learning", "apprentissage automatique")]
+
+
+@pytest.mark.parametrize("line", ["no tab here", "a\tb\tc", "\ttranslation", "term\t  "])
+def test_malformed_entry_names_file_and_line(tmp_path, line):
+    path = tmp_path / "bad.tsv"
+    path.write_text(f"# ok\nemail\tcourriel\n{line}\n", encoding="utf-8")
+    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}:3: a glossary entry is"):
+        Glossary.read(path)
+
+
+def test_unreadable_and_non_utf8_files(tmp_path):
+    with pytest.raises(InputError, match="cannot read glossary"):
+        Glossary.read(tmp_path / "missing.tsv")
+    path = tmp_path / "latin1.tsv"
+    path.write_bytes(b"email\tcourriel\nt\xe9l\xe9phone\tphone\n")
+    with pytest.raises(InputError, match=r"latin1.tsv:2: glossary is not UTF-8"):
+        Glossary.read(path)
+
+
+def test_empty_glossary_changes_nothing(tmp_path):
+    path = tmp_path / "empty.tsv"
+    path.write_text("# nothing yet\n\n", encoding="utf-8")
+    glossary = Glossary.read(path)
+    assert len(glossary) == 0 and not glossary
+    assert glossary.protect("Send me an email.") == ("Send me an email.", [])
+    assert Glossary.of(None) == glossary and Glossary.of({}) == glossary
+
+
+def test_bad_entries_from_a_dict():
+    with pytest.raises(InputError, match="empty translation"):
+        Glossary({"email": " "})
+    with pytest.raises(InputError, match="must be strings"):
+        Glossary({"email": 3})
+
+
+# -- matching ------------------------------------------------------------------------------
+def terms_found(glossary: Glossary, text: str) -> list[str]:
+    return [text[start:end] for start, end, _ in glossary.find(text)]
+
+
+def test_whole_words_any_case_and_a_term_twice():
+    glossary = Glossary(CLIENT_TERMS)
+    text = "EMAIL me, Email or email: weekends and this weekend, my e-mails, emailing."
+    assert terms_found(glossary, text) == ["EMAIL", "Email", "email", "weekend"]
+
+
+def test_multi_word_terms_match_across_whitespace():
+    glossary = Glossary({"machine learning": "apprentissage automatique", "machine": "machine-outil"})
+    assert terms_found(glossary, "Machine   learning beats a machine.") == ["Machine   learning", "machine"]
+
+
+def test_overlapping_terms_the_longest_wins():
+    glossary = Glossary({"machine learning": "apprentissage automatique", "learning rate": "taux d'apprentissage",
+                         "rate": "taux"})
+    # "machine learning" (16 letters) and "learning rate" (13) overlap: the longer one wins
+    text = "The machine learning rate was high; the learning rate too."
+    assert terms_found(glossary, text) == ["machine learning", "rate", "learning rate"]
+
+
+def test_protect_numbers_placeholders_above_those_in_the_text():
+    glossary = Glossary(CLIENT_TERMS)
+    protected, spans = glossary.protect("X1 said: email X3 every weekend.")
+    assert protected == "X1 said: X4 X3 every X5."
+    assert [(s.placeholder, s.source, s.target) for s in spans] == [("X4", "email", "courriel"),
+                                                                    ("X5", "weekend", "fin de semaine")]
+
+
+def test_merged_glossary_the_later_entries_win():
+    merged = Glossary(CLIENT_TERMS).merged({"Weekend": "week-end", "mail": "courrier"})
+    assert dict(merged.items()) == {"email": "courriel", "Weekend": "week-end", "mail": "courrier"}
+    assert Glossary(CLIENT_TERMS).merged(None) == Glossary(CLIENT_TERMS)
+    assert hash(Glossary(CLIENT_TERMS)) == hash(Glossary(dict(reversed(CLIENT_TERMS.items()))))
+
+
+# -- putting the terms back ----------------------------------------------------------------
+def test_restore_capitals_at_sentence_start_and_for_terms_in_capitals():
+    spans = [TermSpan("X1", "Email", "courriel"), TermSpan("X2", "weekend", "fin de semaine"),
+             TermSpan("X3", "NATO", "l'OTAN"), TermSpan("X4", "EMAIL", "courriel")]
+    text, missing = restore_terms("X1 est utile. X2 arrive, « X2 » et X4 ; X5.", spans)
+    assert text == "Courriel est utile. Fin de semaine arrive, « » et COURRIEL ; X5."  # a second copy is dropped
+    assert missing == [spans[2]]
+    assert restore_terms("« X1 » dit-il.", spans[:1])[0] == "« Courriel » dit-il."
+    assert restore_terms("Il lit le x1.", spans[:1])[0] == "Il lit le courriel."
+
+
+# -- the shipped model ---------------------------------------------------------------------
+def test_shipped_model_obeys_a_small_glossary(shipped_translator):
+    texts = ["Send me an email this weekend.", "Email is faster than a letter.",
+             "I will answer your EMAIL on Monday.", "WE READ THE EMAIL EVERY MORNING.",
+             "See you at the weekend, and read my email before the weekend."]
+    plain = shipped_translator.translate(texts)
+    out = shipped_translator.translate(texts, glossary=CLIENT_TERMS)
+    assert "fin de semaine" in out[0] and "courriel" in out[0] and "week-end" in plain[0]
+    assert out[1].startswith("Courriel")  # the start of the sentence gets its capital
+    assert "COURRIEL" in out[2]  # a term in capitals stays in capitals
+    assert "COURRIEL" in out[3] and out[3] == out[3].upper()  # a sentence in capitals
+    assert out[4].count("fin de semaine") == 2 and "courriel" in out[4]
+    assert not any(re.search(r"\bX\d+\b", o) for o in out), out  # no placeholder left over
+    # an empty glossary, a Glossary object and a dict give what they should
+    assert shipped_translator.translate(texts[:2], glossary={}) == plain[:2]
+    assert shipped_translator.translate(texts[:2], glossary=Glossary(CLIENT_TERMS)) == out[:2]
+
+
+def test_urls_and_glossary_placeholders_together(shipped_translator):
+    text = "Write to help@example.com this weekend or see https://example.org/email for the email."
+    out = shipped_translator.translate([text], glossary=CLIENT_TERMS)[0]
+    assert "help@example.com" in out and "https://example.org/email" in out  # a term inside a URL is left alone
+    assert "fin de semaine" in out and "courriel" in out
+
+
+def test_batcher_keeps_each_jobs_glossary(shipped_translator):
+    batcher = Batcher({"en-fr": shipped_translator}, Limits())
+    text = ["See you this weekend."]
+    jobs = [Job(text, direction="en-fr", glossary=Glossary({"weekend": "fin de semaine"})),
+            Job(text, direction="en-fr", glossary=Glossary({"weekend": "samedi et dimanche"})),
+            Job(text, direction="en-fr")]
+    for job in jobs:
+        job.future.set_running_or_notify_cancel()
+    batcher._execute(jobs)
+    first, second, plain = (job.future.result(timeout=60)[0] for job in jobs)
+    assert "fin de semaine" in first and "samedi et dimanche" in second and plain == shipped_translator.translate(text)[0]
+
+
+def test_request_glossary_merges_and_rejects_bad_entries():
+    default = Glossary(CLIENT_TERMS)
+    assert request_glossary(default, None) == default
+    assert request_glossary(None, None) is None and request_glossary(None, {}) is None
+    assert dict(request_glossary(default, {"weekend": "week-end"}).items())["weekend"] == "week-end"
+    with pytest.raises(APIError) as e:
+        request_glossary(default, {"": "vide"})
+    assert e.value.status == 400 and "empty term" in e.value.detail
+
+
+# -- the CLI and the server ----------------------------------------------------------------
+def test_cli_malformed_glossary_is_a_one_line_error(tmp_path):
+    path = tmp_path / "bad.tsv"
+    path.write_text("email\tcourriel\nbroken line\n", encoding="utf-8")
+    result = run_cli(["translate", "--glossary", path, "Hello."])
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [f"crossattn: error: {path}:2: a glossary entry is "
+                                                  "'source term<TAB>translation', got 'broken line'"]
+
+
+def load_test_module():
+    spec = importlib.util.spec_from_file_location("load_test", REPO / "bench" / "load_test.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_flag_serve_flag_and_api_fields_give_the_same_output(tmp_path, shipped_translator):
+    import httpx
+    from fastapi.testclient import TestClient
+
+    from crossattn.server import create_app
+
+    path = tmp_path / "terms.tsv"
+    path.write_text("# client\nemail\tcourriel\nweekend\tfin de semaine\n", encoding="utf-8")
+    texts = ["Send me an email this weekend.", "The weekend was long, and the email arrived late."]
+    engine = ["--threads", "1", "--dtype", "fp32"]  # as shipped_translator runs
+    cli = run_cli(["translate", "--glossary", path, *engine, *texts])
+    assert cli.returncode == 0, cli.stderr
+    want = cli.stdout.splitlines()
+    assert all("courriel" in w and "fin de semaine" in w for w in want)
+    # the request's field, on a server without a glossary of its own
+    with TestClient(create_app(shipped_translator)) as client:
+        assert client.post("/api/translate", json={"texts": texts, "glossary": CLIENT_TERMS}).json() == \
+            {"translations": want}
+        assert client.post("/translate", json={"q": texts, "source": "en", "target": "fr",
+                                               "glossary": CLIENT_TERMS}).json() == {"translatedText": want}
+        form = client.post("/translate", data={"q": texts[0], "source": "en", "target": "fr",
+                                               "glossary": '{"email": "courriel", "weekend": "fin de semaine"}'})
+        assert form.json() == {"translatedText": want[0]}
+        bad = client.post("/translate", json={"q": texts[0], "source": "en", "target": "fr", "glossary": "{oops"})
+        assert bad.status_code == 400 and "glossary" in bad.json()["error"]
+        bad = client.post("/api/translate", json={"text": texts[0], "glossary": {"email": ""}})
+        assert bad.status_code == 400 and "\n" not in bad.json()["detail"]
+    # serve --glossary: the default of every request, which a request's entries override
+    lt_server = load_test_module()
+    proc, url = lt_server.start_server(["--model", "en-fr", *engine, "--glossary", str(path)])
+    try:
+        assert httpx.post(url + "/api/translate", json={"texts": texts}, timeout=120).json()["translations"] == want
+        assert httpx.post(url + "/translate", json={"q": texts, "source": "en", "target": "fr"},
+                          timeout=120).json()["translatedText"] == want
+        override = httpx.post(url + "/api/translate", json={"text": texts[0], "glossary": {"weekend": "samedi"}},
+                              timeout=120).json()["translation"]
+        assert "samedi" in override and "courriel" in override and "fin de semaine" not in override
+    finally:
+        lt_server.stop_server(proc)
