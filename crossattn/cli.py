@@ -86,7 +86,7 @@ def translate_document_file(args) -> None:
     """``-i report.docx -o rapport.docx``: the document translated in its own format
     (documents.py), written whole or not at all; a binary format needs ``-o``."""
     from .atomic import write_bytes_atomic
-    from .documents import BINARY_EXTENSIONS, extension
+    from .documents import BINARY_EXTENSIONS, extension, translate_document
 
     if args.source_lang == "auto":
         raise CLIError(f"{args.input}: a document needs the source language (--from auto is for text)")
@@ -98,6 +98,8 @@ def translate_document_file(args) -> None:
         data = Path(args.input).read_bytes()
     except OSError as e:
         raise CLIError(f"{args.input}: {e.strerror or e}") from None
+    # a first pass with nothing translated refuses a corrupt or unsafe file before the model loads
+    translate_document(data, args.input, lambda texts: texts, lambda documents: documents)
     translator = load_translator(args)
     out = translator.translate_document(data, args.input, beam=args.beam, alpha=args.alpha,
                                         batch_size=args.batch_size, backward=reverse_heads(translator))
