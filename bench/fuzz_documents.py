@@ -1,13 +1,16 @@
 """Fuzz pass over crossattn.documents (issue 29, item 6): mutated copies of a valid file of
 each type through translate_document with a fast fake translator, each under a time limit.
 
-Each outcome is counted: translated, refused (DocumentError, the one-line 400 of the
-server), other exception (a bug), hang (past the time limit). The last two must be 0.
+Each outcome is counted: translated (an archive into a readable zip of the same members,
+its changed XML well-formed), refused (DocumentError in one line, the 400 of the server),
+other (another exception, or a broken output: a bug), hang (past the time limit). The last
+two must be 0. Also measured: the time and memory of refusing a 1 GiB archive bomb of
+each type, its zip headers honest or lying (``bomb_memory``).
 
     python bench/fuzz_documents.py                  # 300 mutations per type, results/fuzz_documents.json
     python bench/fuzz_documents.py --per-type 20    # a quick pass
 
-The samples are generated here (python-docx and python-pptx for .docx/.pptx, the XML
+Needs the test extra (python-docx, python-pptx). The samples are generated here (python-docx and python-pptx for .docx/.pptx, the XML
 written out for .odt/.odp/.epub) and shared with tests/test_documents.py. Mutations: byte
 flips, insertions and deletions, truncation, and for archives the same inside one member
 (recompressed, so the zip stays readable and the XML parser is what gets fuzzed), a member
@@ -32,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from crossattn.documents import DocumentError, translate_document  # noqa: E402
+from crossattn.documents import DocumentError, DocumentLimits, translate_document  # noqa: E402
 from crossattn.markup import translate_html  # noqa: E402
 
 
@@ -242,24 +245,126 @@ def mutate_archive(data: bytes, rng: random.Random) -> bytes:
 
 
 def mutant(ext: str, data: bytes, rng: random.Random) -> bytes:
-    if ext in (".docx", ".pptx", ".odt", ".odp", ".epub") and rng.random() < 0.7:
+    if ext in ARCHIVES and rng.random() < 0.7:
         return mutate_archive(data, rng)
     return mutate_bytes(data, rng)
 
 
+# -- bombs: the memory a refusal costs --------------------------------------------------
+def bomb(ext: str, expanded: int, lie: bool = False) -> bytes:
+    """The sample of ``ext`` with its main XML part replaced by ``expanded`` bytes of spaces
+    (about 1000 times smaller deflated); ``lie``: its zip headers declare a size just under
+    the default limits (ratio and total), the most a lie can claim unrefused."""
+    part = {".docx": "word/document.xml", ".pptx": "ppt/slides/slide1.xml", ".odt": "content.xml",
+            ".odp": "content.xml", ".epub": "OEBPS/text/ch1.xhtml"}[ext]
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(samples()[ext])) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            if info.filename != part:
+                dst.writestr(info, src.read(info))
+                continue
+            info = zipfile.ZipInfo(part, date_time=(2026, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with dst.open(info, "w", force_zip64=True) as f:
+                chunk = b" " * (1 << 20)
+                for _ in range(expanded >> 20):
+                    f.write(chunk)
+    data = bytearray(out.getvalue())
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        limits = DocumentLimits()
+        declared = int(0.99 * min(limits.max_compression_ratio * z.getinfo(part).compress_size,
+                                  limits.max_total_bytes - sum(i.file_size for i in z.infolist() if i.filename != part)))
+    if lie:  # the local header and the central directory entry of the part declare ``declared`` bytes
+        name = part.encode()
+        for signature, size_at in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+            at = 0
+            while (at := data.find(signature, at + 1)) >= 0:
+                name_at = at + (30 if signature == b"PK\x03\x04" else 46)
+                if data[name_at:name_at + len(name)] == name:
+                    data[at + size_at:at + size_at + 4] = declared.to_bytes(4, "little")
+                    break
+    return bytes(data)
+
+
+def _bomb_child(ext: str, expanded: int, lie: bool, queue) -> None:
+    import resource
+    import tracemalloc
+
+    data = bomb(ext, expanded, lie)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    start = time.perf_counter()
+    result = outcome(ext, data)
+    seconds = time.perf_counter() - start
+    traced_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put({"file_bytes": len(data), "expands_to": expanded, "headers_lie": lie, "outcome": result,
+               "seconds": round(seconds, 3), "traced_peak_mb": round(traced_peak / 2**20, 1),
+               "rss_growth_mb": round((after - before) / 1024, 1)})
+
+
+def bomb_memory(expanded: int = 1 << 30) -> dict:
+    """For each archive type, a bomb (``expanded`` bytes of XML, about 1 MB deflated, its
+    headers honest or lying), refused in a fresh process: the time, the peak of Python's
+    allocations while refusing (tracemalloc), and the growth of the peak RSS (the bomb's
+    own bytes, made before the measurement, excluded)."""
+    ctx = multiprocessing.get_context("fork")
+    results = {}
+    for ext in ARCHIVES:
+        for lie in (False, True):
+            queue = ctx.Queue()
+            child = ctx.Process(target=_bomb_child, args=(ext, expanded, lie, queue))
+            child.start()
+            results[f"{ext}{' lying headers' if lie else ''}"] = queue.get(timeout=600)
+            child.join()
+    return results
+
+
 # -- the pass --------------------------------------------------------------------------
+ARCHIVES = (".docx", ".pptx", ".odt", ".odp", ".epub")
+
+
+def broken_output(ext: str, source: bytes, out: bytes) -> str | None:
+    """What is wrong with a translated archive, None when nothing: it must be a readable zip
+    of the same members, each XML part it changed well-formed where it was."""
+    if ext not in ARCHIVES:
+        return None
+    from lxml import etree
+
+    def well_formed(xml: bytes) -> bool:
+        try:
+            etree.fromstring(xml, etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False))
+        except etree.XMLSyntaxError:
+            return False
+        return True
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(source)) as a, zipfile.ZipFile(io.BytesIO(out)) as b:
+            if a.namelist() != b.namelist():
+                return "members changed"
+            for name in b.namelist():
+                old, new = a.read(name), b.read(name)
+                if new != old and name.endswith((".xml", ".xhtml")) and well_formed(old) and not well_formed(new):
+                    return f"{name} no longer well-formed"
+    except Exception as e:  # noqa: BLE001 - what the check reports
+        return f"{type(e).__name__}: {str(e)[:100]}"
+    return None
+
+
 def outcome(ext: str, data: bytes) -> str:
     try:
-        translate_document(data, "fuzz" + ext, upper, upper_html)
+        out = translate_document(data, "fuzz" + ext, upper, upper_html)
     except DocumentError as e:
         if "\n" in str(e):
             return "other: DocumentError of several lines"
         # "not a valid .x file (...)": a format library's own exception, turned into a
         # refusal by translate_document's last resort rather than by a check of ours
-        return "refused_library" if f"not a valid {ext} file" in str(e) else "refused"
+        return f"refused_library: {str(e)[:160]}" if f"not a valid {ext} file" in str(e) else "refused"
     except Exception as e:  # noqa: BLE001 - what the pass counts
         return f"other: {type(e).__name__}: {str(e)[:200]}"
-    return "translated"
+    problem = broken_output(ext, data, out)
+    return f"other: translated into a broken archive ({problem})" if problem else "translated"
 
 
 def _worker(ext: str, data: bytes, queue) -> None:
@@ -289,13 +394,14 @@ def fuzz(per_type: int, seed: int, time_limit: float | None = None) -> dict:
         examples: dict[str, int] = {}
         for _ in range(per_type):
             result = run_one(ext, mutant(ext, data, rng), time_limit) if time_limit else outcome(ext, mutant(ext, data, rng))
-            key = result if result in ("translated", "refused", "refused_library", "hang") else "other"
+            key = result.split(":")[0] if result.split(":")[0] in ("translated", "refused", "refused_library", "hang") \
+                else "other"
             counts[key] += 1
-            if key == "other":
+            if key in ("other", "refused_library"):
                 examples[result] = examples.get(result, 0) + 1
         results[ext] = {"translated": counts["translated"], "refused": counts["refused"] + counts["refused_library"],
                         "refused_library": counts["refused_library"], "other": counts["other"],
-                        "hang": counts["hang"], "other_examples": examples}
+                        "hang": counts["hang"], "examples": examples}
     return results
 
 
@@ -304,8 +410,13 @@ def main() -> None:
     ap.add_argument("--per-type", type=int, default=300)
     ap.add_argument("--seed", type=int, default=29)
     ap.add_argument("--time-limit", type=float, default=10.0, help="seconds per file before it counts as a hang")
+    ap.add_argument("--bomb-gb", type=float, default=1.0, help="how far the bombs expand (GiB)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "fuzz_documents.json"))
     args = ap.parse_args()
+    bombs = bomb_memory(int(args.bomb_gb * 2**30))
+    for name, b in bombs.items():
+        print(f"bomb {name:22} {b['file_bytes']:>9} bytes -> {b['expands_to']} {b['outcome']:9} {b['seconds']:6.2f} s  "
+              f"traced peak {b['traced_peak_mb']} MB, RSS +{b['rss_growth_mb']} MB")
     start = time.time()
     results = fuzz(args.per_type, args.seed, args.time_limit)
     total = {k: sum(r[k] for r in results.values())
@@ -313,7 +424,7 @@ def main() -> None:
     report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": platform.processor() or
               platform.machine(), "cpus": multiprocessing.cpu_count(), "per_type": args.per_type, "seed": args.seed,
               "time_limit_s": args.time_limit, "seconds": round(time.time() - start, 1), "total": total,
-              "by_type": results}
+              "by_type": results, "bombs": bombs}
     from crossattn.atomic import write_json_atomic
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -322,8 +433,8 @@ def main() -> None:
     for ext, r in results.items():
         print(f"{ext:6} translated {r['translated']:4} refused {r['refused']:4} (library {r['refused_library']:3}) "
               f"other {r['other']} hang {r['hang']}"
-              + (f"  {r['other_examples']}" if r["other_examples"] else ""))
-    sys.exit(1 if total["other"] or total["hang"] else 0)
+              + (f"  {r['examples']}" if r["examples"] else ""))
+    sys.exit(1 if total["other"] or total["hang"] or any(b["outcome"] != "refused" for b in bombs.values()) else 0)
 
 
 if __name__ == "__main__":

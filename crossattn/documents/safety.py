@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 from lxml import etree
@@ -152,7 +153,7 @@ def read_archive(data: bytes, filename: str, limits: DocumentLimits) -> list[Mem
         cap = min(limits.max_total_bytes - total, _member_cap(min(info.compress_size, len(data)), limits))
         try:
             content = _read_capped(archive, info, cap)
-        except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError, RuntimeError) as e:
+        except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError, NotImplementedError, RuntimeError) as e:
             raise fail(filename, f"archive member {info.filename[:100]!r} cannot be read ({e})") from None
         if content is None:
             limit = ("max_total_bytes" if cap == limits.max_total_bytes - total else "max_compression_ratio")
