@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from .detect import detect
 from .glossary import Glossary
@@ -141,6 +141,23 @@ class Worker:
         """The jobs to run together, starting with ``first``."""
         return [first]
 
+    def _gather(self, first: Job) -> list[Job]:
+        """``first`` and the jobs that arrive within ``batch_wait_ms`` after it, up to
+        ``max_batch`` texts in all."""
+        jobs, size = [first], len(first.texts)
+        deadline = time.monotonic() + self.limits.batch_wait_ms / 1000
+        while size < self.limits.max_batch and (left := deadline - time.monotonic()) > 0:
+            try:
+                job = self.queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if job is None:  # stop(): the batch collected so far still runs, then the loop ends
+                self.queue.put(None)
+                break
+            jobs.append(job)
+            size += len(job.texts)
+        return jobs
+
     def _run(self) -> None:
         while True:
             first = self.queue.get()
@@ -212,19 +229,7 @@ class Batcher(Worker):
         return await (super().answer(job) if worker is self else worker.answer(job))
 
     def _take(self, first: Job) -> list[Job]:
-        jobs, size = [first], len(first.texts)
-        deadline = time.monotonic() + self.limits.batch_wait_ms / 1000
-        while size < self.limits.max_batch and (left := deadline - time.monotonic()) > 0:
-            try:
-                job = self.queue.get(timeout=left)
-            except queue.Empty:
-                break
-            if job is None:  # stop(): the batch collected so far still runs, then the loop ends
-                self.queue.put(None)
-                break
-            jobs.append(job)
-            size += len(job.texts)
-        return jobs
+        return self._gather(first)
 
     def _execute(self, jobs: list[Job]) -> None:
         groups: dict[tuple, list[Job]] = {}  # one model call per direction and decoding setting
@@ -286,6 +291,32 @@ class MarkupWorker(Worker):
                  queue_limit: str = "max_queue"):
         super().__init__(batcher.translators, limits, self._answer, name)
         self.batcher, self.unit, self.queue_limit = batcher, unit, queue_limit
+
+    def _take(self, first: Job) -> list[Job]:
+        """html jobs that arrive close together run together (their sentences share the
+        translation batches, their pairs one alignment call); a file runs alone."""
+        return [first] if first.document is not None else self._gather(first)
+
+    def _execute(self, jobs: list[Job]) -> None:
+        groups: dict[tuple, list[Job]] = {}  # jobs alike in all but their texts
+        for job in jobs:
+            key = tuple(getattr(job, f.name) for f in fields(job) if f.name not in ("texts", "future"))
+            groups.setdefault(key, []).append(job)
+        for group in groups.values():
+            if len(group) == 1:
+                super()._execute(group)
+                continue
+            together = replace(group[0], texts=[t for j in group for t in j.texts], future=concurrent.futures.Future())
+            try:
+                outputs = self._answer(self.translators, self.direction(together), together)
+            except Exception:  # one bad input must not fail the others: each alone
+                super()._execute(group)
+                continue
+            start = 0
+            for job in group:
+                job.future.set_result(outputs[start : start + len(job.texts)])
+                start += len(job.texts)
+            self._count(len(together.texts))
 
     def _answer(self, translators: dict, direction: str, job: Job):
         deadline = time.monotonic() + self.limits.timeout_s

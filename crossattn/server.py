@@ -347,6 +347,8 @@ def add_api_routes(app, translators: dict, limits: Limits) -> None:
         body = {"status": "ok" if alive else "error", "directions": list(translators),
                 "model": model_info[batcher.default], "models": model_info, "limits": asdict(limits),
                 "queue": stats.pop("queue"), "stats": stats, "attention": attention_worker.snapshot(),
+                "html": batcher.markup.snapshot(), "files": batcher.documents.snapshot(),
+                "file_store": app.state.file_store.snapshot() if app.state.file_store else None,
                 "uptime_s": round(time.time() - started, 1)}
         return JSONResponse(body, status_code=200 if alive else 503)
 

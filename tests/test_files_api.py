@@ -167,6 +167,38 @@ def test_html_round_trip_keeps_the_markup(server):
     assert "maison" in out
 
 
+def test_docx_and_srt_round_trips(server, supported):
+    if not {".docx", ".srt"} <= set(supported):
+        pytest.skip("this build translates no .docx/.srt yet")
+    url, _ = server
+    r = upload(url, "report.docx", docx(["The cat sleeps on the red sofa."]))
+    assert r.status_code == 200, r.text
+    got = download(r.json()["translatedFileUrl"])
+    assert 'filename="report.docx"' in got.headers["content-disposition"]
+    with zipfile.ZipFile(io.BytesIO(got.content)) as z:
+        assert "chat" in z.read("word/document.xml").decode()
+    subtitles = "1\n00:00:01,000 --> 00:00:02,500\nThe cat sleeps.\n\n2\n00:00:03,000 --> 00:00:04,000\nWhere is the station?\n"
+    r = upload(url, "film.srt", subtitles.encode())
+    assert r.status_code == 200, r.text
+    out = download(r.json()["translatedFileUrl"]).content.decode()
+    assert "00:00:01,000 --> 00:00:02,500" in out and "00:00:03,000 --> 00:00:04,000" in out and "chat" in out
+
+
+def test_concurrent_html_requests_run_together_and_each_gets_its_own(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, _ = server
+    pages = [f"<p>The <b>{w}</b> house is big.</p>" for w in ("red", "blue", "small", "green", "old", "new")]
+    alone = [translated(url, [page], fmt="html")[0] for page in pages]
+    before = httpx.get(url + "/health").json()["html"]
+    with ThreadPoolExecutor(len(pages)) as pool:
+        together = list(pool.map(lambda page: translated(url, [page], fmt="html")[0], pages))
+    assert together == alone
+    after = httpx.get(url + "/health").json()["html"]
+    assert after["texts"] - before["texts"] == len(pages)
+    assert after["batches"] - before["batches"] < len(pages)  # some ran together (one translate_html call)
+
+
 def test_source_auto_is_detected_on_the_file(server):
     url, _ = server
     text = "Je ne sais pas ce que tu veux dire.\n"
