@@ -10,11 +10,12 @@ each type, its zip headers honest or lying (``bomb_memory``).
     python bench/fuzz_documents.py                  # 300 mutations per type, results/fuzz_documents.json
     python bench/fuzz_documents.py --per-type 20    # a quick pass
 
-Needs the test extra (python-docx, python-pptx). The samples are generated here (python-docx and python-pptx for .docx/.pptx, the XML
-written out for .odt/.odp/.epub) and shared with tests/test_documents.py. Mutations: byte
-flips, insertions and deletions, truncation, and for archives the same inside one member
-(recompressed, so the zip stays readable and the XML parser is what gets fuzzed), a member
-dropped, or a member duplicated under another name.
+Needs the test extra (python-docx, python-pptx). The samples are generated here
+(python-docx and python-pptx for .docx/.pptx, the XML written out for .odt/.odp/.epub)
+and shared with tests/test_documents.py. Mutations: byte flips, insertions and
+deletions, truncation, and for archives the same inside one member (recompressed, so the
+zip stays readable and the XML parser is what gets fuzzed), a member dropped, or a member
+duplicated under another name.
 """
 
 from __future__ import annotations
@@ -272,8 +273,9 @@ def bomb(ext: str, expanded: int, lie: bool = False) -> bytes:
     data = bytearray(out.getvalue())
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         limits = DocumentLimits()
+        others = sum(i.file_size for i in z.infolist() if i.filename != part)
         declared = int(0.99 * min(limits.max_compression_ratio * z.getinfo(part).compress_size,
-                                  limits.max_total_bytes - sum(i.file_size for i in z.infolist() if i.filename != part)))
+                                  limits.max_total_bytes - others))
     if lie:  # the local header and the central directory entry of the part declare ``declared`` bytes
         name = part.encode()
         for signature, size_at in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
@@ -393,7 +395,8 @@ def fuzz(per_type: int, seed: int, time_limit: float | None = None) -> dict:
         counts: Counter = Counter()
         examples: dict[str, int] = {}
         for _ in range(per_type):
-            result = run_one(ext, mutant(ext, data, rng), time_limit) if time_limit else outcome(ext, mutant(ext, data, rng))
+            copy = mutant(ext, data, rng)
+            result = run_one(ext, copy, time_limit) if time_limit else outcome(ext, copy)
             key = result.split(":")[0] if result.split(":")[0] in ("translated", "refused", "refused_library", "hang") \
                 else "other"
             counts[key] += 1

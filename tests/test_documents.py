@@ -79,6 +79,17 @@ def test_docx_bold_run_mid_sentence_holds_the_translated_word():
     assert all(before[n] == after[n] for n in before if n != "word/document.xml")
 
 
+def test_paragraph_in_one_style_is_translated_as_plain_text():
+    """Nothing to place: no HTML, so no alignment is computed for it."""
+    plain, marked = [], []
+    source = fuzz_documents.make_docx([[("One style ", {"bold": True}), ("throughout.", {"bold": True})],
+                                       [("Mixed ", {}), ("styles", {"italic": True}), (".", {})]])
+    translate_document(source, "a.docx", lambda t: plain.extend(t) or upper(t),
+                       lambda t: marked.extend(t) or upper_html(t))
+    assert plain == ["One style throughout."]
+    assert marked == ['Mixed <span data-k="0">styles</span>.']
+
+
 def test_docx_hyperlink_and_picture_kept_once():
     """A link (w:hyperlink around a run) and a non-text run (a field, a picture) each come
     back exactly once, in a paragraph translated whole."""

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from .runs import Markup, Span, Void, parse_translated
+from .runs import Markup, Span, Void, translate_paragraphs
 from .safety import (DocumentLimits, Member, decode_text, encode_text, fail, member_map, parse_xml, read_archive,
                      refuse_entities_in_archive, refuse_entity_declarations, serialize_xml, write_archive)
 
@@ -169,7 +169,7 @@ PPTX = RunFormat(run=A + "r", props=A + "rPr", text=A + "t", breaks=set(), dropp
 
 
 def translate_run_parts(parts: list[tuple[str, etree._ElementTree]], fmt: RunFormat, paragraph_tag: str,
-                        translate_html: TranslateFn) -> None:
+                        translate: TranslateFn, translate_html: TranslateFn) -> None:
     """Every paragraph of the parts translated in one call, its runs rebuilt in place."""
     jobs = []
     for _, tree in parts:
@@ -177,13 +177,12 @@ def translate_run_parts(parts: list[tuple[str, etree._ElementTree]], fmt: RunFor
             if _has_letter(p):
                 base = fmt.base_run(p)
                 jobs.append((p, base, fmt.markup(p, base)))
-    translated = translate_html([m.html() for _, _, m in jobs]) if jobs else []
-    for (p, base, m), out in zip(jobs, translated):
-        fmt.rebuild(p, parse_translated(out, m), base)
+    for (p, base, _), tree in zip(jobs, translate_paragraphs([m for _, _, m in jobs], translate, translate_html)):
+        fmt.rebuild(p, tree, base)
 
 
-def _office(data: bytes, filename: str, translate_html: TranslateFn, limits: DocumentLimits, required: str,
-            kind: str, wanted: Callable[[str], bool], translate_parts: Callable[[list], None]) -> bytes:
+def _office(data: bytes, filename: str, limits: DocumentLimits, required: str, kind: str,
+            wanted: Callable[[str], bool], translate_parts: Callable[[list], None]) -> bytes:
     members = read_archive(data, filename, limits)
     refuse_entities_in_archive(members, filename)
     if required not in member_map(members):
@@ -197,16 +196,18 @@ DOCX_PARTS = re.compile(r"word/(document|header\d*|footer\d*|footnotes|endnotes|
 PPTX_PARTS = re.compile(r"ppt/(slides/slide\d+|notesSlides/notesSlide\d+|diagrams/data\d+)\.xml")
 
 
-def translate_docx(data: bytes, filename: str, translate_html: TranslateFn, limits: DocumentLimits) -> bytes:
-    return _office(data, filename, translate_html, limits, "word/document.xml", "Word document",
+def translate_docx(data: bytes, filename: str, translate: TranslateFn, translate_html: TranslateFn,
+                   limits: DocumentLimits) -> bytes:
+    return _office(data, filename, limits, "word/document.xml", "Word document",
                    lambda name: bool(DOCX_PARTS.fullmatch(name)),
-                   lambda parts: translate_run_parts(parts, DOCX, W + "p", translate_html))
+                   lambda parts: translate_run_parts(parts, DOCX, W + "p", translate, translate_html))
 
 
-def translate_pptx(data: bytes, filename: str, translate_html: TranslateFn, limits: DocumentLimits) -> bytes:
-    return _office(data, filename, translate_html, limits, "ppt/presentation.xml", "PowerPoint presentation",
+def translate_pptx(data: bytes, filename: str, translate: TranslateFn, translate_html: TranslateFn,
+                   limits: DocumentLimits) -> bytes:
+    return _office(data, filename, limits, "ppt/presentation.xml", "PowerPoint presentation",
                    lambda name: bool(PPTX_PARTS.fullmatch(name)),
-                   lambda parts: translate_run_parts(parts, PPTX, A + "p", translate_html))
+                   lambda parts: translate_run_parts(parts, PPTX, A + "p", translate, translate_html))
 
 
 # -- OpenDocument: text and elements mixed, as in HTML ---------------------------------
@@ -248,7 +249,8 @@ def _odf_emit(nodes: list, parent: etree._Element) -> None:
         last = el
 
 
-def translate_odf_parts(parts: list[tuple[str, etree._ElementTree]], translate_html: TranslateFn) -> None:
+def translate_odf_parts(parts: list[tuple[str, etree._ElementTree]], translate: TranslateFn,
+                        translate_html: TranslateFn) -> None:
     jobs = []
     for _, tree in parts:
         for p in tree.iter(TEXT + "p", TEXT + "h"):
@@ -256,12 +258,11 @@ def translate_odf_parts(parts: list[tuple[str, etree._ElementTree]], translate_h
                 m = Markup()
                 _odf_markup(p, m)
                 jobs.append((p, m))
-    translated = translate_html([m.html() for _, m in jobs]) if jobs else []
-    for (p, m), out in zip(jobs, translated):
+    for (p, _), tree in zip(jobs, translate_paragraphs([m for _, m in jobs], translate, translate_html)):
         tail = p.tail
         for child in list(p):
             p.remove(child)
-        _odf_emit(parse_translated(out, m), p)
+        _odf_emit(tree, p)
         p.tail = tail
 
 
@@ -272,10 +273,11 @@ def _has_letter_direct(p: etree._Element) -> bool:
     return bool(LETTER.search(re.sub(r"<[^>]*>", "", m.html())))
 
 
-def translate_odf(data: bytes, filename: str, translate_html: TranslateFn, limits: DocumentLimits) -> bytes:
+def translate_odf(data: bytes, filename: str, translate: TranslateFn, translate_html: TranslateFn,
+                  limits: DocumentLimits) -> bytes:
     kind = "OpenDocument presentation" if filename.lower().endswith(".odp") else "OpenDocument text"
-    return _office(data, filename, translate_html, limits, "content.xml", kind, lambda name: name == "content.xml",
-                   lambda parts: translate_odf_parts(parts, translate_html))
+    return _office(data, filename, limits, "content.xml", kind, lambda name: name == "content.xml",
+                   lambda parts: translate_odf_parts(parts, translate, translate_html))
 
 
 # -- EPUB: the XHTML content documents through translate_html --------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from html.parser import HTMLParser
 from typing import Any
 
@@ -28,6 +29,7 @@ class Markup:
 
     def __init__(self) -> None:
         self.parts: list[str] = []
+        self.plain_parts: list[str] = []
         self.tags: list[Any] = []
         self.voids: set[int] = set()
         self.breaks: set[int] = set()
@@ -35,6 +37,7 @@ class Markup:
     def text(self, s: str) -> None:
         if s:
             self.parts.append(html.escape(s, quote=False))
+            self.plain_parts.append(s)
 
     def _tag(self, payload: Any) -> int:
         self.tags.append(payload)
@@ -55,6 +58,10 @@ class Markup:
 
     def html(self) -> str:
         return "".join(self.parts)
+
+    def plain(self) -> str:
+        """The text alone (for a paragraph without tags)."""
+        return "".join(self.plain_parts)
 
 
 @dataclass
@@ -132,3 +139,19 @@ def _trim_around_breaks(nodes: list, breaks: set[int]) -> None:
                 nodes[i - 1] = nodes[i - 1].rstrip(" ")
             if i + 1 < len(nodes) and isinstance(nodes[i + 1], str):
                 nodes[i + 1] = nodes[i + 1].lstrip(" ")
+
+
+def translate_paragraphs(markups: list[Markup], translate: Callable[[list[str]], list[str]],
+                         translate_html: Callable[[list[str]], list[str]]) -> list[list]:
+    """Each paragraph's translation as a tree (parse_translated). A paragraph without a tag
+    (one style throughout) goes through ``translate``: nothing to place, so no alignment
+    is computed; the others through ``translate_html``, all in one call each."""
+    trees: list[list] = [[] for _ in markups]
+    plain = [k for k, m in enumerate(markups) if not m.tags]
+    tagged = [k for k, m in enumerate(markups) if m.tags]
+    texts = [markups[k].plain() for k in plain]
+    for k, source, t in zip(plain, texts, translate([s.strip() for s in texts]) if plain else []):
+        trees[k] = [source[: len(source) - len(source.lstrip())] + t + source[len(source.rstrip()):]]
+    for k, out in zip(tagged, translate_html([markups[k].html() for k in tagged]) if tagged else []):
+        trees[k] = parse_translated(out, markups[k])
+    return trees

@@ -40,7 +40,7 @@ class DocumentLimits:
     max_members: int = 2000
     max_total_bytes: int = 64 * 1024 * 1024  # all members, uncompressed: what a refused bomb can cost at most
     max_compression_ratio: float = 100.0  # uncompressed / compressed: each member, and the whole archive
-    ratio_checked_above: int = 1024 * 1024  # a member (or archive) smaller than this uncompressed is never refused for its ratio
+    ratio_checked_above: int = 1024 * 1024  # a member (or archive) smaller uncompressed: never refused for its ratio
 
 
 def fail(filename: str, reason: str) -> DocumentError:
