@@ -339,9 +339,11 @@ class MarkupWorker(Worker):
 
         if job.document is None:
             return html(job.texts)
-        from .documents import translate_document
+        from .documents import DocumentLimits, translate_document
 
-        return translate_document(job.document, job.filename, translate, html)
+        # the size limit is serve's --max-file-mb; the archive limits are the library's
+        return translate_document(job.document, job.filename, translate, html,
+                                  DocumentLimits(max_input_bytes=self.limits.max_file_bytes))
 
     def _detected_direction(self, texts: list[str], target: str) -> str:
         """"en-fr"... for texts whose language is detected (a direction not served is a

@@ -283,6 +283,45 @@ def test_an_archive_bomb_is_refused_with_memory_bounded(server, supported):
     assert translated(url, ["The cat sleeps."])[0]  # and it still answers
 
 
+def test_mutated_files_are_translated_or_refused_never_a_server_error(server, supported):
+    """A bounded fuzz pass over HTTP (issue 29; the library's own, larger one is
+    bench/fuzz_documents.py): flipped bytes, cut tails and spliced halves of a valid file
+    of each type get 200 or a one-line 400, never a 500, and the server stays up."""
+    import random
+
+    url, proc = server
+    valid = {
+        "a.docx": docx(["The cat sleeps.", "Where is the station?"]),
+        "a.srt": b"1\n00:00:01,000 --> 00:00:02,000\nThe cat sleeps.\n\n2\n00:00:03,000 --> 00:00:04,000\nGood night.\n",
+        "a.po": b'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\nmsgid "Open %s"\nmsgstr ""\n',
+        "a.html": b"<html><body><p>The <b>red</b> house.</p><p>Good night.</p></body></html>",
+        "a.txt": b"The cat sleeps.\nGood night.\n",
+    }
+    rng = random.Random(29)
+    counts = {}
+    for name, data in valid.items():
+        if "." + name.rsplit(".", 1)[1] not in supported:
+            continue
+        for k in range(6):
+            mutated = bytearray(data)
+            if k % 3 == 0:
+                for _ in range(rng.randint(1, 8)):
+                    mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+            elif k % 3 == 1:
+                mutated = mutated[: rng.randrange(1, len(mutated))]
+            else:
+                cut = rng.randrange(len(mutated))
+                mutated = mutated[cut:] + mutated[:cut]
+            r = upload(url, name, bytes(mutated))
+            assert r.status_code in (200, 400), (name, k, r.status_code, r.text)
+            if r.status_code == 400:
+                one_line_error(r)
+            else:
+                assert download(r.json()["translatedFileUrl"]).status_code == 200
+            counts[r.status_code] = counts.get(r.status_code, 0) + 1
+    assert proc.poll() is None and sum(counts.values()) >= 24
+
+
 def test_frontend_settings_name_the_formats(server, supported):
     assert ".txt" in supported and ".html" in supported and all(f.startswith(".") for f in supported)
 
