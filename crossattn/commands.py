@@ -416,6 +416,25 @@ def add_export_commands(subparsers) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def cmd_import(args) -> None:
+    from .marian import import_marian
+
+    print(import_marian(args.checkpoint, args.out, args.source, args.target))
+
+
+def add_import_commands(subparsers) -> None:
+    p = subparsers.add_parser("import", help="import a Marian / OPUS-MT checkpoint (Hugging Face format) as a model directory")
+    p.add_argument("checkpoint", metavar="DIR",
+                   help="the checkpoint's folder (config.json, model.safetensors or pytorch_model.bin, source.spm, "
+                        "target.spm, vocab.json), or a Hugging Face name such as Helsinki-NLP/opus-mt-en-fr "
+                        "(downloaded with huggingface_hub)")
+    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="the model directory to write (new or empty)")
+    p.add_argument("--from", dest="source", metavar="LANG", help="source language (default: the checkpoint's)")
+    p.add_argument("--to", dest="target", metavar="LANG", help="target language (default: the checkpoint's)")
+    p.set_defaults(func=cmd_import)
+
+
 def add_commands(sub) -> None:
-    for add in (add_attend_commands, add_align_commands, add_explain_commands, add_serve_commands, add_export_commands):
+    for add in (add_attend_commands, add_align_commands, add_explain_commands, add_serve_commands, add_export_commands,
+                add_import_commands):
         add(sub)

@@ -16,12 +16,15 @@ What happens to the parts of a document:
   translator splits) and translated; a segment without a letter is kept as written.
 * **Inline elements** (``INLINE``: b, i, em, strong, a, span, u, s, sub, sup, small,
   mark, abbr, cite, q, label, font, ...) cover the target words aligned to their source
-  words: the span from the first to the last of them. Nested elements stay nested;
+  words: the span from the first to the last of them (links between a word and a
+  punctuation mark do not count; an element whose words have no link takes the unlinked
+  target words between its neighbours' targets: bench/markup.py measures both on the
+  Hansards trial). Nested elements stay nested;
   siblings never overlap (a sibling whose words come later in the translation may come
   later in the output: "the <b>red</b> <i>car</i>" -> "la <i>voiture</i> <b>rouge</b>").
-  An element whose words align to nothing, and every void element (br, img, wbr,
-  input) and stray end tag, stands between the target words aligned to the source words
-  before and after it.
+  An element whose words align to nothing (and find no unlinked word there), and every
+  void element (br, img, wbr, input) and stray end tag, stands between the target words
+  aligned to the source words before and after it.
 * **Left untouched**, as written: script, style, code, pre, kbd, samp, var, textarea and
   template, comments, doctype and processing instructions, and every element with
   ``translate="no"`` or the class ``notranslate``. Inside a sentence such an element
