@@ -21,6 +21,10 @@ def dataclass_from_dict(cls, d: dict, what: str):
     return cls(**d)
 
 
+ACTIVATIONS = ("relu", "gelu", "swish")
+POSITIONS = ("sinusoidal", "sinusoidal_halves", "learned")
+
+
 @dataclass
 class ModelConfig:
     vocab_size: int = 8000
@@ -31,22 +35,28 @@ class ModelConfig:
     decoder_layers: int = 6
     dropout: float = 0.1
     attention_dropout: float = 0.0
-    activation: str = "relu"  # relu | gelu
-    norm_first: bool = True  # pre-LN; False = post-LN as in the original paper
-    positions: str = "sinusoidal"  # sinusoidal | learned
+    activation: str = "relu"  # relu | gelu | swish (SiLU, Marian's)
+    norm_first: bool = True  # pre-LN; False = post-LN as in the original paper (and Marian)
+    # sinusoidal: sin and cos interleaved (ours); sinusoidal_halves: all sines then all
+    # cosines (Marian's table); learned: a trained table
+    positions: str = "sinusoidal"
     max_positions: int = 256
+    scale_embedding: bool = True  # token embeddings * sqrt(d_model) before the positions are added
     tie_output: bool = True  # output projection = shared embedding matrix
+    final_logits_bias: bool = False  # a per-token bias added to the logits (Marian's final_logits_bias)
     pad_id: int = 0
-    bos_id: int = 2
+    bos_id: int = 2  # the decoder's start token (Marian starts from pad, and then never writes it)
     eos_id: int = 3
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
             raise ConfigError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
-        if self.activation not in ("relu", "gelu"):
-            raise ConfigError(f"activation must be relu or gelu, not {self.activation!r}")
-        if self.positions not in ("sinusoidal", "learned"):
-            raise ConfigError(f"positions must be sinusoidal or learned, not {self.positions!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}, not {self.activation!r}")
+        if self.positions not in POSITIONS:
+            raise ConfigError(f"positions must be one of {', '.join(POSITIONS)}, not {self.positions!r}")
+        if self.positions != "learned" and self.d_model % 2:
+            raise ConfigError(f"a sinusoidal position table needs an even d_model, not {self.d_model}")
 
     def to_dict(self) -> dict:
         return asdict(self)

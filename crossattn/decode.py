@@ -14,6 +14,16 @@ from .model import Seq2SeqTransformer
 from .decoding import length_penalty, max_output_length
 
 
+def writable(logits: Tensor, cfg) -> Tensor:
+    """``logits`` with the decoder's start token ruled out when it is the padding token:
+    a Marian model starts from <pad> and never writes it (Hugging Face generates with
+    ``bad_words_ids=[[pad]]``; CTranslate2 has no <pad> in its vocabulary). Our own models
+    start from <s>, and their logits pass unchanged."""
+    if cfg.bos_id != cfg.pad_id:
+        return logits
+    return logits.index_fill(-1, torch.tensor([cfg.pad_id], device=logits.device), float("-inf"))
+
+
 def output_limits(model: Seq2SeqTransformer, src: Tensor, max_len: int | None) -> list[int]:
     """Per-sentence length budget from each sentence's own length, so a translation
     never depends on what else is in its batch."""
@@ -36,7 +46,7 @@ def greedy_search(model: Seq2SeqTransformer, src: Tensor, max_len: int | None = 
     tokens = torch.full((batch, 1), cfg.bos_id, dtype=torch.long, device=src.device)
     for step in range(int(limits.max())):
         logits, _ = model.decode_step(tokens, state)
-        next_tok = logits.argmax(-1)
+        next_tok = writable(logits, cfg).argmax(-1)
         for row, tok in zip(alive.tolist(), next_tok.tolist()):
             if tok != cfg.eos_id:
                 outputs[row].append(tok)
@@ -84,7 +94,7 @@ def beam_search(
     for step in range(max(limits)):
         logits, _ = model.decode_step(tokens, state)
         n = len(alive)
-        logp = logits.float().log_softmax(-1).view(n, k, -1)
+        logp = writable(logits.float(), cfg).log_softmax(-1).view(n, k, -1)
         vocab = logp.size(-1)
         cand = (scores[:, :, None] + logp).view(n, -1)
         # 2k candidates guarantee k that do not end here

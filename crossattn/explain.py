@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from .errors import InputError
+from .decode import writable
 from .decoding import max_output_length
 from .modeldir import normalize
 from .torch_engine import TorchTranslator as Translator
@@ -25,10 +26,12 @@ BAR = "\u2587"  # ▇
 # How the feed-forward layer's activation is named in the trace, and which hidden units
 # count as active: ReLU passes a unit only when its input is positive (else exactly 0);
 # GELU(x) = x * P(X <= x) passes most of its input exactly where x > 0 (the gate is over
-# one half) and only a little of it, of either sign, elsewhere. Keys: ModelConfig.activation.
+# one half) and only a little of it, of either sign, elsewhere; swish/SiLU(x) = x * sigmoid(x)
+# (Marian's) likewise. Keys: ModelConfig.activation.
 ACTIVATIONS = {
     "relu": ("ReLU", "active"),
     "gelu": ("GELU", "mostly passed, input > 0"),
+    "swish": ("swish (SiLU)", "mostly passed, input > 0"),
 }
 
 
@@ -142,7 +145,7 @@ def greedy_with_records(model, memory: Tensor, src_pad: Tensor | None, src: Tens
             logits, weights = model.decode_step(inp, state, need_weights=True)
             logits_per_step.append(logits[0].float())
             attn.append(torch.stack([w[0, :, 0] for w in weights]).float())  # (L, H, S)
-            out_ids.append(int(logits[0].argmax()))
+            out_ids.append(int(writable(logits, cfg)[0].argmax()))
             if out_ids[-1] == cfg.eos_id:
                 break
             inp = torch.tensor([[out_ids[-1]]], device=src.device)
@@ -204,7 +207,7 @@ def trace(translator: Translator, text: str, step: int | None = None, layer: int
     probs = logits.softmax(-1)
     top_p, top_i = probs.topk(5)
     w_mean, w_head = weights[0, :, 0].float().mean(0), weights[0, head, 0].float()
-    prefix = ["<s>"] + target[: step - 1]
+    prefix = [tok.id_to_piece(cfg.bos_id)] + target[: step - 1]
 
     return {
         "text": text,
@@ -219,7 +222,7 @@ def trace(translator: Translator, text: str, step: int | None = None, layer: int
         "source": {"pieces": source, "ids": src[0].tolist()},
         "encoder": encoder,
         "target": {"pieces": target, "ids": out_ids},
-        "steps": [{"step": t + 1, "input": (["<s>"] + target)[t], "token": target[t],
+        "steps": [{"step": t + 1, "input": ([tok.id_to_piece(cfg.bos_id)] + target)[t], "token": target[t],
                    "prob": round(float(logits_per_step[t].softmax(-1)[out_ids[t]]), 4),
                    "looks_at": top_words(attention[layer, :, t].mean(0), source, 1)[0]}
                   for t in range(len(target))],

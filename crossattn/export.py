@@ -5,8 +5,9 @@ Our layers map onto its ``TransformerSpec`` one to one:
 
     ours                                   CTranslate2
     embed.tokens (shared, tied output)     encoder/decoder embeddings, decoder projection
+    final_logits_bias (Marian's)           decoder projection bias
     * sqrt(d_model) + sinusoidal table     scale_embeddings, position_encodings (our table)
-    Sublayer.norm (pre-LN)                 <sublayer>.layer_norm with pre_norm=True
+    Sublayer.norm (pre-LN or post-LN)      <sublayer>.layer_norm with pre_norm=True/False
     encoder_norm / decoder_norm            encoder/decoder .layer_norm (final)
     self_attn q, k, v projections          self_attention.linear[0] = fused [q; k; v]
     cross_attn q | k, v projections        attention.linear[0] = q, linear[1] = fused [k; v]
@@ -97,26 +98,46 @@ def _ffn(spec, ff, norm: torch.nn.LayerNorm) -> None:
     _linear(spec.linear_1, ff.down)
 
 
+CT2_ACTIVATIONS = {"relu": "RELU", "gelu": "GELU", "swish": "SWISH"}  # ModelConfig.activation -> Activation
+
+
 def build_spec(model: "Seq2SeqTransformer", pieces: list[str]):
-    """A ``ctranslate2.specs.TransformerSpec`` holding the weights of ``model``."""
+    """A ``ctranslate2.specs.TransformerSpec`` holding the weights of ``model``.
+
+    A model whose decoder starts from <pad> (an imported Marian model) is exported as
+    CTranslate2's own Marian converter does it: <pad>, the last piece, leaves the
+    vocabulary (so it is never written) and the decoder starts from a zero embedding,
+    which is what <pad>'s all-zero row gives."""
     from ctranslate2.specs import common_spec, transformer_spec
 
     cfg = model.config
-    activation = common_spec.Activation.GELU if cfg.activation == "gelu" else common_spec.Activation.RELU
+    activation = getattr(common_spec.Activation, CT2_ACTIVATIONS[cfg.activation])
     common = dict(num_heads=cfg.n_heads, pre_norm=cfg.norm_first, activation=activation)
     encoder = transformer_spec.TransformerEncoderSpec(cfg.encoder_layers, **common)
     decoder = transformer_spec.TransformerDecoderSpec(cfg.decoder_layers, **common)
     spec = transformer_spec.TransformerSpec(encoder, decoder)
 
     embedding = model.embed.tokens.weight.detach().float().numpy()
-    # our own table (interleaved sin/cos, or learned), not CTranslate2's default layout
+    starts_from_pad = cfg.bos_id == cfg.pad_id
+    if starts_from_pad:
+        if cfg.pad_id != cfg.vocab_size - 1:
+            raise ExportError(f"the decoder starts from <pad> (id {cfg.pad_id}), which must be the last piece "
+                              f"({cfg.vocab_size - 1}) for CTranslate2")
+        if embedding[cfg.pad_id].any():
+            raise ExportError("the decoder starts from <pad>, whose embedding must be all zeros for CTranslate2")
+    kept = cfg.vocab_size - 1 if starts_from_pad else cfg.vocab_size
+    # our own table (interleaved or halved sin/cos, or learned), not CTranslate2's default layout
     positions = model.embed.positions.detach().float().numpy()
     for side in (encoder, decoder):
-        side.scale_embeddings = True  # * sqrt(d_model), as Embeddings does
+        side.scale_embeddings = cfg.scale_embedding  # * sqrt(d_model), as Embeddings does
         side.position_encodings.encodings = positions
-    encoder.embeddings[0].weight = embedding
-    decoder.embeddings.weight = embedding
+    encoder.embeddings[0].weight = embedding[:kept]
+    decoder.embeddings.weight = embedding[:kept]
+    decoder.start_from_zero_embedding = starts_from_pad
     _linear(decoder.projection, model.output)  # tied: the same array, stored once by CT2
+    decoder.projection.weight = decoder.projection.weight[:kept]
+    if cfg.final_logits_bias:
+        decoder.projection.bias = model.final_logits_bias.detach().float().numpy()[:kept]
 
     for layer_spec, layer in zip(encoder.layer, model.encoder_layers):
         _attention(layer_spec.self_attention, layer.self_attn, layer.attn_sub.norm, self_attention=True)
@@ -129,16 +150,17 @@ def build_spec(model: "Seq2SeqTransformer", pieces: list[str]):
         _norm(encoder.layer_norm, model.encoder_norm)
         _norm(decoder.layer_norm, model.decoder_norm)
 
-    special = {cfg.pad_id: "<pad>", cfg.bos_id: "<s>", cfg.eos_id: "</s>"}
+    special = {cfg.pad_id: "<pad>", cfg.eos_id: "</s>"} | ({} if starts_from_pad else {cfg.bos_id: "<s>"})
     wrong = {i: pieces[i] for i, name in special.items() if pieces[i] != name}
     if wrong:
         raise ValueError(f"tokenizer special pieces {wrong} do not match CTranslate2's <pad>/<s>/</s>")
-    spec.config.unk_token, spec.config.bos_token, spec.config.eos_token = pieces[1], "<s>", "</s>"
-    spec.config.decoder_start_token = "<s>"
+    spec.config.unk_token, spec.config.eos_token = pieces[1], "</s>"
+    # starting from a zero embedding, the start token's name only has to be in the vocabulary
+    spec.config.decoder_start_token = pieces[1] if starts_from_pad else "<s>"
     spec.config.add_source_eos = True  # our sources end with EOS, never start with BOS
     spec.config.layer_norm_epsilon = model.encoder_layers[0].attn_sub.norm.eps
-    spec.register_source_vocabulary(pieces)
-    spec.register_target_vocabulary(pieces)
+    spec.register_source_vocabulary(pieces[:kept])
+    spec.register_target_vocabulary(pieces[:kept])
     return spec
 
 
@@ -172,7 +194,7 @@ def export_ctranslate2(model_dir: str | Path | None, out: str | Path, quantizati
     except ImportError:
         raise ExportError("ctranslate2 is not installed: pip install ctranslate2") from None
     from .decoding import model_decoding
-    from .modeldir import TOKENIZER, load_model_dir, resolve_model_dir
+    from .modeldir import TOKENIZER, load_model_dir, resolve_model_dir, tokenizer_files
 
     out = Path(out)
     check_output_dir(out, force)
@@ -187,7 +209,8 @@ def export_ctranslate2(model_dir: str | Path | None, out: str | Path, quantizati
     try:
         tmp.mkdir()
         spec.save(str(tmp))
-        shutil.copyfile(resolve_model_dir(model_dir) / TOKENIZER, tmp / "tokenizer.model")
+        for name in tokenizer_files(config):  # a joint model is tokenizer.model, as the README says
+            shutil.copyfile(resolve_model_dir(model_dir) / name, tmp / ("tokenizer.model" if name == TOKENIZER else name))
         decoding = model_decoding(config.get("decoding"))
         (tmp / "README.md").write_text(README.format(
             name=out.name, source=f"`{model_dir}`" if model_dir else "the shipped en-fr model",
@@ -235,6 +258,9 @@ def export_argos(model_dir: str | Path | None, out: str | Path, quantization: st
     if out.exists() and not zipfile.is_zipfile(out):
         raise ExportError(f"{out} is not an Argos package; refusing to replace it")
     root, config, model_cfg, _ = read_model_dir(model_dir)
+    if config.get("tokenizer", "joint") != "joint":
+        raise ExportError(f"{root}: an Argos package holds one SentencePiece model; this model has separate source "
+                          "and target models (export --format ctranslate2 instead)")
     langs = config.get("languages") or dict(zip(("source", "target"), root.name.split("-", 1)))
     if set(langs) != {"source", "target"}:
         raise ExportError(f"{root}: config.json does not say its languages (\"languages\": {{\"source\", \"target\"}})")

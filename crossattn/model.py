@@ -26,9 +26,15 @@ from .attention import KVCache, MultiHeadAttention
 from .config import ModelConfig
 
 
-def sinusoidal_table(length: int, d_model: int) -> Tensor:
-    """PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(...)."""
-    pos = torch.arange(length, dtype=torch.float32)[:, None]
+def sinusoidal_table(length: int, d_model: int, halves: bool = False) -> Tensor:
+    """PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(...): sin and cos
+    interleaved. ``halves``: Marian's layout, PE[pos, i] = sin(...), PE[pos, d/2 + i] = cos(...),
+    computed in float64 and rounded once, as Hugging Face's MarianSinusoidalPositionalEmbedding does."""
+    dtype = torch.float64 if halves else torch.float32
+    pos = torch.arange(length, dtype=dtype)[:, None]
+    if halves:
+        angle = pos / torch.pow(torch.tensor(10000.0, dtype=dtype), torch.arange(0, d_model, 2, dtype=dtype) / d_model)
+        return torch.cat([torch.sin(angle), torch.cos(angle)], dim=1).float()
     freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
     table = torch.zeros(length, d_model)
     table[:, 0::2] = torch.sin(pos * freq)
@@ -37,17 +43,19 @@ def sinusoidal_table(length: int, d_model: int) -> Tensor:
 
 
 class Embeddings(nn.Module):
-    """Token embedding * sqrt(d_model) + position encoding, then dropout."""
+    """Token embedding * sqrt(d_model) (unless ``scale_embedding`` is off) + position
+    encoding, then dropout."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.tokens = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=cfg.pad_id)
         nn.init.normal_(self.tokens.weight, std=cfg.d_model**-0.5)
-        self.scale = math.sqrt(cfg.d_model)
+        self.scale = math.sqrt(cfg.d_model) if cfg.scale_embedding else 1.0
         if cfg.positions == "learned":
             self.positions = nn.Parameter(torch.randn(cfg.max_positions, cfg.d_model) * 0.02)
         else:
-            self.register_buffer("positions", sinusoidal_table(cfg.max_positions, cfg.d_model), persistent=False)
+            table = sinusoidal_table(cfg.max_positions, cfg.d_model, halves=cfg.positions == "sinusoidal_halves")
+            self.register_buffer("positions", table, persistent=False)
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, ids: Tensor, offset: int = 0) -> Tensor:
@@ -57,12 +65,16 @@ class Embeddings(nn.Module):
         return self.dropout(self.tokens(ids) * self.scale + self.positions[offset : offset + length])
 
 
+# ModelConfig.activation -> the function (Hugging Face's "swish" is SiLU, x * sigmoid(x))
+ACTIVATION_FUNCTIONS = {"relu": F.relu, "gelu": F.gelu, "swish": F.silu}
+
+
 class FeedForward(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.up = nn.Linear(cfg.d_model, cfg.d_ff)
         self.down = nn.Linear(cfg.d_ff, cfg.d_model)
-        self.act = F.gelu if cfg.activation == "gelu" else F.relu
+        self.act = ACTIVATION_FUNCTIONS[cfg.activation]
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -183,6 +195,8 @@ class Seq2SeqTransformer(nn.Module):
         self.encoder_norm = nn.LayerNorm(cfg.d_model) if cfg.norm_first else nn.Identity()
         self.decoder_norm = nn.LayerNorm(cfg.d_model) if cfg.norm_first else nn.Identity()
         self.output = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.final_logits_bias:  # a fixed per-token bias (Marian's), stored with the weights
+            self.register_buffer("final_logits_bias", torch.zeros(cfg.vocab_size))
         self.tie_weights()
 
     def tie_weights(self) -> None:
@@ -234,7 +248,12 @@ class Seq2SeqTransformer(nn.Module):
             x, w, _ = layer(x, memory, src_pad, need_weights=i in wanted)
             weights.append(w)
         states = self.decoder_norm(x)
-        return Seq2SeqOutput(self.output(states) if need_logits else None, weights if need_weights else None, states)
+        return Seq2SeqOutput(self.logits(states) if need_logits else None, weights if need_weights else None, states)
+
+    def logits(self, states: Tensor) -> Tensor:
+        """The decoder's final states -> target-vocabulary logits."""
+        logits = self.output(states)
+        return logits + self.final_logits_bias if self.config.final_logits_bias else logits
 
     def forward(self, src: Tensor, tgt: Tensor, need_weights: bool | tuple[int, ...] = False) -> Seq2SeqOutput:
         memory, src_pad = self.encode(src)
@@ -260,7 +279,7 @@ class Seq2SeqTransformer(nn.Module):
             x, w, state.self_kv[i] = layer(x, state.cross_kv[i], state.src_pad, state.self_kv[i], need_weights)
             weights.append(w)
         state.length += tokens.size(1)
-        logits = self.output(self.decoder_norm(x[:, -1]))
+        logits = self.logits(self.decoder_norm(x[:, -1]))
         return logits, (weights if need_weights else None)
 
 

@@ -7,7 +7,9 @@ A model directory holds::
 
     config.json        {"model": ModelConfig, "decoding": {...}, "files": {name: sha256}}
     model.safetensors  weights (tied output stored once)
-    tokenizer.model    the joint SentencePiece model
+    tokenizer.model    the joint SentencePiece model, or (an imported Marian model,
+                       config.json "tokenizer": "shared-vocabulary") source.spm, target.spm
+                       and vocab.json: separate source and target models, one vocabulary
 
 Reading one never unpickles anything: safetensors + JSON only, and every file is
 checked against the checksum recorded in config.json. Nothing here imports torch at
@@ -29,11 +31,13 @@ from .errors import CrossattnError
 from .glossary import Glossary, restore_terms
 from .text import (clean_text, dollars_in_signs, dollars_in_words, is_shouted, protect_spans, restore_spans,
                    sentence_case, split_sentences)
-from .tokenizer import Tokenizer
+from .tokenizer import SharedVocabTokenizer, Tokenizer
 
 PRETRAINED_ROOT = Path(__file__).parent / "pretrained"
 PRETRAINED_DIR = PRETRAINED_ROOT / "en-fr"  # the default model
 WEIGHTS, TOKENIZER, CONFIG = "model.safetensors", "tokenizer.model", "config.json"
+SHARED_VOCABULARY = "shared-vocabulary"  # config.json "tokenizer": the three files below
+SOURCE_SPM, TARGET_SPM, VOCAB = "source.spm", "target.spm", "vocab.json"
 
 
 class ModelDirError(CrossattnError, ValueError):
@@ -110,6 +114,23 @@ def verify_files(root: Path, digests: dict[str, str]) -> None:
             pass
 
 
+def tokenizer_files(config: dict) -> tuple[str, ...]:
+    """The tokenizer's files in a model directory whose config.json is ``config``."""
+    kind = config.get("tokenizer", "joint")
+    if kind == SHARED_VOCABULARY:
+        return SOURCE_SPM, TARGET_SPM, VOCAB
+    if kind != "joint":
+        raise ModelDirError(f"unknown tokenizer kind {kind!r} in config.json (joint or {SHARED_VOCABULARY})")
+    return (TOKENIZER,)
+
+
+def load_tokenizer(root: Path, config: dict) -> Tokenizer:
+    files = tokenizer_files(config)
+    if len(files) == 1:
+        return Tokenizer(root / files[0])
+    return SharedVocabTokenizer.from_files(*(root / name for name in files))
+
+
 def read_model_dir(path: str | Path | None, verify: bool = True) -> tuple[Path, dict, ModelConfig, Tokenizer]:
     """Check a model directory and load what is not weights.
 
@@ -117,7 +138,7 @@ def read_model_dir(path: str | Path | None, verify: bool = True) -> tuple[Path, 
     loads ``directory / WEIGHTS`` into its own engine.
     """
     root = resolve_model_dir(path)
-    for name in (CONFIG, WEIGHTS, TOKENIZER):
+    for name in (CONFIG, WEIGHTS):
         if not (root / name).is_file():
             raise ModelDirError(f"{root}: missing {name}")
     try:
@@ -125,14 +146,20 @@ def read_model_dir(path: str | Path | None, verify: bool = True) -> tuple[Path, 
         model_cfg = ModelConfig.from_dict(config["model"])
     except (ValueError, KeyError, TypeError) as e:
         raise ModelDirError(f"{root / CONFIG}: invalid config ({e})") from None
+    for name in tokenizer_files(config):
+        if not (root / name).is_file():
+            raise ModelDirError(f"{root}: missing {name}")
     if verify:
         verify_files(root, config.get("files", {}))
     try:
-        tokenizer = Tokenizer(root / TOKENIZER)
+        tokenizer = load_tokenizer(root, config)
     except Exception as e:  # sentencepiece raises plain RuntimeError/OSError on garbage
-        raise ModelDirError(f"{root / TOKENIZER}: cannot load tokenizer ({e})") from None
+        raise ModelDirError(f"{root}: cannot load tokenizer ({e})") from None
     if tokenizer.vocab_size != model_cfg.vocab_size:
         raise ModelDirError(f"{root}: tokenizer has {tokenizer.vocab_size} pieces but the model expects {model_cfg.vocab_size}")
+    if isinstance(tokenizer, SharedVocabTokenizer) and (tokenizer.pad_id, tokenizer.eos_id) != (model_cfg.pad_id, model_cfg.eos_id):
+        raise ModelDirError(f"{root}: vocab.json's <pad>/</s> ids {tokenizer.pad_id}/{tokenizer.eos_id} are not the "
+                            f"model's pad_id/eos_id {model_cfg.pad_id}/{model_cfg.eos_id}")
     return root, config, model_cfg, tokenizer
 
 
@@ -237,11 +264,17 @@ def save_model_dir(model, tokenizer: Tokenizer, out: str | Path, decoding: dict 
     with atomic_dir(out) as tmp:
         save_model(model, tmp / WEIGHTS, dtype)
         crash_point("model-dir-write", 1)
-        tokenizer.save(tmp / TOKENIZER)
+        if isinstance(tokenizer, SharedVocabTokenizer):
+            kind = {"tokenizer": SHARED_VOCABULARY}
+            tokenizer.save_files(tmp / SOURCE_SPM, tmp / TARGET_SPM, tmp / VOCAB)
+        else:
+            kind = {}
+            tokenizer.save(tmp / TOKENIZER)
         config = {
             "model": model.config.to_dict(),
+            **kind,
             "decoding": dict(decoding or DEFAULT_DECODING),
-            "files": {name: sha256_file(tmp / name) for name in (WEIGHTS, TOKENIZER)},
+            "files": {name: sha256_file(tmp / name) for name in (WEIGHTS, *tokenizer_files(kind))},
             **(extra or {}),
         }
         write_text_atomic(tmp / CONFIG, json.dumps(config, indent=2) + "\n")

@@ -20,6 +20,7 @@ Characters missing from the vocabulary are spelled as UTF-8 bytes
 from __future__ import annotations
 
 import hashlib
+import json
 import io
 import re
 import unicodedata
@@ -274,3 +275,133 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"Tokenizer({self.name!r}, vocab_size={self.vocab_size})"
+
+
+class SharedVocabTokenizer(Tokenizer):
+    """Separate source and target SentencePiece models over one shared vocabulary, as
+    Marian / OPUS-MT models have them (Hugging Face's MarianTokenizer): the source model
+    cuts the input into pieces, ``vocab`` ({piece: id}, vocab.json) numbers them (a piece
+    it lacks is <unk>), and the target model joins the output pieces back into text.
+
+    The special ids are the vocabulary's own (Marian: </s> 0, <unk> 1, <pad> last); there
+    is no <s>, the decoder starting from <pad>."""
+
+    def __init__(self, source: bytes, target: bytes, vocab: dict[str, int], name: str = "<shared vocabulary>"):
+        self.name = name
+        self._sp = self._processor(source, f"{name}: source model")
+        self._target = self._processor(target, f"{name}: target model")
+        pieces = sorted(vocab.items(), key=lambda kv: kv[1])
+        if [i for _, i in pieces] != list(range(len(pieces))):
+            raise TokenizerError(f"{name}: vocabulary ids are not 0 .. {len(pieces) - 1}, each once")
+        for special in ("</s>", "<unk>", "<pad>"):
+            if special not in vocab:
+                raise TokenizerError(f"{name}: the vocabulary has no {special}")
+        self._pieces = [p for p, _ in pieces]
+        self._ids = dict(vocab)
+        self.pad_id, self.unk_id, self.eos_id = vocab["<pad>"], vocab["<unk>"], vocab["</s>"]
+        self._special = {self.pad_id, self.eos_id, self.unk_id}  # what MarianTokenizer's decode skips
+        # source piece id -> vocabulary id, once, so encoding is a list lookup
+        self._source_to_vocab = [vocab.get(self._sp.id_to_piece(i), self.unk_id) for i in range(self._sp.get_piece_size())]
+        self._bytes = source + target + json.dumps(vocab, sort_keys=True).encode()
+        self._known_chars = None
+
+    @staticmethod
+    def _processor(data: bytes, name: str) -> spm.SentencePieceProcessor:
+        sp = spm.SentencePieceProcessor()
+        try:
+            sp.LoadFromSerializedProto(data)
+        except Exception:  # spm raises RuntimeError/OSError depending on the damage
+            raise TokenizerError(f"{name}: not a valid SentencePiece model") from None
+        if sp.get_piece_size() == 0:
+            raise TokenizerError(f"{name}: not a valid SentencePiece model")
+        return sp
+
+    @classmethod
+    def from_files(cls, source: str | Path, target: str | Path, vocab: str | Path) -> SharedVocabTokenizer:
+        try:
+            vocabulary = json.loads(Path(vocab).read_text(encoding="utf-8"))
+            return cls(Path(source).read_bytes(), Path(target).read_bytes(), vocabulary, str(Path(vocab).parent))
+        except OSError as e:
+            raise TokenizerError(f"{e.filename}: cannot read ({e.strerror})") from None
+        except ValueError as e:
+            if isinstance(e, TokenizerError):
+                raise
+            raise TokenizerError(f"{vocab}: not a JSON vocabulary ({e})") from None
+
+    def save_files(self, source: Path, target: Path, vocab: Path) -> None:
+        """The three files, each written whole or not at all."""
+        write_bytes_atomic(source, self._sp.serialized_model_proto())
+        write_bytes_atomic(target, self._target.serialized_model_proto())
+        write_bytes_atomic(vocab, (json.dumps(self._ids, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
+
+    def save(self, path: str | Path) -> None:
+        raise TokenizerError("a shared-vocabulary tokenizer is three files: use save_files")
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._pieces)
+
+    def encode(self, text: str) -> list[int]:
+        return [self._source_to_vocab[i] for i in self._sp.encode(text, out_type=int)]
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [[self._source_to_vocab[i] for i in ids] for ids in self._sp.encode(list(texts), out_type=int)]
+
+    def encode_with_spans(self, text: str) -> list[tuple[int, int, int]]:
+        """As Tokenizer.encode_with_spans, read from SentencePiece's own offsets (a Marian
+        model spells unknown characters as <unk>, whose text only the offsets know)."""
+        char_at = []
+        for k, ch in enumerate(text):
+            char_at.extend([k] * len(ch.encode("utf-8")))
+        char_at.append(len(text))
+        out = []
+        for p in self._sp.encode(text, out_type="immutable_proto").pieces:
+            begin, end = p.begin, p.end
+            surface = p.surface
+            while surface.startswith(" ") and begin < end:  # the space before a word is not the word
+                surface, begin = surface[1:], begin + 1
+            b_char, e_char = char_at[min(begin, len(char_at) - 1)], char_at[min(end, len(char_at) - 1)]
+            if e_char == b_char and end > begin:
+                e_char = b_char + 1
+            out.append((self._source_to_vocab[p.id], b_char, e_char))
+        return out
+
+    @property
+    def known_characters(self) -> frozenset[str]:
+        if self._known_chars is None:
+            sp = self._sp
+            self._known_chars = frozenset(
+                c for i in range(sp.get_piece_size())
+                if not (sp.is_byte(i) or sp.is_control(i) or sp.is_unknown(i))
+                and self._source_to_vocab[i] != self.unk_id
+                for c in sp.id_to_piece(i).replace("\u2581", ""))
+        return self._known_chars
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text for ``ids`` through the target model; </s>, <pad> and <unk> are skipped."""
+        n = self.vocab_size
+        pieces = []
+        for i in ids:
+            i = int(i)
+            if i in self._special:
+                continue
+            if not 0 <= i < n:
+                raise TokenizerError(f"token id {i} out of range for vocabulary of {n}")
+            pieces.append(self._pieces[i])
+        # a piece the target model lacks (a source-only piece) keeps its "▁": a space, as
+        # in Hugging Face's MarianTokenizer
+        return self._target.decode_pieces(pieces).replace("\u2581", " ").strip()
+
+    def pieces(self, text: str) -> list[str]:
+        return self._sp.encode(text, out_type=str)
+
+    def id_to_piece(self, i: int) -> str:
+        if not 0 <= int(i) < self.vocab_size:
+            raise TokenizerError(f"token id {i} out of range for vocabulary of {self.vocab_size}")
+        return self._pieces[int(i)]
+
+    def piece_to_id(self, piece: str) -> int:
+        return self._ids.get(piece, self.unk_id)
+
+    def __repr__(self) -> str:
+        return f"SharedVocabTokenizer({self.name!r}, vocab_size={self.vocab_size})"

@@ -40,8 +40,8 @@ from .confidence import Confident, ScoredPart, confident_translation, piece_owne
 from .decoding import decoding_settings, max_output_length, model_decoding
 from .detect import detect
 from .glossary import Glossary
-from .modeldir import (TOKENIZER, WEIGHTS, ModelDirError, SourceText, cache_root, read_model_dir, sha256_file,
-                       target_language)
+from .modeldir import (WEIGHTS, ModelDirError, SourceText, cache_root, read_model_dir, sha256_file,
+                       target_language, tokenizer_files)
 from .precision import COMPUTE_TYPES, PrecisionError, default_compute_type
 
 def ctranslate2_model(model_dir: Path, config: dict, quantization: str | None = None) -> Path:
@@ -56,7 +56,8 @@ def ctranslate2_model(model_dir: Path, config: dict, quantization: str | None = 
 
     # the network's shape and every file the conversion reads: a changed config or
     # tokenizer is a different model even with the same weights
-    files = {name: config.get("files", {}).get(name) or sha256_file(model_dir / name) for name in (WEIGHTS, TOKENIZER)}
+    files = {name: config.get("files", {}).get(name) or sha256_file(model_dir / name)
+             for name in (WEIGHTS, *tokenizer_files(config))}
     key = json.dumps({"model": config.get("model"), "files": files}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()
     final = cache_root() / "ct2" / f"{digest[:24]}-{quantization or 'float32'}-ct2-{ctranslate2.__version__}"
