@@ -163,6 +163,7 @@ def test_doubtful_words_underlined(page, server, tmp_path):
     threshold = page.evaluate("DOUBTFUL")
     doubtful = [w["text"] for w in words if w["probability"] < threshold]
     assert doubtful and len(doubtful) < len(words)  # the sentence shows both kinds
+    errors_before = len(page.errors)  # the tests before leave theirs (a 413 on purpose)
     page.fill("#source", DOUBTFUL_SENTENCE)
     page.click("#translate")
     page.wait_for_selector(f"#translation .tword >> nth={len(words) - 1}", timeout=60_000)
@@ -179,7 +180,7 @@ def test_doubtful_words_underlined(page, server, tmp_path):
     page.screenshot(path=str(tmp_path / "confidence.png"))
     if os.environ.get("CONFIDENCE_SCREENSHOT"):
         page.screenshot(path=os.environ["CONFIDENCE_SCREENSHOT"])
-    assert page.errors == []
+    assert page.errors[errors_before:] == []
 
 
 def test_html_in_the_box_and_files_picked_or_dropped(page, server, tmp_path):

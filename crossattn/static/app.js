@@ -94,9 +94,10 @@ async function translate() {
   }
 }
 
-// Words the model gave a probability under this are underlined. On the dev sets (bench/confidence.py) the
-// words under 0.5 were the least sure quarter of the en-fr words, and 2-3x as often absent from the reference.
-const DOUBTFUL = 0.5;
+// Words the model gave a probability under this are underlined: about the least sure quarter of the words
+// on the dev sets (whose quarter ended at 0.20-0.28), which were 2.4-3.3x as often absent from the reference
+// as the surest quarter (bench/confidence.py, bench/README.md "Confidence").
+const DOUBTFUL = 0.25;
 
 function showTranslation(translation, confidence) {
   // each word a span: underlined when doubtful, its probability on hover; plain text when the
