@@ -24,6 +24,7 @@ import argparse
 import io
 import json
 import multiprocessing
+import os
 import platform
 import random
 import sys
@@ -424,8 +425,11 @@ def main() -> None:
     results = fuzz(args.per_type, args.seed, args.time_limit)
     total = {k: sum(r[k] for r in results.values())
              for k in ("translated", "refused", "refused_library", "other", "hang")}
-    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": platform.processor() or
-              platform.machine(), "cpus": multiprocessing.cpu_count(), "per_type": args.per_type, "seed": args.seed,
+    from crossattn.translator import cpu_model_name
+
+    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "machine": f"{cpu_model_name()} ({platform.machine()})", "load_average": os.getloadavg()[0],
+              "cpus": multiprocessing.cpu_count(), "per_type": args.per_type, "seed": args.seed,
               "time_limit_s": args.time_limit, "seconds": round(time.time() - start, 1), "total": total,
               "by_type": results, "bombs": bombs}
     from crossattn.atomic import write_json_atomic
