@@ -251,8 +251,13 @@ def test_bomb_overall_ratio_of_many_small_members():
     assert "max_compression_ratio" in refused(zip_of(parts), "many.docx", limits)
 
 
-def test_oversized_input():
+def test_oversized_input_and_total():
     assert "max_input_bytes" in refused(b"x" * 2000, "big.txt", DocumentLimits(max_input_bytes=1000))
+    import random
+
+    noise = random.Random(1).randbytes(300_000)  # incompressible: only the total can refuse it
+    data = zip_of([(f"word/media/image{k}.bin", noise, zipfile.ZIP_DEFLATED) for k in range(4)])
+    assert "max_total_bytes" in refused(data, "photos.docx", DocumentLimits(max_total_bytes=1_000_000))
 
 
 SECRET = "TOP-SECRET-CONTENT-42"
@@ -309,6 +314,35 @@ def test_billion_laughs_refused_fast():
     # an entity declared in a part passed through untranslated is refused just the same
     data = replaced(fuzz_documents.make_docx(), "word/styles.xml", content.encode())
     assert "entities" in refused(data, "laughs.docx")
+
+
+@pytest.mark.parametrize("ext", [".html", ".epub", ".srt", ".odt", ".docx"])
+def test_inline_elements_nested_too_deep_refused(ext):
+    """markup.py places inline elements recursively: 2,000 nested spans would exhaust
+    Python's stack, so nesting past max_inline_depth is refused first."""
+    depth = 2000 if ext in (".html", ".epub", ".srt") else 150  # XML parsers stop at 256 levels
+    html = "<p>" + "<span>" * depth + "deep text" + "</span>" * depth + "</p>"
+    if ext == ".html":
+        data = html.encode()
+    elif ext == ".epub":
+        data = fuzz_documents.make_epub(html)
+    elif ext == ".srt":
+        data = f"1\n00:00:01,000 --> 00:00:02,000\n{html}\n".encode()
+    elif ext == ".odt":
+        data = fuzz_documents.make_odf(".odt", "<text:span>" * depth + "deep text" + "</text:span>" * depth)
+    else:
+        runs = "<w:hyperlink>" * depth + "<w:r><w:t>deep text</w:t></w:r>" + "</w:hyperlink>" * depth
+        data = replaced(fuzz_documents.make_docx(), "word/document.xml",
+                        f'<w:document xmlns:w="{W[1:-1]}"><w:body><w:p>{runs}</w:p></w:body></w:document>'.encode())
+    assert "max_inline_depth" in refused(data, "deep" + ext)
+
+
+def test_recursion_in_the_translating_function_is_a_refusal():
+    def recursing(texts):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    assert "nested too deeply" in str(pytest.raises(DocumentError, translate_document, b"<p><b>x</b></p>", "a.html",
+                                                    upper, recursing).value)
 
 
 @pytest.mark.parametrize("name", ["../../evil.xml", "/etc/evil.xml", "word/../../evil.xml", "C:/evil.xml"])

@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .office import translate_docx, translate_epub, translate_odf, translate_pptx
-from .safety import DocumentError, DocumentLimits, fail
+from .safety import DocumentError, DocumentLimits, fail, refuse_deep_markup
 from .textual import translate_html_file, translate_po, translate_srt, translate_txt
 
 __all__ = ["BINARY_EXTENSIONS", "SUPPORTED_EXTENSIONS", "DocumentError", "DocumentLimits", "extension",
@@ -106,9 +106,17 @@ def translate_document(data: bytes, filename: str, translate: TranslateFn, trans
         raise fail(filename, f"{len(data)} bytes, over the limit of {limits.max_input_bytes} (max_input_bytes)")
     if not data:
         raise fail(filename, "the file is empty")
+    passing_html = _passing_errors(translate_html)
+
+    def checked_html(documents: list[str]) -> list[str]:
+        refuse_deep_markup(documents, filename, limits)
+        return passing_html(documents)
+
     try:
-        return _HANDLERS[ext](data, filename, _passing_errors(translate), _passing_errors(translate_html), limits)
+        return _HANDLERS[ext](data, filename, _passing_errors(translate), checked_html, limits)
     except _CallbackError as e:
+        if isinstance(e.error, RecursionError):  # a nesting that refuse_deep_markup let through
+            raise fail(filename, "markup nested too deeply to translate (RecursionError)") from None
         raise e.error from None
     except DocumentError:
         raise
