@@ -13,7 +13,8 @@ each type, its zip headers honest or lying (``bomb_memory``).
 Needs the test extra (python-docx, python-pptx). The samples are generated here
 (python-docx and python-pptx for .docx/.pptx, the XML written out for .odt/.odp/.epub)
 and shared with tests/test_documents.py. Mutations: byte flips, insertions and
-deletions, truncation, and for archives the same inside one member (recompressed, so the
+deletions, truncation, inline elements nested 50 to 3,000 deep, and for archives the same
+inside one member (recompressed, so the
 zip stays readable and the XML parser is what gets fuzzed), a member dropped, or a member
 duplicated under another name.
 """
@@ -208,7 +209,7 @@ def samples() -> dict[str, bytes]:
 # -- mutations -------------------------------------------------------------------------
 def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
     b = bytearray(data)
-    kind = rng.choice(["flip", "flip", "insert", "delete", "truncate", "duplicate"])
+    kind = rng.choice(["flip", "flip", "insert", "delete", "truncate", "duplicate", "nest"])
     if not b:
         return bytes([rng.randrange(256)])
     if kind == "flip":
@@ -223,6 +224,11 @@ def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
         del b[at:at + rng.randint(1, 64)]
     elif kind == "truncate":
         del b[rng.randrange(len(b)):]
+    elif kind == "nest":  # inline elements (or ODF spans) nested deep, closed or not
+        tag = rng.choice([b"b", b"span", b"a", b"text:span", b"w:hyperlink"])
+        depth = rng.choice([50, 300, 3000])
+        at = rng.randrange(len(b) + 1)
+        b[at:at] = (b"<" + tag + b">") * depth + b"x y" + (b"</" + tag + b">") * (depth if rng.random() < 0.5 else 0)
     else:
         at, n = rng.randrange(len(b)), rng.randint(1, 200)
         b[at:at] = b[at:at + n]
