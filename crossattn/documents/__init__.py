@@ -20,8 +20,17 @@ file and the reason, never another exception:
 * every XML part parsed by lxml with no DTD loaded, no entity resolved and no network
   (``parse_xml``), and a part that declares entities (external entities that would read a
   local file, "billion laughs") refused outright;
-* a format library's failure on a malformed file (truncated archive, missing part,
-  broken timings, a catalogue that does not parse, undecodable text, an empty file).
+* HTML (pages, book chapters, a paragraph's runs) whose inline elements nest deeper than
+  ``max_inline_depth`` (markup.py places them recursively);
+* malformed files (truncated archive, missing part, broken timings, a catalogue that does
+  not parse, undecodable text, an empty file), checked for; and, as the last resort, a
+  format library's own exception on one becomes that one line too. An exception of
+  ``translate``/``translate_html`` passes through unchanged (it is not the file's fault),
+  but for a RecursionError, which only a file's nesting causes.
+
+The package: ``safety`` (limits, the zip reader and writer, the XML parser, the error),
+``runs`` (a paragraph's runs as inline markup and back), ``office`` (.docx, .pptx, .odt,
+.odp, .epub), ``textual`` (.txt, .html, .srt, .po/.pot).
 
 Formatting inside a paragraph (bold, italic, links as runs in .docx/.pptx/.odt/.odp) goes
 through the same placement as HTML inline tags: a paragraph's runs become inline markup,
