@@ -189,17 +189,17 @@ def renamed_weights(state: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[st
     return {k: v.float() for k, v in ours.items()}
 
 
-def languages(folder: Path, hf: dict, source: str | None, target: str | None) -> dict[str, str]:
+def languages(folder: Path, hf: dict, source: str | None, target: str | None, name: str = "") -> dict[str, str]:
     """--from/--to, else tokenizer_config.json's source_lang/target_lang, else the
-    checkpoint's name (opus-mt-en-fr)."""
+    checkpoint's name (opus-mt-en-fr: ``name`` as given, the config's, the folder's)."""
     found: dict[str, str] = {}
     tokenizer_config = folder / "tokenizer_config.json"
     if tokenizer_config.is_file():
         tc = read_json(tokenizer_config)
         found = {k: tc[f"{k}_lang"] for k in ("source", "target") if isinstance(tc.get(f"{k}_lang"), str)}
     if len(found) < 2:
-        for name in (hf.get("_name_or_path", ""), folder.name):
-            m = re.search(r"opus-mt-([a-z]{2,3})-([a-z]{2,3})$", str(name))
+        for called in (name, hf.get("_name_or_path", ""), folder.name):
+            m = re.search(r"opus-mt-([a-z]{2,3})-([a-z]{2,3})$", str(called))
             if m:
                 found = {"source": m.group(1), "target": m.group(2)}
                 break
@@ -235,7 +235,7 @@ def import_marian(source: str | Path, out: str | Path, source_lang: str | None =
     folder = locate_checkpoint(source)
     hf = read_json(folder / "config.json")
     cfg = model_config(hf)
-    langs = languages(folder, hf, source_lang, target_lang)
+    langs = languages(folder, hf, source_lang, target_lang, str(source))
     for name in ("source.spm", "target.spm", "vocab.json"):
         if not (folder / name).is_file():
             raise MarianImportError(f"{folder}: missing {name}")

@@ -234,7 +234,7 @@ def test_damaged_and_pickled_weights_are_refused(tmp_path):
         def __reduce__(self):
             return (print, ("this would run",))
 
-    (folder / "pytorch_model.bin").write_bytes(pickle.dumps({"x": RunsCode()}))
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps({"x": RunsCode()}, protocol=2))
     with pytest.raises(MarianImportError, match="weights_only"):
         import_marian(folder, tmp_path / "out3")
     assert not (tmp_path / "out3").exists()
@@ -258,3 +258,24 @@ def test_opus_mt_shaped_model_imports_and_matches(tmp_path):
         ours = model(src, tgt).logits
     assert (ref - ours).abs().max() <= 1e-4
     del MarianMTModel
+
+
+def test_hub_name_is_read_from_the_local_cache(tmp_path, monkeypatch):
+    """`crossattn import Helsinki-NLP/opus-mt-en-fr` goes through huggingface_hub; here
+    offline, from a cache laid out as the hub writes it (never the internet)."""
+    hub = pytest.importorskip("huggingface_hub")
+    import shutil
+
+    commit = "0" * 40
+    repo = tmp_path / "hub" / "models--Helsinki-NLP--opus-mt-en-fr"
+    write_checkpoint(tmp_path / "src")
+    shutil.copytree(tmp_path / "src", repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hub.constants, "HF_HUB_OFFLINE", True)
+    import_marian("Helsinki-NLP/opus-mt-en-fr", tmp_path / "out")
+    _, _, config = load_model_dir(tmp_path / "out")
+    assert config["languages"] == {"source": "en", "target": "fr"}  # from the hub name
+    with pytest.raises(MarianImportError, match="cannot download"):
+        import_marian("Helsinki-NLP/opus-mt-xx-yy", tmp_path / "out2")
