@@ -44,6 +44,7 @@ class Job:
     document: bytes | None = None  # a file to translate (documents.py), named ``filename``; texts unused
     filename: str = ""
     detect_to: str = ""  # a document in a language to detect (source=auto), to translate into this one
+    background: bool = False  # a piece of an html or file job (MarkupWorker): after the requests batched with it
 
     @property
     def cost(self) -> int:
@@ -235,8 +236,9 @@ class Batcher(Worker):
         groups: dict[tuple, list[Job]] = {}  # one model call per direction and decoding setting
         for job in jobs:
             groups.setdefault((self.direction(job), job.beam, job.alpha, job.alternatives, job.format, job.confidence,
-                               job.glossary), []).append(job)
-        for group in groups.values():
+                               job.glossary, job.background), []).append(job)
+        # the requests' own texts first: a file's batch that came with them waits for them, not they for it
+        for group in sorted(groups.values(), key=lambda group: group[0].background):
             self._translate(group)
 
     def reverse_aligner(self, direction: str):
@@ -369,7 +371,8 @@ class MarkupWorker(Worker):
                                limit="timeout_s", max=self.limits.timeout_s)
             # the job's other settings (decoding, glossary...) carried over; a plain-text job of a few texts
             part = replace(job, texts=texts[start : start + MARKUP_CHUNK], direction=direction, format="text",
-                           document=None, filename="", detect_to="", future=concurrent.futures.Future())
+                           document=None, filename="", detect_to="", background=True,
+                           future=concurrent.futures.Future())
             try:
                 outputs += self.batcher.submit(part).result(timeout=left)
             except concurrent.futures.TimeoutError:

@@ -326,6 +326,62 @@ def test_frontend_settings_name_the_formats(server, supported):
     assert ".txt" in supported and ".html" in supported and all(f.startswith(".") for f in supported)
 
 
+# -- the workers ----------------------------------------------------------------------
+class RecordingTranslator:
+    """Upper-cases; records the texts of each call, in order."""
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+
+    def translate(self, texts, beam=None, alpha=None, batch_size=64, glossary=None):
+        self.calls.append(list(texts))
+        return [t.upper() for t in texts]
+
+    def alignment_model(self):
+        return None
+
+    def word_aligner(self, backward=None):
+        return None
+
+
+def test_a_files_batch_waits_for_the_requests_that_came_with_it():
+    from crossattn.batcher import Batcher, Job
+    from crossattn.server_api import Limits
+
+    fake = RecordingTranslator()
+    batcher = Batcher({"en-fr": fake}, Limits(batch_wait_ms=200))
+    piece = Job(["file line 1", "file line 2"], direction="en-fr", background=True)
+    request = Job(["a request"], direction="en-fr")
+    batcher.submit(piece)  # queued first, before the worker starts: both arrive "together"
+    batcher.submit(request)
+    batcher.start()
+    try:
+        assert request.future.result(timeout=10) == ["A REQUEST"]
+        assert piece.future.result(timeout=10) == ["FILE LINE 1", "FILE LINE 2"]
+        assert fake.calls == [["a request"], ["file line 1", "file line 2"]]
+    finally:
+        batcher.stop()
+
+
+def test_a_file_goes_to_the_translation_thread_a_few_texts_at_a_time(tmp_path):
+    from crossattn.batcher import MARKUP_CHUNK, Batcher, Job
+    from crossattn.server_api import Limits
+
+    fake = RecordingTranslator()
+    batcher = Batcher({"en-fr": fake}, Limits())
+    lines = [f"line {i}" for i in range(3 * MARKUP_CHUNK + 1)]
+    batcher.start()
+    try:
+        job = Job([], direction="en-fr", document=("\n".join(lines) + "\n").encode(), filename="a.txt")
+        out = batcher.submit(job).result(timeout=30)
+        assert out.decode() == "\n".join(line.upper() for line in lines) + "\n"
+        assert [len(c) for c in fake.calls] == [MARKUP_CHUNK] * 3 + [1]
+        files = batcher.documents.snapshot()
+        assert files["batches"] == 1 and files["queue"] == 0  # on the file worker, one job
+    finally:
+        batcher.stop()
+
+
 # -- the store itself ------------------------------------------------------------------
 class Clock:
     def __init__(self):
