@@ -384,7 +384,9 @@ def add_serve_commands(subparsers) -> None:
                    help="LibreTranslate API: requests per minute per client without a key (0 = no limit)")
     p.add_argument("--require-api-key", action="store_true", help="LibreTranslate API: refuse requests without a key")
     p.add_argument("--max-file-mb", type=float, default=d.max_file_bytes / (1 << 20),
-                   help="POST /translate_file: the largest file accepted (413 beyond)")
+                   help="POST /translate_file: the largest file accepted (413 beyond); archives (.docx, .odt, "
+                        ".odp, .pptx, .epub) are also refused (400) beyond documents.DocumentLimits: members, "
+                        "total uncompressed size, compression ratio, each named in the error")
     p.add_argument("--file-ttl", type=float, default=d.file_ttl_s,
                    help="seconds a translated file waits for its download before it is deleted "
                         "(it is deleted once downloaded too)")
