@@ -212,7 +212,8 @@ def trace(translator: Translator, text: str, step: int | None = None, layer: int
     return {
         "text": text,
         "model": {k: getattr(cfg, k) for k in ("d_model", "n_heads", "d_ff", "encoder_layers", "decoder_layers",
-                                               "vocab_size", "norm_first", "tie_output", "activation")}
+                                               "vocab_size", "norm_first", "tie_output", "activation",
+                                               "final_logits_bias")}
         | {"head_dim": d_head, "device": str(translator.device),
            "dtype": str(translator.dtype).replace("torch.", "")},
         "decoding": "greedy",
@@ -319,7 +320,8 @@ def _render_source_and_encoder(tr: dict, section) -> list[str]:
             f" (residual, {'pre' if m['norm_first'] else 'post'}-LN)"]
     out += _table(["layer", "output shape", "mean |x|"],
                   [[i, _shape(l["shape"]), f"{l['mean_norm']:.1f}"] for i, l in enumerate(enc["layers"])])
-    out += [f"  memory = LayerNorm(output of layer {m['encoder_layers'] - 1})   "
+    memory = "LayerNorm(output of layer {})" if m["norm_first"] else "output of layer {} (normalised in the layer)"
+    out += [f"  memory = {memory.format(m['encoder_layers'] - 1)}   "
             f"shape {_shape(enc['memory']['shape'])}, mean |x| {enc['memory']['mean_norm']:.1f}",
             "  The memory is all the decoder will ever see of the source."]
     return out
@@ -347,9 +349,11 @@ def _render_step(tr: dict, section, bold) -> list[str]:
                    for i, (k, w, a) in enumerate(zip(sa["keys"], sa["weights_head"], sa["weights_mean"]))])
 
     c, split = ca["cache"], f"q = h W_q, split into {m['n_heads']} heads"
+    # pre-LN normalises a sublayer's input; post-LN (Marian) its output, after the residual
+    query_input = "h = LayerNorm(x after self-attention)" if m["norm_first"] else "h = x after self-attention (+ LN)"
     out += ["", bold(f"  3b. Cross-attention (layer {layer}): the translation looks at the source"),
             "  Q comes from the decoder:",
-            f"    {'h = LayerNorm(x after self-attention)':<40}{_shape(ca['query_input_shape']):<14} "
+            f"    {query_input:<40}{_shape(ca['query_input_shape']):<14} "
             "batch, 1 position, d_model",
             f"    {split:<40}{_shape(ca['q_shape']):<14} batch, heads, 1 query, d_head",
             "  K and V come from the encoder memory:",
@@ -378,9 +382,10 @@ def _render_step(tr: dict, section, bold) -> list[str]:
 
     ff = tr["feed_forward"]
     out += ["", bold(f"  3c. Feed-forward (layer {layer}, each position on its own)"),
-            f"  LayerNorm -> Linear {m['d_model']}->{m['d_ff']} -> {ff['activation']} ({ff['active_fraction']:.0%} "
-            f"of units {ff['active_rule']}) -> Linear {m['d_ff']}->{m['d_model']} -> {_shape(ff['output_shape'])}, "
-            f"|out| {ff['output_norm']:.1f}",
+            f"  {'LayerNorm -> ' if m['norm_first'] else ''}Linear {m['d_model']}->{m['d_ff']} -> {ff['activation']} "
+            f"({ff['active_fraction']:.0%} of units {ff['active_rule']}) -> Linear {m['d_ff']}->{m['d_model']} -> "
+            f"{_shape(ff['output_shape'])}, |out| {ff['output_norm']:.1f}"
+            f"{'' if m['norm_first'] else ', added to the residual, then LayerNorm'}",
             f"  the {m['decoder_layers']} decoder layers at this step (mean |x| of the residual stream):"]
     out += _table(["layer", "in", "out"], [[i, f"{l['input_norm']:.1f}", f"{l['output_norm']:.1f}"]
                                            for i, l in enumerate(tr["decoder_layers"])], indent="    ")
@@ -388,7 +393,8 @@ def _render_step(tr: dict, section, bold) -> list[str]:
     o = tr["output"]
     tied = "the embedding matrix, transposed (tied)" if m["tie_output"] else "W_out"
     out += ["", bold("  3d. Linear to the vocabulary, then softmax"),
-            f"  LayerNorm -> x {tied} -> logits {_shape(o['logits_shape'])} -> softmax -> probabilities"]
+            f"  {'LayerNorm -> ' if m['norm_first'] else ''}x {tied} -> logits {_shape(o['logits_shape'])} "
+            f"{'(+ the final logits bias) ' if m.get('final_logits_bias') else ''}-> softmax -> probabilities"]
     out += _table(["rank", "token", "id", "logit", "prob", ""],
                   [[r + 1, t["piece"], t["id"], f"{t['logit']:.2f}", f"{t['prob']:.4f}", _bar(t["prob"])]
                    for r, t in enumerate(o["top5"])])

@@ -167,6 +167,9 @@ def test_every_command_takes_the_imported_model(marian, tmp_path, capsys):
     assert main(["explain", "--model", str(out), "the cat", "--json", str(tmp_path / "e.json")]) == 0
     trace = json.loads((tmp_path / "e.json").read_text())
     assert trace["model"]["activation"] == "swish" and trace["model"]["norm_first"] is False
+    printed = capsys.readouterr().out  # the post-LN layout, as the network computes it
+    assert "swish (SiLU)" in printed and "(+ the final logits bias)" in printed
+    assert "LayerNorm -> Linear" not in printed and "added to the residual, then LayerNorm" in printed
     (tmp_path / "pairs.tsv").write_text("the cat sees the dog\tle chat voit le chien\n")
     assert main(["align", "--model", str(out), "--method", "attention", "-i", str(tmp_path / "pairs.tsv"),
                  "-o", str(tmp_path / "links.txt")]) == 0
