@@ -195,6 +195,11 @@ def test_server_translates_with_the_imported_model(marian):
         assert isinstance(reply.json()["translation"], str)
         reply = client.post("/translate", json={"q": "the cat sees the dog", "source": "en", "target": "fr"})
         assert reply.status_code == 200 and isinstance(reply.json()["translatedText"], str), reply.text
+        data = client.post("/api/attention", json={"text": "the cat sees the dog"}).json()
+        cfg = translator.model_config
+        assert (data["layers"], data["heads"]) == (cfg.decoder_layers, cfg.n_heads)
+        assert data["source_tokens"][-1] == data["target_tokens"][-1] == "</s>"
+        assert len(data["attention"][0][0]) == len(data["target_tokens"])
 
 
 def test_refusals_are_one_line_naming_the_field(tmp_path, capsys):
