@@ -133,10 +133,15 @@ def load_config(config_file: str | None, preset: str | None) -> tuple[ModelConfi
 # -- the same run, or not -------------------------------------------------------------
 def run_fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, data_args: dict) -> str:
     """What makes a run this run: network, training settings and data arguments
-    (stop limits excluded, so a resumed run may be given more steps or minutes)."""
-    train = {k: v for k, v in asdict(cfg).items() if k not in ("max_steps", "max_minutes", "device", "eval_every",
-                                                                  "log_every", "patience")}
-    model = {k: v for k, v in model_cfg.to_dict().items() if k != "vocab_size"}  # set by the tokenizer later
+    (stop limits excluded, so a resumed run may be given more steps or minutes). A
+    setting at its default is left out: an option added in a later version (its default
+    being the old behaviour) leaves the fingerprints of runs that don't use it as they were."""
+    def chosen(config, ignored: tuple[str, ...]) -> dict:
+        defaults = asdict(type(config)())
+        return {k: v for k, v in asdict(config).items() if k not in ignored and v != defaults[k]}
+
+    train = chosen(cfg, ("max_steps", "max_minutes", "device", "eval_every", "log_every", "patience"))
+    model = chosen(model_cfg, ("vocab_size",))  # set by the tokenizer later
     blob = json.dumps({"model": model, "train": train, "data": data_args}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

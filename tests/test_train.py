@@ -227,3 +227,23 @@ def test_averaging_checkpoints_with_other_weights_is_an_error_naming_them(tmp_pa
     save_model(Seq2SeqTransformer(cfg), dirs[0] / "model.safetensors")
     with pytest.raises(CheckpointError, match=r"reshaped decoder_norm\.weight"):
         average_checkpoints(dirs, cfg)
+
+
+def test_an_option_added_at_its_default_keeps_a_runs_fingerprint():
+    """--resume across an upgrade: a later version's new option, at its default (the old
+    behaviour), must not make a run look like another one; set, it must."""
+    from dataclasses import dataclass
+
+    from crossattn.config import ModelConfig
+    from crossattn.train import TrainConfig, run_fingerprint
+
+    @dataclass
+    class LaterModelConfig(ModelConfig):
+        a_later_option: bool = False
+
+    data = {"train": ["a.tsv"], "valid": "b.tsv"}
+    today = run_fingerprint(ModelConfig(d_model=64, n_heads=2), TrainConfig(lr=1e-3), data)
+    assert run_fingerprint(LaterModelConfig(d_model=64, n_heads=2), TrainConfig(lr=1e-3), data) == today
+    assert run_fingerprint(LaterModelConfig(d_model=64, n_heads=2, a_later_option=True), TrainConfig(lr=1e-3),
+                           data) != today
+    assert run_fingerprint(ModelConfig(d_model=64, n_heads=2), TrainConfig(lr=2e-3), data) != today
