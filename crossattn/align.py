@@ -160,12 +160,13 @@ def word_attention(model, tokenizer, pairs: list[tuple[list[str], list[str]]], s
     """
     cfg = model.config
 
-    def encode(words: list[str], lang: str | None):
-        return encode_words(tokenizer, words) if lang is None else encode_natural(tokenizer, words, lang)
+    def encode(words: list[str], lang: str | None, tok=tokenizer):
+        return encode_words(tok, words) if lang is None else encode_natural(tok, words, lang)
 
     items = []
     for k, (s, t) in enumerate(pairs):
-        (sid, sspans), (tid, tspans) = encode(s, languages and languages[0]), encode(t, languages and languages[1])
+        (sid, sspans) = encode(s, languages and languages[0])
+        (tid, tspans) = encode(t, languages and languages[1], tokenizer.target_side())
         if s and t and len(sid) + 1 <= cfg.max_positions and len(tid) + 1 <= cfg.max_positions:
             items.append((k, sid, sspans, tid, tspans))
     items.sort(key=lambda it: len(it[1]) + len(it[3]))

@@ -108,7 +108,7 @@ def make_examples(tokenizer, rows, languages: tuple[str, str], max_positions: in
     examples = []
     for src, tgt, links in rows:
         (sid, sspans), (tid, tspans) = encode_natural(tokenizer, src, languages[0]), \
-            encode_natural(tokenizer, tgt, languages[1])
+            encode_natural(tokenizer.target_side(), tgt, languages[1])
         if src and tgt and len(sid) + 1 <= max_positions and len(tid) + 1 <= max_positions:
             examples.append(AlignmentExample(sid, tid, sspans, tspans, links))
     return examples

@@ -19,6 +19,7 @@ Characters missing from the vocabulary are spelled as UTF-8 bytes
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import io
@@ -241,6 +242,11 @@ class Tokenizer:
             out.append(stand_in if stand_in and all(b in known for b in stand_in) else c)
         return "".join(out)
 
+    def target_side(self) -> Tokenizer:
+        """The tokenizer for text in the target language (a given translation to align or
+        learn from): this one, for a joint model."""
+        return self
+
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         """Same as [encode(t) for t in texts], but multi-threaded inside spm."""
         return self._sp.encode(list(texts), out_type=int)
@@ -328,6 +334,16 @@ class SharedVocabTokenizer(Tokenizer):
                 raise
             raise TokenizerError(f"{vocab}: not a JSON vocabulary ({e})") from None
 
+    def target_side(self) -> SharedVocabTokenizer:
+        """This tokenizer cutting text with the target model instead (same vocabulary): for a
+        given translation, which Marian's decoder read cut by the target model."""
+        view = copy.copy(self)
+        view._sp = self._target
+        view._source_to_vocab = [self._ids.get(self._target.id_to_piece(i), self.unk_id)
+                                 for i in range(self._target.get_piece_size())]
+        view._known_chars = None
+        return view
+
     def save_files(self, source: Path, target: Path, vocab: Path) -> None:
         """The three files, each written whole or not at all."""
         write_bytes_atomic(source, self._sp.serialized_model_proto())
@@ -349,13 +365,19 @@ class SharedVocabTokenizer(Tokenizer):
 
     def encode_with_spans(self, text: str) -> list[tuple[int, int, int]]:
         """As Tokenizer.encode_with_spans, read from SentencePiece's own offsets (a Marian
-        model spells unknown characters as <unk>, whose text only the offsets know)."""
+        model spells unknown characters as <unk>, whose text only the offsets know); those
+        need the protobuf package, without which the pieces' own text is used, as for a joint
+        model (an <unk> then gets no place in the text)."""
+        try:
+            pieces = self._sp.encode(text, out_type="proto").pieces
+        except ImportError:  # no protobuf
+            return [(self._source_to_vocab[i], b, e) for i, b, e in super().encode_with_spans(text)]
         char_at = []
         for k, ch in enumerate(text):
             char_at.extend([k] * len(ch.encode("utf-8")))
         char_at.append(len(text))
         out = []
-        for p in self._sp.encode(text, out_type="immutable_proto").pieces:
+        for p in pieces:
             begin, end = p.begin, p.end
             surface = p.surface
             while surface.startswith(" ") and begin < end:  # the space before a word is not the word

@@ -110,6 +110,11 @@ def test_tokenizer_gives_marian_tokenizers_ids(marian):
         assert hf_tok(text)["input_ids"] == tok.encode(text) + [tok.eos_id]
         ids = tok.encode(text)
         assert tok.decode(ids) == hf_tok.decode(ids, skip_special_tokens=True)
+    spans = tok.encode_with_spans("the zebra eats")  # <unk> ("z") included
+    assert [i for i, _, _ in spans] == tok.encode("the zebra eats")
+    assert "".join("the zebra eats"[b:e] for _, b, e in spans) == "thezebraeats"
+    for text in ["le chat voit le chien", "la maison rouge"]:  # a translation is cut by the target model
+        assert hf_tok(text_target=text)["input_ids"] == tok.target_side().encode(text) + [tok.eos_id]
     assert config["languages"] == {"source": "en", "target": "fr"}  # read off the folder's name
     assert config["tokenizer"] == "shared-vocabulary"
 
@@ -175,6 +180,12 @@ def test_every_command_takes_the_imported_model(marian, tmp_path, capsys):
                  "-o", str(tmp_path / "links.txt")]) == 0
     links = (tmp_path / "links.txt").read_text().split()
     assert links and all("-" in link for link in links)
+    (tmp_path / "links.tsv").write_text("the cat sees the dog\tle chat voit le chien\t0-0 1-1 2-2 3-3 4-4\n" * 4)
+    assert main(["align-head", "--model", str(out), "--links", str(tmp_path / "links.tsv"), "--steps", "3",
+                 "--dtype", "fp32", "--out", str(tmp_path / "with-head")]) == 0
+    assert main(["align", "--model", str(tmp_path / "with-head"), "--method", "head", "-i", str(tmp_path / "pairs.tsv"),
+                 "-o", str(tmp_path / "head-links.txt")]) == 0
+    assert (tmp_path / "head-links.txt").read_text().strip()
     assert main(["export", "--model", str(out), "--format", "ctranslate2", "--out", str(tmp_path / "ct2")]) == 0
     assert (tmp_path / "ct2" / "model.bin").is_file() and (tmp_path / "ct2" / "vocab.json").is_file()
     assert main(["export", "--model", str(out), "--format", "argos", "--out", str(tmp_path / "x.argosmodel")]) == 1
