@@ -164,6 +164,7 @@ def test_srt_keeps_numbering_and_timings_and_translates_a_subtitle_whole():
     before, after = list(srt.parse(fuzz_documents.SRT)), list(srt.parse(out))
     assert [(s.index, s.start, s.end) for s in before] == [(s.index, s.start, s.end) for s in after]
     assert "Where are you going this late at night?" in seen  # the two lines as one text
+    assert "Home." in seen and "Already?" in seen  # two speakers: each turn alone, without its dash
     assert after[0].content == "WHERE ARE YOU GOING\nTHIS LATE AT NIGHT?"
     assert after[1].content == "- HOME.\n- ALREADY?"  # two speakers: each line its own
     assert after[2].content == "<i>I TOLD YOU SO.</i>"

@@ -63,13 +63,17 @@ def translate_texts(texts: list[str], translate: TranslateFn, translate_html: Tr
 SUBTITLE_LINE = 42  # characters a subtitle line holds, the usual broadcast guideline
 
 
-def _subtitle_text(content: str) -> list[str]:
-    """What to translate in a subtitle: its lines together, or each line on its own when
-    each is a speaker's turn ("- Who? / - Me.")."""
+_TURN = re.compile(r"([-–]\s*)(.*)")
+
+
+def _subtitle_text(content: str) -> list[tuple[str, str]]:
+    """What to translate in a subtitle, as (prefix kept, text) pairs: its lines together,
+    or each line on its own when each is a speaker's turn ("- Who? / - Me."), its dash
+    kept out of the text (the models garble a leading "- ": "- Home." -> "-me Ho.")."""
     lines = [line.strip() for line in content.split("\n") if line.strip()]
     if len(lines) > 1 and all(line.startswith(("-", "–")) for line in lines):
-        return lines
-    return [" ".join(lines)]
+        return [_TURN.fullmatch(line).groups() for line in lines]
+    return [("", " ".join(lines))]
 
 
 def split_lines(text: str, n: int, width: int = SUBTITLE_LINE) -> str:
@@ -103,14 +107,14 @@ def translate_srt(data: bytes, filename: str, translate: TranslateFn, translate_
     if not subtitles:
         raise fail(filename, "no subtitles in the file")
     units = [_subtitle_text(s.content) for s in subtitles]
-    translated = iter(translate_texts([u for unit in units for u in unit], translate, translate_html))
+    translated = iter(translate_texts([text for unit in units for _, text in unit], translate, translate_html))
     for s, unit in zip(subtitles, units):
-        outs = [next(translated) for _ in unit]
+        outs = [prefix + next(translated) for prefix, _ in unit]
         if len(unit) > 1:
             s.content = "\n".join(outs)
         else:
             lines = len([line for line in s.content.split("\n") if line.strip()])
-            s.content = split_lines(outs[0], lines) if unit[0] else s.content
+            s.content = split_lines(outs[0], lines) if unit[0][1] else s.content
     out = srt.compose(subtitles, reindex=False, strict=True)
     if "\r\n" in text:
         out = out.replace("\n", "\r\n")
