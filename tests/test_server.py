@@ -184,7 +184,7 @@ class FakeTranslator:
     def __init__(self):
         self.calls: list[list[str]] = []
 
-    def translate(self, texts, beam=None, alpha=None, batch_size=64):
+    def translate(self, texts, beam=None, alpha=None, batch_size=64, glossary=None):
         self.calls.append(list(texts))
         if "boom" in texts:
             raise RuntimeError("boom")
@@ -361,7 +361,7 @@ class HeldTranslator(FakeTranslator):
         super().__init__()
         self.started, self.release = threading.Event(), threading.Event()
 
-    def translate(self, texts, beam=None, alpha=None, batch_size=64):
+    def translate(self, texts, beam=None, alpha=None, batch_size=64, glossary=None):
         if "hold" in texts:
             self.started.set()
             assert self.release.wait(60)
