@@ -27,6 +27,7 @@ like LibreTranslate's: a sliding window of one minute per key or client address.
 from __future__ import annotations
 
 import json
+import mimetypes
 import threading
 import time
 from collections import OrderedDict, deque
@@ -336,7 +337,7 @@ def add_file_routes(app, batcher: Batcher, translators: dict, limits: Limits, ac
         if found is None:
             return fail(404, "File not found: it was downloaded already, expired, or never existed")
         data, download_name = found
-        kind = "text/html" if extension(download_name) in (".html", ".htm") else "application/octet-stream"
+        kind = mimetypes.guess_type(download_name)[0] or "application/octet-stream"
         return Response(data, media_type=kind, headers={
             "Content-Disposition": content_disposition(download_name),
             # an uploaded page is the uploader's: never run it as this server's page
