@@ -77,7 +77,8 @@ def locate_checkpoint(source: str | Path) -> Path:
     try:
         return Path(snapshot_download(str(source), allow_patterns=patterns))
     except Exception as e:  # hub errors: offline, unknown repository, HTTP failures
-        raise MarianImportError(f"{source}: cannot download ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        reason = (str(e).strip().splitlines() or [""])[0]
+        raise MarianImportError(f"{source}: cannot download ({type(e).__name__}: {reason})") from None
 
 
 def read_json(path: Path) -> dict:
@@ -138,7 +139,8 @@ def read_weights(folder: Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(folder / "model.safetensors"))
         except Exception as e:  # safetensors raises its own errors on damaged files
-            raise MarianImportError(f"{folder / 'model.safetensors'}: cannot read weights ({str(e).splitlines()[0]})") from None
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise MarianImportError(f"{folder / 'model.safetensors'}: cannot read weights ({reason})") from None
     path = folder / "pytorch_model.bin"
     if not path.is_file():
         raise MarianImportError(f"{folder}: missing model.safetensors (or pytorch_model.bin)")
