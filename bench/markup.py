@@ -393,7 +393,8 @@ def main() -> None:
                         help="Hansards trial (37 sentences), Golden Collection (100)")
     parser.add_argument("--sentences-each", type=int, default=150, help="from Tatoeba dev and from newstest2012")
     parser.add_argument("--eflomal-pairs", type=int, default=100_000, help="0: leave eflomal out")
-    parser.add_argument("--only", choices=("placement", "sentences", "pages"))
+    parser.add_argument("--only", choices=("placement", "sentences", "pages"),
+                        help="one part, merged into --json (the parts can run side by side)")
     parser.add_argument("--sets", nargs="+", choices=list(GOLD_SETS), default=list(GOLD_SETS))
     args = parser.parse_args()
     from crossattn.align import AlignmentModel
@@ -424,9 +425,28 @@ def main() -> None:
             print(json.dumps(r))
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if args.json:
-        from crossattn.atomic import write_text_atomic
+        write_results(Path(args.json), result, args)
 
-        write_text_atomic(args.json, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+
+def write_results(path: Path, result: dict, args) -> None:
+    """Write ``result``; with --only, merged into what ``path`` holds (the parts may run
+    side by side as separate processes on a busy machine: a lock keeps their writes apart)."""
+    import fcntl
+
+    from crossattn.atomic import write_text_atomic
+
+    with open(Path(tempfile.gettempdir()) / f"crossattn-{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        merged = json.loads(path.read_text()) if args.only and path.exists() else {}
+        runs = merged.get("runs", [])
+        runs.append({"part": args.only or "all", "sets": args.sets if args.only in (None, "placement") else None,
+                     "machine": result.pop("machine"),
+                     "finished": result.pop("finished")})
+        if "placement" in result:
+            result["placement"] = [r for r in merged.get("placement", []) if r["set"] not in args.sets] + \
+                result["placement"]
+        merged.update(result, runs=runs)
+        write_text_atomic(path, json.dumps(merged, indent=2, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":
