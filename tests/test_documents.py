@@ -246,6 +246,27 @@ def test_bomb_whose_header_lies_is_cut_off_at_its_cap():
     assert "word/document.xml" in message and re.search("max_compression_ratio|header says|CRC", message)
 
 
+def test_bomb_of_bare_directory_entries_refused_before_zipfile_lists_them():
+    """An archive of nothing but central directory entries (46 bytes each, no member data):
+    zipfile would make an object for each before the count is checked (80 MB for 10 MB of
+    them); it is refused on the entries' signatures first."""
+    import struct
+    import tracemalloc
+
+    n = 50_000
+    directory = b"".join(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0)
+                         + b"x" for _ in range(n))
+    data = directory + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, len(directory), 0, 0)
+    tracemalloc.start()
+    try:
+        message = refused(data, "entries.docx")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "max_members" in message
+    assert peak < 4 * len(data), peak  # the upload and a copy or two of it, not an object per entry
+
+
 def test_bomb_overall_ratio_of_many_small_members():
     limits = DocumentLimits(ratio_checked_above=1 << 16)
     parts = [(f"word/part{k}.xml", b"\0" * 60000, zipfile.ZIP_DEFLATED) for k in range(100)]

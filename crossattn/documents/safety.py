@@ -148,6 +148,13 @@ def read_archive(data: bytes, filename: str, limits: DocumentLimits) -> list[Mem
     each name (absolute or holding ".." is refused), the total uncompressed size and the
     compression ratios as declared, then as read (each member's read stops as soon as it
     passes its cap, so a header that lies costs no more memory than one that does not)."""
+    # zipfile makes an object for every central directory entry before they can be counted:
+    # 10 MB of bare entries are 200,000 of them, some 80 MB. Each entry begins with this
+    # signature, so counting it first bounds the members (it can only overcount them).
+    signatures = data.count(b"PK\x01\x02")
+    if signatures > limits.max_members:
+        raise fail(filename, f"{signatures} archive member entries, over the limit of {limits.max_members} "
+                             f"(max_members)")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
