@@ -1,0 +1,297 @@
+"""Glossaries: how often the translation uses the glossary's term, and what happens to the
+rest of the sentence, for each candidate mechanism, on dev glossaries built from public
+dev data.
+
+The dev glossary (gold-free): sentences of hansard/dev and wmt/newstest2012 (the dev sets
+of the data README: parliament and news; the test sets are never read) with 6 to 40
+words are aligned to their references by eflomal (bench/alignment.eflomal_links, with
+Hansard training pairs added so the aligner has data to learn from). From each sentence,
+1 to 3 non-overlapping source n-grams of 1-3 words that start and end with a content
+word (not a function word, a unigram of 4+ letters) and whose aligned reference words
+form a consistent phrase (contiguous, of 1-4 words, nothing in it aligned outside) become
+entries: source n-gram -> the reference's words. Entries whose two sides are equal
+(names, numbers) are skipped: a glossary that asks for a copy says little.
+
+Mechanisms measured (each sentence translated with its own entries):
+
+* ``none``: the translation without a glossary;
+* ``placeholders``: what crossattn ships (glossary.py): terms swapped for placeholders
+  the model copies, their translations put in after;
+* ``aligned``: translate without a glossary, then replace the target words that the
+  alignment heads link to the term's source words (their span) by the term's translation.
+
+Reported: term use (the entry's translation appears in the output, case-insensitively, on
+word boundaries), BLEU and chrF of the sentences, and chrF outside the terms (each entry's
+translation removed from both hypothesis and reference before scoring).
+
+    python bench/glossary.py [--sentences 100] [--json bench/results/glossary.json]
+
+The choice (2026-12-06, 100 sentences of each dev set per direction, 377 en-fr and 388
+fr-en entries; bench/results/glossary.json, bench/README.md "Glossaries"): placeholders.
+They put the term in every output (100% vs 93.4% / 93.6% for the aligned replacement,
+whose links miss or split some terms) with the higher BLEU in fr-en (23.24 vs 21.97) and
+about the same in en-fr (21.52 vs 21.65; none: 19.12 / 18.70). The model kept 83.6% /
+80.8% of the placeholders in place; the others' terms were appended at the end of
+their sentence. Outside the terms, chrF fell 1.4 (en-fr) and 0.4 (fr-en) points against
+no glossary (the aligned replacement: 0.8 and 0.9). The placeholders need no torch at
+translation time; the aligned replacement loads the torch network and its head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alignment import eflomal_links, hansard_pairs  # noqa: E402
+from common import DATA, machine_info  # noqa: E402
+
+from crossattn.atomic import write_text_atomic  # noqa: E402
+
+SETS = {"hansard/dev": DATA / "hansard" / "dev.tsv", "newstest2012": DATA / "wmt" / "newstest2012.tsv"}
+TOKEN = re.compile(r"\w+['’]|\w+(?:[-.]\w+)*|[^\w\s]")
+FUNCTION_WORDS = {
+    "en": set("""a an the of to in on at by for with from and or but not no nor as is are was were be been being
+    this that these those it its he she they we you i me him her them us my your his our their there here which who
+    whom whose what when where why how all any some each every other such than then so too very can could will would
+    shall should may might must do does did have has had if into out up down over under about also only just more
+    most much many one two s t having being said get got make made like well now""".split()),
+    "fr": set("""le la les l' un une des du de d' à au aux et ou mais ne pas ni que qu' qui quoi dont où en y
+    ce cet cette ces c' se s' il elle ils elles on nous vous je j' tu me m' te t' lui leur leurs son sa ses mon ma
+    mes ton ta tes notre nos votre vos est sont était être été a ont avait avoir fait plus moins très aussi si
+    par pour dans sur sous avec sans entre vers chez comme tout tous toute toutes autre autres même n' un""".split()),
+}
+
+
+def tokens(text: str) -> list[re.Match]:
+    return list(TOKEN.finditer(text))
+
+
+LINKS_INSIDE = {"of", "de", "du", "des", "d'", "d’"}  # "Minister of Finance", "problème de protection"
+
+
+def is_content(word: str, language: str) -> bool:
+    return word[:1].isalpha() and word.lower() not in FUNCTION_WORDS[language]
+
+
+def noun_phrase_like(words: list[str], language: str) -> bool:
+    """Content words at both ends, only content words or "of"/"de" between: a stand-in
+    for a noun phrase without a tagger ("taxation system", "Minister of Finance")."""
+    return is_content(words[0], language) and is_content(words[-1], language) and \
+        all(is_content(w, language) or w.lower() in LINKS_INSIDE for w in words[1:-1])
+
+
+def read_pairs(path: Path, source: str) -> list[tuple[str, str]]:
+    pairs = [tuple(line.split("\t")[:2]) for line in path.read_text(encoding="utf-8").splitlines() if "\t" in line]
+    return [(e, f) if source == "en" else (f, e) for e, f in pairs]
+
+
+def entries_of(src: str, ref: str, links: set[tuple[int, int]], languages: tuple[str, str],
+               rng: random.Random, most: int = 3) -> list[tuple[str, str]]:
+    """Up to ``most`` consistent (source n-gram, reference phrase) pairs of one sentence."""
+    s_tok, t_tok = tokens(src), tokens(ref)
+    candidates = []
+    for n in (3, 2, 1):
+        for i in range(len(s_tok) - n + 1):
+            words = [m.group(0) for m in s_tok[i: i + n]]
+            if not noun_phrase_like(words, languages[0]):
+                continue
+            if n == 1 and len(words[0]) < 4 or any(not w[:1].isalnum() for w in words):
+                continue
+            targets = {j for a, j in links if i <= a < i + n}
+            if not targets or not all(any(a == k for a, _ in links) for k in range(i, i + n)):
+                continue
+            j1, j2 = min(targets), max(targets)
+            if j2 - j1 + 1 > 4 or any(j1 <= j <= j2 and not i <= a < i + n for a, j in links):
+                continue
+            t_words = [m.group(0) for m in t_tok[j1: j2 + 1]]
+            if not noun_phrase_like(t_words, languages[1]):
+                continue
+            term = src[s_tok[i].start(): s_tok[i + n - 1].end()]
+            translation = ref[t_tok[j1].start(): t_tok[j2].end()]
+            if term.lower() == translation.lower():
+                continue
+            candidates.append((n, i, i + n, term, translation))
+    rng.shuffle(candidates)
+    candidates.sort(key=lambda c: -c[0])  # multi-word terms first, then chance
+    chosen: list[tuple[int, int, int, str, str]] = []
+    want = rng.randint(1, most)
+    for c in candidates:
+        if len(chosen) < want and all(c[2] <= o[1] or c[1] >= o[2] for o in chosen) \
+                and all(c[3].lower() != o[3].lower() and c[4].lower() != o[4].lower() for o in chosen):
+            chosen.append(c)
+    return [(term, translation) for *_, term, translation in sorted(chosen, key=lambda c: c[1])]
+
+
+def dev_glossaries(per_set: int, extra_pairs: int = 10000, seed: int = 26) -> dict[str, list[dict]]:
+    """{"en-fr": items, "fr-en": items}, items [{"set", "source", "reference", "glossary"}]:
+    ``per_set`` sentences of each dev set that got at least one entry, per direction. One
+    eflomal alignment per set serves both directions (its links read either way)."""
+    rng = random.Random(seed)
+    out: dict[str, list[dict]] = {"en-fr": [], "fr-en": []}
+    extra = hansard_pairs(extra_pairs)
+    tok = lambda text: " ".join(m.group(0) for m in tokens(text))  # noqa: E731
+    for name, path in SETS.items():
+        pairs = [p for p in read_pairs(path, "en") if 6 <= len(p[0].split()) <= 40]
+        rng.shuffle(pairs)
+        pairs = pairs[: per_set * 3]
+        links = eflomal_links([tok(e) for e, _ in pairs + extra], [tok(f) for _, f in pairs + extra])[: len(pairs)]
+        for direction in out:
+            found = 0
+            for (en, fr), en_fr_links in zip(pairs, links):
+                if found == per_set:
+                    break
+                if direction == "en-fr":
+                    src, ref, sentence_links, languages = en, fr, en_fr_links, ("en", "fr")
+                else:
+                    src, ref, sentence_links, languages = fr, en, {(j, i) for i, j in en_fr_links}, ("fr", "en")
+                entries = entries_of(src, ref, sentence_links, languages, rng)
+                if entries:
+                    out[direction].append({"set": name, "source": src, "reference": ref, "glossary": dict(entries)})
+                    found += 1
+    return out
+
+
+def uses(text: str, term: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(term)}(?!\w)", text, re.IGNORECASE) is not None
+
+
+def without_terms(text: str, terms: list[str]) -> str:
+    for term in sorted(terms, key=len, reverse=True):
+        text = re.sub(rf"(?<!\w){re.escape(term)}(?!\w)", " ", text, flags=re.IGNORECASE)
+    return " ".join(text.split())
+
+
+def aligned_replacement(translator, items: list[dict], plain: list[str]) -> list[str]:
+    """Candidate (b): each term's aligned target words in the plain translation replaced by
+    the term's translation (links from the alignment heads on whitespace words)."""
+    from crossattn.align import align_pairs_with_heads
+    from crossattn.glossary import Glossary
+
+    forward = translator.alignment_model()
+    pairs = [(item["source"].split(), hyp.split()) for item, hyp in zip(items, plain)]
+    links = align_pairs_with_heads(pairs, forward)
+    outputs = []
+    for item, (s_words, t_words), sentence_links in zip(items, pairs, links):
+        # source word index of each character, to map the glossary's matches onto words
+        owner, pos = [], 0
+        for k, word in enumerate(s_words):
+            start = item["source"].index(word, pos)
+            owner += [None] * (start - len(owner)) + [k] * len(word)
+            pos = start + len(word)
+        replace: dict[int, tuple[int, str]] = {}  # first target word -> (last, translation)
+        for start, end, translation in Glossary(item["glossary"]).find(item["source"]):
+            words = {owner[c] for c in range(start, min(end, len(owner))) if owner[c] is not None}
+            targets = sorted(j for i, j in sentence_links if i in words)
+            if targets:
+                replace[targets[0]] = (targets[-1], translation)
+        out, j = [], 0
+        while j < len(t_words):
+            if j in replace and all(k not in replace or k == j for k in range(j, replace[j][0] + 1)):
+                out.append(replace[j][1])
+                j = replace[j][0] + 1
+            else:
+                out.append(t_words[j])
+                j += 1
+        outputs.append(" ".join(out))
+    return outputs
+
+
+def with_placeholders(translator, item: dict) -> tuple[str, int, int]:
+    """``translator.translate([source], glossary=...)``'s steps, counting the term
+    placeholders the model kept (after the n-best retry); the others were appended at the
+    end of their text by SourceText.finish: in use, but out of place."""
+    from crossattn.decoding import decoding_settings
+    from crossattn.glossary import restore_terms
+
+    beam, alpha = decoding_settings(translator.decoding, None, None)
+    source = translator._sources([item["source"]], True, item["glossary"])[0]
+    hyps = translator._keep_terms([source], source.ids, translator._search(source.ids, beam, alpha, 64), beam, alpha,
+                                  64, True)
+    decoded = [translator.tokenizer.decode(h) for h in hyps]
+    terms = source.terms
+    for text in decoded:
+        _, terms = restore_terms(text, terms)
+    return source.finish(decoded), len(source.terms) - len(terms), len(source.terms)
+
+
+def score(items: list[dict], hyps: list[str]) -> dict:
+    import sacrebleu
+
+    refs = [item["reference"] for item in items]
+    terms = [(item["glossary"].values()) for item in items]
+    used = [uses(h, t) for h, ts in zip(hyps, terms) for t in ts]
+    outside_h = [without_terms(h, list(ts)) for h, ts in zip(hyps, terms)]
+    outside_r = [without_terms(r, list(ts)) for r, ts in zip(refs, terms)]
+    return {"term_use": round(100 * sum(used) / len(used), 2), "terms": len(used),
+            "bleu": round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2),
+            "chrf": round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2),
+            "chrf_outside_terms": round(sacrebleu.corpus_chrf(outside_h, [outside_r]).score, 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sentences", type=int, default=100, help="sentences per dev set and direction")
+    ap.add_argument("--directions", default="en-fr,fr-en")
+    ap.add_argument("--mechanisms", default="none,placeholders,aligned")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", default="bench/results/glossary.json")
+    args = ap.parse_args()
+    if not all(path.is_file() for path in SETS.values()):
+        sys.exit(f"dev sets not found under {DATA}")
+    from crossattn.translator import Translator
+
+    results = {"machine": machine_info(args.threads), "sentences_per_set": args.sentences, "directions": {}}
+    start = time.perf_counter()
+    glossaries = dev_glossaries(args.sentences)
+    results["dev_glossary_seconds"] = round(time.perf_counter() - start, 1)
+    for direction in args.directions.split(","):
+        items = glossaries[direction]
+        translator = Translator.load(direction, device="cpu", dtype="fp32", threads=args.threads)
+        sources = [item["source"] for item in items]
+        outputs, seconds = {}, {}
+        for mechanism in args.mechanisms.split(","):
+            start = time.perf_counter()
+            if mechanism == "none":
+                outputs[mechanism] = translator.translate(sources)
+            elif mechanism == "placeholders":
+                done = [with_placeholders(translator, item) for item in items]
+                outputs[mechanism] = [out for out, _, _ in done]
+                kept = 100 * sum(k for _, k, _ in done) / sum(n for _, _, n in done)
+                # the same text as the library gives (checked on a few)
+                assert outputs[mechanism][:5] == [translator.translate([item["source"]], glossary=item["glossary"])[0]
+                                                  for item in items[:5]]
+            elif mechanism == "aligned":
+                plain = outputs.get("none") or translator.translate(sources)
+                outputs[mechanism] = aligned_replacement(translator, items, plain)
+            seconds[mechanism] = round(time.perf_counter() - start, 1)
+        report: dict = {"entries": sum(len(item["glossary"]) for item in items), "sentences": len(items)}
+        for mechanism, hyps in outputs.items():
+            report[mechanism] = {"all": score(items, hyps), "seconds": seconds[mechanism]}
+            if mechanism == "placeholders":
+                report[mechanism]["placeholders_kept_percent"] = round(kept, 2)
+            for name in SETS:
+                idx = [k for k, item in enumerate(items) if item["set"] == name]
+                report[mechanism][name] = score([items[k] for k in idx], [hyps[k] for k in idx])
+            for n in (1, 2, 3):
+                idx = [k for k, item in enumerate(items) if len(item["glossary"]) == n]
+                if idx:
+                    report[mechanism][f"{n}_terms"] = score([items[k] for k in idx], [hyps[k] for k in idx])
+        # no sentences of the dev sets in the results: the data is never copied into the project
+        results["directions"][direction] = report
+        print(direction, json.dumps({m: report[m]["all"] for m in outputs}), flush=True)
+        results["machine"]["load_avg_end"] = os.getloadavg()
+        # written after each direction: a long run stopped halfway keeps what it measured
+        write_text_atomic(Path(args.json), json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()
