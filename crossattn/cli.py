@@ -94,6 +94,8 @@ def translate_document_file(args) -> None:
         raise CLIError("--no-split is for text: a document's paragraphs are split into sentences")
     if args.glossary:
         raise CLIError("--glossary is for text and html, not for a document's file yet")
+    if args.json:
+        raise CLIError("--json is for text: a document is written in its own format")
     if args.output in (None, "-") and extension(args.input) in BINARY_EXTENSIONS:
         raise CLIError(f"{args.input}: the translation of a {extension(args.input)} file is not text: give -o FILE")
     try:

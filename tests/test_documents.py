@@ -463,3 +463,13 @@ def test_cli_docx_in_docx_out_and_corrupt_docx(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.docx", "rapport.docx", "report.docx"]
     result = run_cli(["translate", "-i", source, "--device", "cpu"])  # a binary format needs -o
     assert result.returncode != 0 and "-o FILE" in result.stderr and result.stdout == ""
+
+
+def test_cli_json_with_a_document_is_a_one_line_error(tmp_path):
+    """--json gives text lines; a document is written in its own format, so the flag is
+    refused before the model loads, not ignored."""
+    source = tmp_path / "subs.srt"
+    source.write_bytes(b"1\n00:00:01,000 --> 00:00:02,000\nThe cat sleeps.\n")
+    result = run_cli(["translate", "--json", "-i", source, "-o", tmp_path / "out.srt", "--device", "cpu"])
+    assert result.returncode != 0 and result.stderr.count("\n") == 1 and "--json" in result.stderr, result.stderr
+    assert not (tmp_path / "out.srt").exists()
