@@ -8,8 +8,10 @@ the same kind text.protect_spans uses for URLs), and the wanted translation is p
 its place afterwards, with a capital when it starts the output sentence and in capitals
 when the source wrote the term in capitals. The mechanism was chosen by measurement on
 dev glossaries built from hansard/dev and newstest2012 (bench/glossary.py,
-docs/translating.md): placeholders put the term in the output every time the model
-copies them, and the sentence around them did not get worse.
+docs/translating.md "Glossaries"): with placeholders the term was in 100% of outputs
+(81-84% where the model wrote it, the rest appended to the sentence), against 93% for
+replacing the words aligned to the term, with BLEU up in both directions; chrF outside
+the terms fell 0.4-1.4 points (the words next to a placeholder cannot agree with it).
 
 Nothing here imports torch; modeldir.SourceText applies a glossary to what the model reads.
 """
