@@ -151,6 +151,15 @@ def test_epub_translates_content_documents_only():
     assert all(before[n] == after[n] for n in before if n != "OEBPS/text/ch1.xhtml")
 
 
+def test_epub_chapter_named_with_a_space_is_translated():
+    """The package lists its documents by URL: "ch%201.xhtml" is the member "ch 1.xhtml"."""
+    renamed = [("OEBPS/text/ch 1.xhtml" if n == "OEBPS/text/ch1.xhtml" else n,
+                c.replace(b'href="text/ch1.xhtml"', b'href="text/ch%201.xhtml"'), zipfile.ZIP_DEFLATED)
+               for n, c in members(fuzz_documents.make_epub()).items()]
+    chapter = members(translate(zip_of(renamed), "book.epub"))["OEBPS/text/ch 1.xhtml"].decode()
+    assert "<p>IT WAS A <em>DARK</em> NIGHT.</p>" in chapter
+
+
 def test_srt_keeps_numbering_and_timings_and_translates_a_subtitle_whole():
     import srt
 

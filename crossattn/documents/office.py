@@ -20,6 +20,7 @@ import copy
 import posixpath
 import re
 from collections.abc import Callable
+from urllib.parse import unquote
 
 from lxml import etree
 
@@ -301,7 +302,8 @@ def epub_content_documents(members: dict[str, Member], filename: str) -> list[st
     for item in package.iter(f"{OPF}item"):
         href = (item.get("href") or "").split("#")[0]
         if item.get("media-type") in XHTML_TYPES and href and "://" not in href:
-            name = posixpath.normpath(posixpath.join(posixpath.dirname(opf_name), href))
+            # an href is a URL: "chapter%201.xhtml" is the member "chapter 1.xhtml"
+            name = posixpath.normpath(posixpath.join(posixpath.dirname(opf_name), unquote(href)))
             if name in members and name not in names:
                 names.append(name)
     return names
