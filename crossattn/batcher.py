@@ -47,6 +47,8 @@ class Job:
     filename: str = ""
     detect_to: str = ""  # a document in a language to detect (source=auto), to translate into this one
     background: bool = False  # a piece of an html or file job (MarkupWorker): after the requests batched with it
+    # when the client began to wait: a MarkupWorker stops work on it at the same deadline as the client
+    created: float = field(default_factory=time.monotonic)
 
     @property
     def cost(self) -> int:
@@ -324,7 +326,7 @@ class MarkupWorker(Worker):
     def _execute(self, jobs: list[Job]) -> None:
         groups: dict[tuple, list[Job]] = {}  # jobs alike in all but their texts
         for job in jobs:
-            key = tuple(getattr(job, f.name) for f in fields(job) if f.name not in ("texts", "future"))
+            key = tuple(getattr(job, f.name) for f in fields(job) if f.name not in ("texts", "future", "created"))
             groups.setdefault(key, []).append(job)
         for group in groups.values():
             if len(group) == 1:
@@ -346,7 +348,7 @@ class MarkupWorker(Worker):
             self._count(len(together.texts))
 
     def _answer(self, translators: dict, direction: str, job: Job):
-        deadline = time.monotonic() + self.limits.timeout_s
+        deadline = job.created + self.limits.timeout_s  # queueing included, as the client's wait (answer)
         chosen: list[str] = [] if job.detect_to else [direction]  # decided on the first texts
 
         def translate(texts: list[str]) -> list[str]:

@@ -425,3 +425,23 @@ def test_download_names_never_carry_a_path():
     assert download_name("a\r\nb.txt") == "ab.txt"
     header = content_disposition("résumé \"1\".docx")
     assert "\n" not in header and 'filename="r_sum_ _1_.docx"' in header and "filename*=UTF-8''r%C3%A9sum%C3%A9" in header
+
+
+def test_a_file_whose_client_gave_up_is_not_translated():
+    """The file worker's deadline counts from when the client began to wait, queueing
+    included (as Worker.answer's): a file that waited its whole timeout in the queue gets
+    504 before one of its texts reaches the translation thread, not a full timeout of work
+    that nobody waits for."""
+    from crossattn.batcher import Batcher, Job
+    from crossattn.server_api import Limits
+
+    fake = RecordingTranslator()
+    batcher = Batcher({"en-fr": fake}, Limits(file_timeout_s=60))
+    batcher.start()
+    try:
+        job = Job([], direction="en-fr", document=b"Hello there.\n", filename="a.txt", created=time.monotonic() - 61)
+        with pytest.raises(APIError) as e:
+            batcher.submit(job).result(timeout=30)
+        assert e.value.status == 504 and fake.calls == []
+    finally:
+        batcher.stop()
