@@ -53,7 +53,10 @@ def download_name(upload_name: str) -> str:
     ``C:\\docs\\x.txt``) or control characters; "document" if nothing is left."""
     base = re.split(r"[\\/]", upload_name or "")[-1]
     base = "".join(ch for ch in base if ch.isprintable()).strip().lstrip(".")
-    return base[:200] or "document"
+    if len(base) > 200:  # shortened before its extension, which says what the file is
+        stem, suffix = os.path.splitext(base)
+        base = stem[: 200 - len(suffix[:20])] + suffix[:20]
+    return base or "document"
 
 
 def content_disposition(name: str) -> str:

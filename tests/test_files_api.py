@@ -423,6 +423,8 @@ def test_download_names_never_carry_a_path():
     assert download_name("C:\\docs\\rapport.docx") == "rapport.docx"
     assert download_name("..") == "document" and download_name("") == "document"
     assert download_name("a\r\nb.txt") == "ab.txt"
+    long = download_name("a" * 300 + ".docx")  # shortened, its extension kept
+    assert len(long) == 200 and long.endswith("a.docx")
     header = content_disposition("résumé \"1\".docx")
     assert "\n" not in header and 'filename="r_sum_ _1_.docx"' in header and "filename*=UTF-8''r%C3%A9sum%C3%A9" in header
 
