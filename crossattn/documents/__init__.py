@@ -47,7 +47,7 @@ from .safety import DocumentError, DocumentLimits, fail, refuse_deep_markup
 from .textual import translate_html_file, translate_po, translate_srt, translate_txt
 
 __all__ = ["BINARY_EXTENSIONS", "SUPPORTED_EXTENSIONS", "DocumentError", "DocumentLimits", "extension",
-           "is_supported", "translate_document"]
+           "translate_document"]
 
 TranslateFn = Callable[[list[str]], list[str]]
 
@@ -72,10 +72,6 @@ def extension(filename: str) -> str:
     """The lower-case extension of ``filename`` (".docx"), "" when it has none."""
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]
     return "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
-
-
-def is_supported(filename: str) -> bool:
-    return extension(filename) in SUPPORTED_EXTENSIONS
 
 
 class _CallbackError(Exception):
