@@ -23,6 +23,8 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 from typing import Any
 
+from .safety import with_outer_space
+
 
 class Markup:
     """One paragraph's inline markup being written, with what each tag stands for."""
@@ -151,7 +153,7 @@ def translate_paragraphs(markups: list[Markup], translate: Callable[[list[str]],
     tagged = [k for k, m in enumerate(markups) if m.tags]
     texts = [markups[k].plain() for k in plain]
     for k, source, t in zip(plain, texts, translate([s.strip() for s in texts]) if plain else []):
-        trees[k] = [source[: len(source) - len(source.lstrip())] + t + source[len(source.rstrip()):]]
+        trees[k] = [with_outer_space(source, t)]
     for k, out in zip(tagged, translate_html([markups[k].html() for k in tagged]) if tagged else []):
         trees[k] = parse_translated(out, markups[k])
     return trees

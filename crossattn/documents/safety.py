@@ -70,6 +70,12 @@ def encode_text(text: str, bom: bool) -> bytes:
     return (BOM if bom else b"") + text.encode("utf-8")
 
 
+def with_outer_space(source: str, translation: str) -> str:
+    """``translation`` between the whitespace that ``source`` began and ended with (texts
+    are translated stripped; a subtitle's, a msgstr's, a run's spaces stay as written)."""
+    return source[: len(source) - len(source.lstrip())] + translation + source[len(source.rstrip()):]
+
+
 # -- XML -------------------------------------------------------------------------------
 _ENTITY_DECLARATIONS = [re.compile(pattern, re.IGNORECASE) for pattern in (
     rb"<!ENTITY", re.escape("<!ENTITY".encode("utf-16-le")), re.escape("<!ENTITY".encode("utf-16-be")))]

@@ -17,7 +17,7 @@ import srt
 
 from ..markup import looks_like_html
 from ..text import restore_spans
-from .safety import decode_text, encode_text, fail, refuse_entity_declarations
+from .safety import decode_text, encode_text, fail, refuse_entity_declarations, with_outer_space
 
 TranslateFn = Callable[[list[str]], list[str]]
 LETTER = re.compile(r"[^\W\d_]")
@@ -54,8 +54,7 @@ def translate_texts(texts: list[str], translate: TranslateFn, translate_html: Tr
     marked = [k for k, t in enumerate(texts) if LETTER.search(t) and looks_like_html(t)]
     for ks, fn in ((plain, translate), (marked, translate_html)):
         for k, t in zip(ks, fn([texts[k].strip() for k in ks]) if ks else []):
-            s = texts[k]
-            out[k] = s[: len(s) - len(s.lstrip())] + t + s[len(s.rstrip()):]
+            out[k] = with_outer_space(texts[k], t)
     return out
 
 
@@ -212,6 +211,4 @@ def translate_po(data: bytes, filename: str, translate: TranslateFn, translate_h
 def _restore(translation: str, spans: list[tuple[str, str]]) -> str:
     """restore_spans, keeping the translation's leading and trailing whitespace (a msgstr
     ends with a newline where its msgid does)."""
-    body = translation.strip()
-    return translation[: len(translation) - len(translation.lstrip())] + restore_spans(body, spans) + \
-        translation[len(translation.rstrip()):] if spans else translation
+    return with_outer_space(translation, restore_spans(translation.strip(), spans)) if spans else translation
