@@ -42,14 +42,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..markup import TranslateFn
 from .office import translate_docx, translate_epub, translate_odf, translate_pptx
 from .safety import DocumentError, DocumentLimits, fail, refuse_deep_markup
 from .textual import translate_html_file, translate_po, translate_srt, translate_txt
 
 __all__ = ["BINARY_EXTENSIONS", "SUPPORTED_EXTENSIONS", "DocumentError", "DocumentLimits", "extension",
            "translate_document"]
-
-TranslateFn = Callable[[list[str]], list[str]]
 
 _HANDLERS: dict[str, Callable[[bytes, str, TranslateFn, TranslateFn, DocumentLimits], bytes]] = {
     ".txt": lambda data, name, tr, tr_html, limits: translate_txt(data, name, tr),

@@ -24,17 +24,15 @@ from urllib.parse import unquote
 
 from lxml import etree
 
+from ..markup import LETTER, TranslateFn
 from .runs import Markup, Span, Void, translate_paragraphs
 from .safety import (DocumentLimits, Member, decode_text, encode_text, fail, member_map, parse_xml, read_archive,
                      refuse_entities_in_archive, refuse_entity_declarations, serialize_xml, write_archive)
-
-TranslateFn = Callable[[list[str]], list[str]]
 
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
-LETTER = re.compile(r"[^\W\d_]")
 
 
 def _has_letter(el: etree._Element) -> bool:

@@ -10,17 +10,13 @@ import codecs
 import math
 import os
 import re
-from collections.abc import Callable
 
 import polib
 import srt
 
-from ..markup import looks_like_html
+from ..markup import LETTER, TranslateFn, looks_like_html
 from ..text import restore_spans
 from .safety import decode_text, encode_text, fail, refuse_entity_declarations, with_outer_space
-
-TranslateFn = Callable[[list[str]], list[str]]
-LETTER = re.compile(r"[^\W\d_]")
 
 
 def translate_txt(data: bytes, filename: str, translate: TranslateFn) -> bytes:
