@@ -367,7 +367,10 @@ class MarkupWorker(Worker):
             return translate_html(documents, translate, align)
 
         if job.document is None:
-            return html(job.texts)
+            try:
+                return html(job.texts)
+            except InputError as e:  # markup.py's refusal: inline elements nested too deep
+                raise APIError(400, "bad_html", str(e)) from None
         from .documents import DocumentLimits, translate_document
 
         try:  # the size limit is serve's --max-file-mb; the archive limits are the library's

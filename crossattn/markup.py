@@ -55,6 +55,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+from .errors import InputError
 from .text import split_sentences
 
 INLINE = frozenset({"a", "abbr", "acronym", "b", "bdi", "bdo", "big", "cite", "data", "del", "dfn", "em", "font", "i",
@@ -522,11 +523,33 @@ def _skip_element(constructs: list[Construct], k: int, inline: bool) -> tuple[st
     return "".join(parts), n
 
 
+MAX_INLINE_DEPTH = 100  # inline elements inside each other; placement recurses once per level
+
+
+def refuse_deep_inline(documents: list[str], limit: int = MAX_INLINE_DEPTH) -> None:
+    """InputError for a document whose inline elements nest deeper than ``limit``: placement
+    recurses once per level (1,000 levels exhaust Python's stack), and no page written by a
+    person nests 100 deep. An element left open counts until its segment ends, as it is
+    kept open."""
+    for document in documents:
+        depth = 0
+        for c in parse(document):
+            if c.kind == "start":
+                depth = depth + 1 if c.tag in INLINE else 0
+            elif c.kind == "end":
+                depth = max(depth - 1, 0) if c.tag in INLINE else 0
+            if depth > limit:
+                raise InputError(f"inline elements nested over {limit} deep (max_inline_depth)")
+
+
 def translate_html(documents: list[str], translate: TranslateFn, align: AlignFn | None) -> list[str]:
     """Each HTML document translated (module docstring). ``translate``: sentences in,
     translations out, in order (one call for all the documents' sentences); ``align``:
     (source words, target words) pairs in, links (source word, target word) out, one set
-    per pair; None, or a pair given no link, places by relative position (monotone_links)."""
+    per pair; None, or a pair given no link, places by relative position (monotone_links).
+    InputError, before anything is translated, for inline elements nested past
+    MAX_INLINE_DEPTH (refuse_deep_inline)."""
+    refuse_deep_inline(documents)
     chunked = [_chunks(doc) for doc in documents]
     jobs = []  # (segment, text, [(sentence, offset)])
     for chunks in chunked:

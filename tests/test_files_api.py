@@ -447,3 +447,24 @@ def test_a_file_whose_client_gave_up_is_not_translated():
         assert e.value.status == 504 and fake.calls == []
     finally:
         batcher.stop()
+
+
+def test_html_nested_too_deep_is_a_400_not_a_server_error():
+    """markup.py places inline elements recursively: 1,000 nested <b> (a server with a
+    raised --max-chars lets them in) would raise RecursionError, a 500; it is refused
+    before anything is translated."""
+    from crossattn.batcher import Batcher, Job
+    from crossattn.server_api import Limits
+
+    fake = RecordingTranslator()
+    batcher = Batcher({"en-fr": fake}, Limits())
+    batcher.start()
+    try:
+        job = Job(["<p>" + "<b>" * 1000 + "deep text" + "</b>" * 1000 + "</p>"], direction="en-fr", format="html")
+        with pytest.raises(APIError) as e:
+            batcher.submit(job).result(timeout=30)
+        assert e.value.status == 400 and "max_inline_depth" in e.value.detail and fake.calls == []
+        fine = Job(["<p>The <b>red</b> house.</p>"], direction="en-fr", format="html")
+        assert batcher.submit(fine).result(timeout=30) == ["<p>THE <b>RED</b> HOUSE.</p>"]
+    finally:
+        batcher.stop()

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from ..errors import InputError
-from ..markup import INLINE
-from ..markup import parse as parse_markup
+from ..markup import MAX_INLINE_DEPTH, refuse_deep_inline
 
 
 class DocumentError(InputError):
@@ -43,7 +42,8 @@ class DocumentLimits:
     max_total_bytes: int = 64 * 1024 * 1024  # all members, uncompressed: what a refused bomb can cost at most
     max_compression_ratio: float = 100.0  # uncompressed / compressed: each member, and the whole archive
     ratio_checked_above: int = 1024 * 1024  # a member (or archive) smaller uncompressed: never refused for its ratio
-    max_inline_depth: int = 100  # inline elements (b, span, a, runs in links) inside each other: markup.py recurses
+    # inline elements (b, span, a, runs in links) inside each other; markup.py refuses more than its own limit
+    max_inline_depth: int = MAX_INLINE_DEPTH
 
 
 def fail(filename: str, reason: str) -> DocumentError:
@@ -119,17 +119,11 @@ def serialize_xml(tree: etree._ElementTree) -> bytes:
 
 def refuse_deep_markup(documents: list[str], where: str, limits: DocumentLimits) -> None:
     """HTML whose inline elements nest deeper than ``limits.max_inline_depth`` is refused
-    (markup.py places them recursively; no page written by a person nests 100 deep). An
-    element left open counts until its segment ends, as markup.py keeps it open."""
-    for document in documents:
-        depth = 0
-        for c in parse_markup(document):
-            if c.kind == "start":
-                depth = depth + 1 if c.tag in INLINE else 0
-            elif c.kind == "end":
-                depth = max(depth - 1, 0) if c.tag in INLINE else 0
-            if depth > limits.max_inline_depth:
-                raise fail(where, f"inline elements nested over {limits.max_inline_depth} deep (max_inline_depth)")
+    (markup.refuse_deep_inline), in one line naming ``where``."""
+    try:
+        refuse_deep_inline(documents, limits.max_inline_depth)
+    except InputError as e:
+        raise fail(where, str(e)) from None
 
 
 # -- zip archives ----------------------------------------------------------------------
