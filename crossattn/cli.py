@@ -92,8 +92,6 @@ def translate_document_file(args) -> None:
         raise CLIError(f"{args.input}: a document needs the source language (--from auto is for text)")
     if args.no_split:
         raise CLIError("--no-split is for text: a document's paragraphs are split into sentences")
-    if args.glossary:
-        raise CLIError("--glossary is for text and html, not for a document's file yet")
     if args.json:
         raise CLIError("--json is for text: a document is written in its own format")
     if args.output in (None, "-") and extension(args.input) in BINARY_EXTENSIONS:
@@ -102,11 +100,14 @@ def translate_document_file(args) -> None:
         data = Path(args.input).read_bytes()
     except OSError as e:
         raise CLIError(f"{args.input}: {e.strerror or e}") from None
-    # a first pass with nothing translated refuses a corrupt or unsafe file before the model loads
+    # a malformed glossary, then a corrupt or unsafe file (a first pass with nothing
+    # translated), are refused before the model loads
+    glossary = read_glossary(args)
     translate_document(data, args.input, lambda texts: texts, lambda documents: documents)
     translator = load_translator(args)
     out = translator.translate_document(data, args.input, beam=args.beam, alpha=args.alpha,
-                                        batch_size=args.batch_size, backward=reverse_heads(translator))
+                                        batch_size=args.batch_size, backward=reverse_heads(translator),
+                                        glossary=glossary)
     if args.output in (None, "-"):
         sys.stdout.buffer.write(out)
         sys.stdout.flush()

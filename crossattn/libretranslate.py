@@ -318,8 +318,9 @@ def add_file_routes(app, batcher: Batcher, translators: dict, limits: Limits, ac
             if len(data) > limits.max_file_bytes:
                 raise APIError(413, "file_too_large", f"Invalid request: file over "
                                                       f"{limits.max_file_bytes / (1 << 20):g} MB (max_file_mb)")
-            job = Job([], direction="" if source == "auto" else f"{source}-{target}",
-                      document=data, filename=filename, detect_to=target if source == "auto" else "")
+            job = Job([], direction="" if source == "auto" else f"{source}-{target}", document=data,
+                      filename=filename, detect_to=target if source == "auto" else "",
+                      glossary=getattr(app.state, "glossary", None))  # serve --glossary, as for text
             try:
                 translated = await batcher.answer(job)
             except InputError as e:  # documents.DocumentError: unsupported, corrupt, over a limit, unsafe

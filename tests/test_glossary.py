@@ -218,5 +218,19 @@ def test_cli_flag_serve_flag_and_api_fields_give_the_same_output(tmp_path, shipp
         override = httpx.post(url + "/api/translate", json={"text": texts[0], "glossary": {"weekend": "samedi"}},
                               timeout=120).json()["translation"]
         assert "samedi" in override and "courriel" in override and "fin de semaine" not in override
+        # a file sent to the same server: serve --glossary holds for it as for text
+        sent = httpx.post(url + "/translate_file", data={"source": "en", "target": "fr"}, timeout=120,
+                          files={"file": ("note.txt", "\n".join(texts).encode(), "text/plain")})
+        assert sent.status_code == 200, sent.text
+        got = httpx.get(sent.json()["translatedFileUrl"], timeout=60).content.decode("utf-8")
+        assert got.count("courriel") == 2 and got.count("fin de semaine") == 2, got
     finally:
         lt_server.stop_server(proc)
+    # a document through the CLI: its subtitles obey the glossary too
+    subtitles = tmp_path / "talk.srt"
+    subtitles.write_text("".join(f"{k}\n00:00:0{k},000 --> 00:00:0{k},900\n{t}\n\n" for k, t in enumerate(texts, 1)),
+                         encoding="utf-8")
+    doc = run_cli(["translate", "--glossary", path, *engine, "-i", subtitles, "-o", tmp_path / "talk.fr.srt"])
+    assert doc.returncode == 0, doc.stderr
+    got = (tmp_path / "talk.fr.srt").read_text(encoding="utf-8")
+    assert got.count("courriel") == 2 and got.count("fin de semaine") == 2 and "00:00:02,000 --> 00:00:02,900" in got
