@@ -4,7 +4,9 @@
 Uploads are untrusted, and so is every name a client sends, so the store:
 
 * keeps the files in a private temporary folder of its own (mode 0700, made by
-  ``tempfile.mkdtemp``), removed with everything in it when the server stops;
+  ``tempfile.mkdtemp``), removed with everything in it when the server stops; the folder
+  of a server that was killed (kill -9, a power cut) cannot remove itself, so a new store
+  removes those it finds: its own prefix and owner, named for a process that is gone;
 * names each file with ``secrets.token_urlsafe`` (192 random bits), never anything taken
   from the upload: the upload's base name is kept only as the download name that the
   ``Content-Disposition`` header proposes, never as a path;
@@ -38,6 +40,42 @@ from .server_api import APIError
 TOKEN_BYTES = 24  # token_urlsafe(24): 32 characters, 192 random bits
 TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
 EXTENSION = re.compile(r"\.[a-z0-9]{1,8}")  # what a stored file's URL may end with
+
+
+PREFIX = "crossattn-files-"
+ABANDONED = re.compile(re.escape(PREFIX) + r"(\d+)-[A-Za-z0-9_]+")
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def remove_abandoned(root: Path) -> list[Path]:
+    """Remove the store folders in ``root`` left by servers that were killed: named by a
+    store (PREFIX, a process id), ours (same owner), whose process is gone. A folder whose
+    process id was taken by another process since is kept (the safe side)."""
+    removed = []
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        m = ABANDONED.fullmatch(path.name)
+        try:
+            if not m or path.is_symlink() or not path.is_dir() or path.stat().st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        if not process_alive(int(m.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 @dataclass
@@ -76,7 +114,9 @@ class FileStore:
         if ttl_s <= 0 or max_bytes <= 0:
             raise ValueError("the file store's ttl and size cap must be positive")
         self.ttl_s, self.max_bytes, self.clock = ttl_s, max_bytes, clock
-        self.folder = Path(tempfile.mkdtemp(prefix="crossattn-files-", dir=root))  # mode 0700
+        remove_abandoned(Path(root or tempfile.gettempdir()))
+        # mode 0700; the process's id in the name tells a later store whether it is abandoned
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=root))
         self.files: dict[str, StoredFile] = {}
         self.used = 0  # bytes held and reserved
         self.lock = threading.Lock()

@@ -13,6 +13,7 @@ import os
 import secrets
 import stat
 import sys
+import textwrap
 import time
 import zipfile
 from pathlib import Path
@@ -416,6 +417,34 @@ def test_store_is_private_random_and_bounded(tmp_path):
     finally:
         store.close()
     assert not store.folder.exists()
+
+
+def test_a_killed_servers_files_are_removed_by_the_next_store(tmp_path):
+    """kill -9 leaves the store's folder behind (users' translated files): the next store
+    removes it, and keeps a live server's folder and anything that is not a store's."""
+    import signal
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import os, sys, time
+        from crossattn.file_store import FileStore
+        store = FileStore(root={str(tmp_path)!r})
+        store.put(b"a user's translation", "secret.txt")
+        print(store.folder, flush=True)
+        time.sleep(60)""")], stdout=subprocess.PIPE, text=True)
+    killed = Path(child.stdout.readline().strip())
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert killed.is_dir() and list(killed.iterdir())
+    live = FileStore(root=tmp_path)
+    other = tmp_path / "crossattn-files-notastore"
+    other.mkdir()
+    try:
+        assert not killed.exists() and live.folder.is_dir() and other.is_dir()
+        FileStore(root=tmp_path).close()  # a second store beside a live one leaves it be
+        assert live.folder.is_dir()
+    finally:
+        live.close()
 
 
 def test_download_names_never_carry_a_path():
