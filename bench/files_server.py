@@ -22,7 +22,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import zipfile
@@ -32,6 +31,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from load_test import start_server, stop_server  # noqa: E402
+
 from crossattn.atomic import write_text_atomic  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,36 +45,7 @@ LAUNCH = ("import sys, crossattn.batcher as b; b.MARKUP_CHUNK = int(sys.argv.pop
 
 
 def start(chunk: int, args: list[str]) -> tuple[subprocess.Popen, str]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = tempfile.TemporaryFile("w+")
-    proc = subprocess.Popen([sys.executable, "-c", LAUNCH, str(chunk), "serve", "--port", str(port), *args],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            log.seek(0)
-            raise RuntimeError(f"server exited: {log.read()[-2000:]}")
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    proc.kill()
-    raise RuntimeError("server did not start")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    return start_server(args, timeout=300, launch=[sys.executable, "-c", LAUNCH, str(chunk)])
 
 
 def memory_kb(pid: int, field: str) -> int:
@@ -122,7 +95,7 @@ def text_while_a_file_translates(chunk: int, document: bytes, threads: int) -> d
         worker.join()
         return {"chunk": chunk, "idle": summary(idle), "during_file": summary(during) if during else None, **result}
     finally:
-        stop(proc)
+        stop_server(proc)
 
 
 # -- bombs -----------------------------------------------------------------------------
@@ -195,7 +168,7 @@ def memory_while_refusing_bombs(threads: int) -> dict:
                 "vmhwm_after_mb": round(memory_kb(proc.pid, "VmHWM") / 1024, 1), "bombs": rows,
                 "translate_after_s": round(still, 2), "server_alive": proc.poll() is None}
     finally:
-        stop(proc)
+        stop_server(proc)
 
 
 def main() -> None:

@@ -96,12 +96,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(args: list[str] = (), timeout: float = 180.0, cwd: Path = REPO) -> tuple[subprocess.Popen, str]:
+def start_server(args: list[str] = (), timeout: float = 180.0, cwd: Path = REPO,
+                 launch: list[str] | None = None) -> tuple[subprocess.Popen, str]:
     """`crossattn serve` in a subprocess on a free loopback port; waits for /health.
-    ``cwd``: the checkout whose code runs (``python -m`` imports from there first)."""
+    ``cwd``: the checkout whose code runs (``python -m`` imports from there first);
+    ``launch``: the command before "serve" (default ``python -m crossattn``)."""
     port = free_port()
     log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a full pipe would stall the server
-    proc = subprocess.Popen([sys.executable, "-m", "crossattn", "serve", "--port", str(port), *args],
+    launch = launch or [sys.executable, "-m", "crossattn"]
+    proc = subprocess.Popen([*launch, "serve", "--port", str(port), *args],
                             cwd=cwd, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
