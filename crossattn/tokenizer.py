@@ -45,6 +45,18 @@ class TokenizerError(CrossattnError, ValueError):
     """A tokenizer problem the user can fix (missing file, bad model, bad arguments)."""
 
 
+def load_processor(data: bytes, name: str) -> spm.SentencePieceProcessor:
+    """A SentencePiece model from its serialized bytes; a damaged one is a TokenizerError."""
+    sp = spm.SentencePieceProcessor()
+    try:
+        sp.LoadFromSerializedProto(data)
+    except Exception:  # spm raises RuntimeError/OSError depending on the damage
+        raise TokenizerError(f"{name}: not a valid SentencePiece model") from None
+    if sp.get_piece_size() == 0:
+        raise TokenizerError(f"{name}: not a valid SentencePiece model")
+    return sp
+
+
 class Tokenizer:
     """A joint SentencePiece model shared by source and target languages."""
 
@@ -66,13 +78,7 @@ class Tokenizer:
         return tok
 
     def _load(self, data: bytes, name: str) -> None:
-        sp = spm.SentencePieceProcessor()
-        try:
-            sp.LoadFromSerializedProto(data)
-        except Exception:  # spm raises RuntimeError/OSError depending on the damage
-            raise TokenizerError(f"{name}: not a valid SentencePiece model") from None
-        if sp.get_piece_size() == 0:
-            raise TokenizerError(f"{name}: not a valid SentencePiece model")
+        sp = load_processor(data, name)
         # Model code hard-codes these ids (padding masks, decoder start), so a
         # foreign model with another layout must be refused, not silently used.
         got = (sp.pad_id(), sp.unk_id(), sp.bos_id(), sp.eos_id())
@@ -294,8 +300,8 @@ class SharedVocabTokenizer(Tokenizer):
 
     def __init__(self, source: bytes, target: bytes, vocab: dict[str, int], name: str = "<shared vocabulary>"):
         self.name = name
-        self._sp = self._processor(source, f"{name}: source model")
-        self._target = self._processor(target, f"{name}: target model")
+        self._sp = load_processor(source, f"{name}: source model")
+        self._target = load_processor(target, f"{name}: target model")
         pieces = sorted(vocab.items(), key=lambda kv: kv[1])
         if [i for _, i in pieces] != list(range(len(pieces))):
             raise TokenizerError(f"{name}: vocabulary ids are not 0 .. {len(pieces) - 1}, each once")
@@ -310,17 +316,6 @@ class SharedVocabTokenizer(Tokenizer):
         self._source_to_vocab = [vocab.get(self._sp.id_to_piece(i), self.unk_id) for i in range(self._sp.get_piece_size())]
         self._bytes = source + target + json.dumps(vocab, sort_keys=True).encode()
         self._known_chars = None
-
-    @staticmethod
-    def _processor(data: bytes, name: str) -> spm.SentencePieceProcessor:
-        sp = spm.SentencePieceProcessor()
-        try:
-            sp.LoadFromSerializedProto(data)
-        except Exception:  # spm raises RuntimeError/OSError depending on the damage
-            raise TokenizerError(f"{name}: not a valid SentencePiece model") from None
-        if sp.get_piece_size() == 0:
-            raise TokenizerError(f"{name}: not a valid SentencePiece model")
-        return sp
 
     @classmethod
     def from_files(cls, source: str | Path, target: str | Path, vocab: str | Path) -> SharedVocabTokenizer:
