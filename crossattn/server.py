@@ -85,7 +85,7 @@ def attention_answer(translators: dict, direction: str, job: Job) -> bytes:
 
 
 # -- the attention process ------------------------------------------------------------
-ATTENTION_NICENESS = 10  # once loaded: under load the CPU goes to translations first
+ATTENTION_NICENESS = 19  # once loaded, the lowest priority: translations first (bench/README.md, the storm)
 ATTENTION_THREADS = 1  # torch and CTranslate2 threads there: the cores are the translations'
 
 
