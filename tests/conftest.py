@@ -7,6 +7,7 @@ so the whole pipeline (CLI training, checkpoints, decoding) can be tested for re
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 import subprocess
@@ -42,6 +43,15 @@ def make_pairs(n: int, seed: int) -> list[tuple[str, str]]:
 def write_tsv(path: Path, pairs: list[tuple[str, str]]) -> Path:
     path.write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
     return path
+
+
+def load_bench_module(name: str):
+    """bench/NAME.py as a module (registered in sys.modules: dataclasses look their module up there)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def cli_env() -> dict[str, str]:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import run_cli
-from test_libretranslate import load_test_module
+from conftest import load_bench_module, run_cli
 
 from crossattn.detect import Detection, detect
 from crossattn.errors import InputError
@@ -74,7 +73,7 @@ def test_cli_from_auto(shipped_translator):
 @pytest.fixture(scope="module")
 def live_server():
     """`crossattn serve` (both shipped directions) on loopback, as LibreTranslate's clients reach it."""
-    lt_server = load_test_module()
+    lt_server = load_bench_module("load_test")
     proc, url = lt_server.start_server(["--threads", "1", "--dtype", "fp32"])
     try:
         yield url

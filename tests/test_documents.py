@@ -7,24 +7,19 @@ tags placed by position), so they are fast and exact."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import re
-import sys
 import zipfile
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import load_bench_module, run_cli
 from crossattn.documents import SUPPORTED_EXTENSIONS, DocumentError, DocumentLimits, translate_document
 
 pytest.importorskip("docx")
 pytest.importorskip("pptx")
 
-_spec = importlib.util.spec_from_file_location("fuzz_documents", REPO / "bench" / "fuzz_documents.py")
-fuzz_documents = importlib.util.module_from_spec(_spec)
-sys.modules["fuzz_documents"] = fuzz_documents
-_spec.loader.exec_module(fuzz_documents)
+fuzz_documents = load_bench_module("fuzz_documents")
 upper, upper_html, zip_of = fuzz_documents.upper, fuzz_documents.upper_html, fuzz_documents.zip_of
 
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"

@@ -7,7 +7,6 @@ server still answering), API keys; and the file store itself, with a clock of it
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import io
 import os
 import secrets
@@ -24,20 +23,12 @@ import pytest
 from crossattn.file_store import FileStore, content_disposition, download_name
 from crossattn.server_api import APIError
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import load_bench_module
+
 KEY = "files-key"
 TTL_S = 4.0  # --file-ttl of the live server: short, so that expiry can be seen
 STORE_BYTES = 3000  # --file-store-mb of the live server, in bytes
 MAX_FILE_BYTES = 1 << 20  # --max-file-mb of the live server, in bytes
-
-
-def load_bench_module(name: str):
-    """bench/NAME.py as a module."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -5,20 +5,16 @@ library, and the same output from the CLI flag, serve --glossary and the API fie
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import load_bench_module, run_cli
 from crossattn.batcher import Batcher, Job
 from crossattn.errors import InputError
 from crossattn.glossary import Glossary, TermSpan, restore_terms
 from crossattn.server_api import APIError, Limits, request_glossary
 
-REPO = Path(__file__).resolve().parents[1]
 CLIENT_TERMS = {"email": "courriel", "weekend": "fin de semaine"}
 
 
@@ -173,14 +169,6 @@ def test_cli_malformed_glossary_is_a_one_line_error(tmp_path):
                                                   "'source term<TAB>translation', got 'broken line'"]
 
 
-def load_test_module():
-    spec = importlib.util.spec_from_file_location("load_test", REPO / "bench" / "load_test.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_cli_flag_serve_flag_and_api_fields_give_the_same_output(tmp_path, shipped_translator):
     import httpx
     from fastapi.testclient import TestClient
@@ -209,7 +197,7 @@ def test_cli_flag_serve_flag_and_api_fields_give_the_same_output(tmp_path, shipp
         bad = client.post("/api/translate", json={"text": texts[0], "glossary": {"email": ""}})
         assert bad.status_code == 400 and "\n" not in bad.json()["detail"]
     # serve --glossary: the default of every request, which a request's entries override
-    lt_server = load_test_module()
+    lt_server = load_bench_module("load_test")
     proc, url = lt_server.start_server(["--model", "en-fr", *engine, "--glossary", str(path)])
     try:
         assert httpx.post(url + "/api/translate", json={"texts": texts}, timeout=120).json()["translations"] == want

@@ -4,10 +4,7 @@ errors (400/403/429 as {"error": ...}) in process."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import urllib.error
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +14,8 @@ from crossattn.server_api import APIError
 from crossattn.server import create_app
 from crossattn.translator import Translator
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import load_bench_module
+
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +29,11 @@ def client(translator):
         yield c
 
 
-def load_test_module():
-    spec = importlib.util.spec_from_file_location("load_test", REPO / "bench" / "load_test.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_libretranslatepy_client_against_a_live_server(translator, tmp_path):
     libretranslatepy = pytest.importorskip("libretranslatepy")
     keys = tmp_path / "keys.txt"
     keys.write_text("# key  requests per minute\nsecret-1\nlimited-1 2\n")
-    lt_server = load_test_module()
+    lt_server = load_bench_module("load_test")
     proc, url = lt_server.start_server(["--threads", "1", "--api-keys", str(keys), "--require-api-key"])
     try:
         client = libretranslatepy.LibreTranslateAPI(url, api_key="secret-1")

@@ -4,8 +4,6 @@ test against a real uvicorn server on loopback (a small run of bench/load_test.p
 from __future__ import annotations
 
 import concurrent.futures
-import importlib.util
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +17,8 @@ from crossattn.commands import cmd_serve
 from crossattn.batcher import Batcher, Job, Worker
 from crossattn.server import APIError, Limits, create_app
 from crossattn.translator import Translator
+
+from conftest import load_bench_module
 
 REPO = Path(__file__).resolve().parents[1]
 STATIC = REPO / "crossattn" / "static"
@@ -288,16 +288,8 @@ def test_serve_command_defaults_and_bad_limits():
 
 
 # -- load test on a real server ---------------------------------------------------------
-def load_test_module():
-    spec = importlib.util.spec_from_file_location("load_test", REPO / "bench" / "load_test.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_load_real_server_good_and_bad_mixed(translator):
-    lt = load_test_module()
+    lt = load_bench_module("load_test")
     reference = dict(zip(lt.SENTENCES, translator.translate(lt.SENTENCES)))
     t0 = time.perf_counter()
     # the reference's precision: int8 and fp32 may pick different words ("Hello." -> "Salut." / "Hello.")
