@@ -110,13 +110,13 @@ def _clauses(sentence: str) -> list[str]:
 # copied exactly once in 32 of 32 sentences ("URL1" 28 of 32, the raw URL 0 of 16).
 _URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"«»“”]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)
 _URL_TRAILER = ".,;:!?'’\"»”)]"
-_PLACEHOLDER = re.compile(r"\b[Xx](\d+)\b")
+PLACEHOLDER = re.compile(r"\b[Xx](\d+)\b")  # "X1", "x2": a placeholder as written or as the model copied it
 
 
 def free_placeholder(text: str) -> int:
     """The first placeholder number above every one ``text`` holds: placeholders made from
     it never collide with its words (nor with protect_spans' own, in its output)."""
-    return max((int(n) for n in _PLACEHOLDER.findall(text)), default=0) + 1
+    return max((int(n) for n in PLACEHOLDER.findall(text)), default=0) + 1
 
 
 def protect_spans(text: str) -> tuple[str, list[tuple[str, str]]]:
@@ -168,7 +168,7 @@ def sentence_case(sentence: str) -> str:
     """Lower case with the first letter upper: what the model translates for a sentence
     written in capitals (its translation is then put back in capitals). Placeholders
     (protect_spans) keep their capital X."""
-    lower = _PLACEHOLDER.sub(lambda m: "X" + m.group(1), sentence.lower())
+    lower = PLACEHOLDER.sub(lambda m: "X" + m.group(1), sentence.lower())
     for i, c in enumerate(lower):
         if c.isalpha():
             return lower[:i] + c.upper() + lower[i + 1:]

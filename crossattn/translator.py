@@ -43,6 +43,7 @@ from .glossary import Glossary
 from .modeldir import (WEIGHTS, ModelDirError, SourceText, cache_root, read_model_dir, sha256_file,
                        target_language, tokenizer_files)
 from .precision import COMPUTE_TYPES, PrecisionError, default_compute_type
+from .text import PLACEHOLDER
 
 def ctranslate2_model(model_dir: Path, config: dict, quantization: str | None = None) -> Path:
     """The CTranslate2 conversion of ``model_dir`` (weights stored as ``quantization``, e.g.
@@ -318,16 +319,10 @@ class Translator:
         ``glossary`` (a glossary.Glossary, or a dict of source term -> translation): each
         term found in a text is translated as the glossary says (glossary.py)."""
         if keep_target_language:
-            keep = self.in_target_language(texts)
-            todo = [text for text, kept in zip(texts, keep) if not kept]
-            done = iter(self.translate(todo, beam, alpha, split_sentences, batch_size, repetition_guard,
-                                       glossary=glossary))
-            return [text if kept else next(done) for text, kept in zip(texts, keep)]
-        beam, alpha = decoding_settings(self.decoding, beam, alpha)
-        sources = self._sources(texts, split_sentences, glossary)
-        flat = [ids for s in sources for ids in s.ids]
-        hyps = self._keep_terms(sources, flat, self._search(flat, beam, alpha, batch_size, guard=repetition_guard),
-                                beam, alpha, batch_size, repetition_guard)
+            return self._outside_target_language(texts, lambda todo: self.translate(
+                todo, beam, alpha, split_sentences, batch_size, repetition_guard, glossary=glossary), kept=lambda t: t)
+        sources, _, hyps = self._translated_ids(texts, beam, alpha, split_sentences, batch_size, repetition_guard,
+                                                glossary)
         hyps = iter(hyps)
         return [s.finish([self.tokenizer.decode(next(hyps)) for _ in s.ids]) for s in sources]
 
@@ -341,16 +336,11 @@ class Translator:
         final text (confidence.py). With ``keep_target_language``, a text kept as it is
         (already in the target language) gets None: the model wrote nothing of it."""
         if keep_target_language:
-            keep = self.in_target_language(texts)
-            todo = [text for text, kept in zip(texts, keep) if not kept]
-            done = iter(self.translate_with_confidence(todo, beam, alpha, split_sentences, batch_size,
-                                                       repetition_guard, glossary=glossary))
-            return [None if kept else next(done) for kept in keep]
-        beam, alpha = decoding_settings(self.decoding, beam, alpha)
-        sources = self._sources(texts, split_sentences, glossary)
-        flat = [ids for s in sources for ids in s.ids]
-        hyps = self._keep_terms(sources, flat, self._search(flat, beam, alpha, batch_size, guard=repetition_guard),
-                                beam, alpha, batch_size, repetition_guard)
+            return self._outside_target_language(texts, lambda todo: self.translate_with_confidence(
+                todo, beam, alpha, split_sentences, batch_size, repetition_guard, glossary=glossary),
+                kept=lambda t: None)
+        sources, flat, hyps = self._translated_ids(texts, beam, alpha, split_sentences, batch_size,
+                                                   repetition_guard, glossary)
         scores = self.engine.score_batch([[self.pieces[t] for t in ids] for ids in flat],
                                          [[self.pieces[t] for t in hyp] for hyp in hyps],
                                          max_batch_size=batch_size, max_input_length=0)
@@ -367,6 +357,25 @@ class Translator:
                 parts.append(ScoredPart(text, owners, list(score.log_probs)))
             outputs.append(confident_translation(source.finish(decoded), parts))
         return outputs
+
+    def _translated_ids(self, texts: list[str], beam: int | None, alpha: float | None, split_sentences: bool,
+                        batch_size: int, guard: bool, glossary) -> tuple[list[SourceText], list[list[int]], list]:
+        """The search behind ``translate`` and ``translate_with_confidence``: each text
+        prepared (SourceText), its sentences' ids, and each sentence's best target ids."""
+        beam, alpha = decoding_settings(self.decoding, beam, alpha)
+        sources = self._sources(texts, split_sentences, glossary)
+        flat = [ids for s in sources for ids in s.ids]
+        hyps = self._keep_terms(sources, flat, self._search(flat, beam, alpha, batch_size, guard=guard),
+                                beam, alpha, batch_size, guard)
+        return sources, flat, hyps
+
+    def _outside_target_language(self, texts: list[str], translate: Callable[[list[str]], list],
+                                 kept: Callable[[str], object]) -> list:
+        """``--from auto``: ``translate`` the texts not in the target language already; the
+        others give ``kept(text)``."""
+        keep = self.in_target_language(texts)
+        done = iter(translate([text for text, k in zip(texts, keep) if not k]))
+        return [kept(text) if k else next(done) for text, k in zip(texts, keep)]
 
     def in_target_language(self, texts: list[str]) -> list[bool]:
         """Per text: is it in the model's target language (or without a letter), as
@@ -437,7 +446,7 @@ class Translator:
             return hyps
 
         def placeholders(ids: list[int]) -> set[str]:
-            return {w.lower() for w in re.findall(r"\b[Xx]\d+\b", self.tokenizer.decode(ids))}
+            return {m.group(0).lower() for m in PLACEHOLDER.finditer(self.tokenizer.decode(ids))}
 
         redo = [j for j, ids in enumerate(flat) if not (placeholders(ids) & names) <= placeholders(hyps[j])]
         if redo:

@@ -15,7 +15,7 @@ import polib
 import srt
 
 from ..markup import LETTER, TranslateFn, looks_like_html
-from ..text import restore_spans
+from ..text import free_placeholder, restore_spans
 from .safety import decode_text, encode_text, fail, refuse_entity_declarations, with_outer_space
 
 
@@ -125,14 +125,13 @@ PRINTF = (r"%(?:\d+\$)?(?:\([^)\s]{1,64}\))?[#0+\-]*(?:\d+|\*)?(?:\.(?:\d+|\*))?
           r"[diouxXeEfFgGcrsaAbpn%]")
 BRACE = r"\{[\w.\[\]]*(?:![rsa])?(?::[^{}]*)?\}"
 PLACEHOLDERS = {"printf": re.compile(PRINTF), "brace": re.compile(BRACE), "both": re.compile(f"{PRINTF}|{BRACE}")}
-_TAKEN = re.compile(r"\b[Xx](\d+)\b")
 
 
 def protect_placeholders(text: str, pattern: re.Pattern = PLACEHOLDERS["both"]) -> tuple[str, list[tuple[str, str]]]:
     """``text`` with each placeholder swapped for X<n> (never a name already in the text),
     and the (name, placeholder) pairs for text.restore_spans."""
     spans: list[tuple[str, str]] = []
-    first = max((int(n) for n in _TAKEN.findall(text)), default=0) + 1
+    first = free_placeholder(text)
 
     def swap(m: re.Match) -> str:
         name = f"X{first + len(spans)}"
