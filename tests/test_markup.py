@@ -13,6 +13,8 @@ import pytest
 
 from crossattn.markup import INLINE, VOID, looks_like_html, parse, translate_html
 
+from conftest import load_bench_module
+
 LEXICON = {"i": "je", "see": "vois", "the": "le", "big": "gros", "dog": "chien", ".": ".", ",": ",", "!": "!",
            "red": "rouge", "car": "voiture", "hello": "bonjour", "world": "monde", "good": "bon", "it": "c'est",
            "all": "tout", "of": "de", "this": "ceci", "you": "vous", "run": "courez", "line": "ligne",
@@ -187,9 +189,7 @@ def post_json(url: str, body: dict) -> tuple[int, dict]:
 
 
 def test_libretranslate_format_html_over_http_against_a_live_server():
-    from test_libretranslate import load_test_module
-
-    lt_server = load_test_module()
+    lt_server = load_bench_module("load_test")
     proc, url = lt_server.start_server(["--threads", "1"])
     try:
         page = '<p>The <b>red</b> car is <a href="/garage">parked outside</a>.</p><p>Keep <code>ls -l</code> as is.</p>'
