@@ -28,8 +28,14 @@ What happens to the parts of a document:
 * **Left untouched**, as written: script, style, code, pre, kbd, samp, var, textarea and
   template, comments, doctype and processing instructions, and every element with
   ``translate="no"`` or the class ``notranslate``. Inside a sentence such an element
-  (``<code>ls</code>``) is placed like a void element; its words are not part of the
-  text translated.
+  with text ("Call <code>foo()</code> to start") stands in the sentence as a placeholder
+  ("Call X1 to start", the "X<n>" names text.protect_spans uses for URLs, numbered above
+  any the document holds), so the model reads the sentence whole; the element, as
+  written, takes the place of the target word where the model copied the placeholder
+  (its first copy; further copies are dropped). If the model drops it, it is placed as a
+  void element: between the target words aligned to the source words around it. Glued
+  to a letter or digit ("<code>Widget</code>s"), which the model would not copy as a
+  name, and without text, it is placed as a void element from the start.
 * **Attributes** are kept exactly as written, those a person reads (title, alt,
   placeholder, aria-label) included: they are not translated. A tag comes back as its
   input wrote it, which is what lets a client find its own tags (ids, classes, links)
@@ -56,7 +62,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 from .errors import InputError
-from .text import split_sentences
+from .text import free_placeholder, split_sentences
 
 INLINE = frozenset({"a", "abbr", "acronym", "b", "bdi", "bdo", "big", "cite", "data", "del", "dfn", "em", "font", "i",
                     "ins", "label", "mark", "nobr", "q", "rp", "rt", "ruby", "s", "small", "span", "strike", "strong",
@@ -72,6 +78,7 @@ OPTIONAL_END = frozenset({"p", "li", "dt", "dd", "option", "optgroup", "td", "th
 # dots and commas ("l'homme", "procès-verbal", "3.5"), or one other visible character
 WORD = re.compile(r"\w+(?:['’\-.,]\w+)*|\S")
 LETTER = re.compile(r"[^\W\d_]")
+_GLUE = re.compile(r"[^\W_]")  # a letter or digit: a placeholder next to one is not a word of its own
 
 Links = set[tuple[int, int]]
 TranslateFn = Callable[[list[str]], list[str]]
@@ -186,12 +193,19 @@ class Element:
     # placement: target words [first, last) (void: first == last, the gap before word ``first``)
     first: int = 0
     last: int = 0
+    # an untouched element standing in the text as this placeholder name ("X1"), and the
+    # target word where the model copied it (None: dropped)
+    placeholder: str = ""
+    landed: int | None = None
 
 
 class Segment:
     """The text of one segment, whitespace collapsed, and the elements over it."""
 
-    def __init__(self):
+    def __init__(self, first_placeholder: int = 1):
+        self.first_placeholder = first_placeholder  # above every "X<n>" of the document
+        self.placeholders: list[Element] = []
+        self.named = 0  # placeholder names given, so that one taken back is never reused
         self.parts: list[str] = []  # the text, unescaped
         self.length = 0
         self.root = Element("", left_open=False)
@@ -210,6 +224,8 @@ class Segment:
         if plain:
             for e in self.pending:
                 e.space_after = plain[0].isspace()
+                if e.placeholder and _GLUE.match(plain):
+                    self._unplace(e)
             self.pending = []
         if self.length == 0 and self.count == 0 and not plain.strip():
             self.lead += raw
@@ -250,6 +266,43 @@ class Segment:
         else:
             self.pending.append(e)
 
+    def add_untouched(self, raw: str) -> None:
+        """An untouched inline element with text: a placeholder in the text, unless glued
+        to a letter or digit before it (then, and if one follows, ``_unplace``)."""
+        before = next((p[-1] for p in reversed(self.parts) if p), " ")
+        if _GLUE.match(before):
+            self.add_void(raw)
+            return
+        self.add_void(raw)
+        e = self.stack[-1].children[-1]
+        e.placeholder = f"X{self.first_placeholder + self.named}"
+        self.named += 1
+        self.placeholders.append(e)
+        self.parts.append(e.placeholder)
+        self.length += len(e.placeholder)
+        e.end = self.length
+
+    def _unplace(self, e: Element) -> None:
+        """Take a placeholder back out of the text (a letter or digit followed it): the
+        element becomes a void one where it stood. Nothing was written after it, but
+        elements opened or closed there end at the shorter length."""
+        if not self.parts or self.parts[-1] != e.placeholder:
+            return
+        self.parts.pop()
+        self.length -= len(e.placeholder)
+        self.placeholders.remove(e)
+        e.placeholder = ""
+
+        def clamp(el: Element) -> None:
+            el.start, el.end = min(el.start, self.length), min(el.end, self.length)
+            for c in el.children:
+                clamp(c)
+
+        clamp(self.root)
+
+    def names(self) -> list[str]:
+        return [e.placeholder for e in self.placeholders]
+
     def open(self, raw: str, tag: str) -> None:
         self.raw.append(raw)
         e = self._new(raw, False)
@@ -287,9 +340,33 @@ class Segment:
 
 
 # -- words -------------------------------------------------------------------------------
-def words(text: str, offset: int = 0) -> list[tuple[str, int, int]]:
-    """(word, start, end) of each word of ``text`` (WORD), offsets shifted by ``offset``."""
-    return [(m.group(), m.start() + offset, m.end() + offset) for m in WORD.finditer(text)]
+def words(text: str, offset: int = 0, names: list[str] | None = None) -> list[tuple[str, int, int]]:
+    """(word, start, end) of each word of ``text`` (WORD), offsets shifted by ``offset``;
+    each of the placeholder ``names`` a word of its own, whatever it is glued to ("d'X1")."""
+    found = [(m.group(), m.start() + offset, m.end() + offset) for m in WORD.finditer(text)]
+    if not names:
+        return found
+    name = _names_pattern(names)
+    out = []
+    for word, start, end in found:
+        pos = 0
+        for m in name.finditer(word):
+            out += [(piece, start + a, start + b) for piece, a, b in
+                    ((word[pos:m.start()], pos, m.start()), (m.group(), m.start(), m.end())) if piece]
+            pos = m.end()
+        if word[pos:]:
+            out.append((word[pos:], start + pos, end))
+    return out
+
+
+def _names_pattern(names: list[str]) -> re.Pattern:
+    """The placeholder names as the model may copy them (any case), as whole names."""
+    return re.compile(r"(?<![^\W_])(?:" + "|".join(map(re.escape, names)) + r")(?![^\W_])", re.IGNORECASE)
+
+
+def has_letter(text: str, names: list[str] | None = None) -> bool:
+    """A letter in ``text`` outside the placeholder ``names``: what is worth translating."""
+    return bool(LETTER.search(_names_pattern(names).sub(" ", text) if names else text))
 
 
 def sentences_with_offsets(text: str) -> list[tuple[str, int]]:
@@ -378,7 +455,8 @@ def place(root: Element, source_words: list[tuple[str, int, int]], n_target: int
         lo, hi = parent.first, parent.last
         wanted = []
         for c in parent.children:
-            js = [] if c.void else (targets(c) or unlinked_between(c))
+            js = [c.landed] if c.placeholder and c.landed is not None else \
+                [] if c.void else (targets(c) or unlinked_between(c))
             if js:
                 a, b = min(js), max(js) + 1
             else:
@@ -402,11 +480,13 @@ def place(root: Element, source_words: list[tuple[str, int, int]], n_target: int
     resolve(root)
 
 
-def render(root: Element, target: str, target_words: list[tuple[str, int, int]]) -> str:
+def render(root: Element, target: str, target_words: list[tuple[str, int, int]], hidden: set[int] | None = None) -> str:
     """``target`` with the placed elements; the gaps between words (whitespace) stay outside
-    the elements that begin or end there."""
+    the elements that begin or end there. ``hidden``: target words never written (copies of
+    placeholders), nor the gap before them; a placeholder's element stands on its word."""
     out: list[str] = []
     gaps_done: set[int] = set()
+    hidden = hidden or set()
 
     def gap(k: int) -> None:
         if k not in gaps_done:
@@ -415,6 +495,8 @@ def render(root: Element, target: str, target_words: list[tuple[str, int, int]])
                 out.append(target[target_words[k - 1][2]: target_words[k][1]])
 
     def word(k: int) -> None:
+        if k in hidden:
+            return
         gap(k)
         _, start, end = target_words[k]
         out.append(html.escape(target[start:end], quote=False))
@@ -425,7 +507,10 @@ def render(root: Element, target: str, target_words: list[tuple[str, int, int]])
             while k < c.first:
                 word(k)
                 k += 1
-            if c.first == c.last:  # on no word: in the gap, as the source had it spaced
+            if c.placeholder and c.first < c.last:  # on its placeholder's word, in its place
+                gap(c.first)
+                out.append(c.open)
+            elif c.first == c.last:  # on no word: in the gap, as the source had it spaced
                 at_end = c.first == e.last and e.first < e.last  # stays inside its parent's last word
                 if c.space_before and not at_end:
                     gap(c.first)
@@ -455,14 +540,15 @@ def _raw_elements(e: Element) -> str:
 def _chunks(text: str) -> list[str | Segment]:
     """The document as raw strings (kept as written) and segments (translated)."""
     out: list[str | Segment] = []
-    segment = Segment()
+    first = free_placeholder(html.unescape(text))  # placeholder names the document never writes
+    segment = Segment(first)
 
     def end_segment() -> None:
         nonlocal segment
         if segment.raw:
             segment.finish()
             out.append(segment)
-        segment = Segment()
+        segment = Segment(first)
 
     constructs = parse(text)
     k = 0
@@ -471,7 +557,11 @@ def _chunks(text: str) -> list[str | Segment]:
         if c.kind in ("start", "startend") and untranslatable(c):
             raw, k = _skip_element(constructs, k, inline=c.tag in INLINE | UNTOUCHED_INLINE | INLINE_VOID)
             if c.tag in INLINE | UNTOUCHED_INLINE | INLINE_VOID:
-                segment.add_void(raw)
+                if c.tag not in INLINE_VOID and any(p.kind == "text" and html.unescape(p.raw).strip()
+                                                    for p in parse(raw)):
+                    segment.add_untouched(raw)
+                else:
+                    segment.add_void(raw)
             else:
                 end_segment()
                 out.append(raw)
@@ -556,18 +646,20 @@ def translate_html(documents: list[str], translate: TranslateFn, align: AlignFn 
         for c in chunks:
             if isinstance(c, Segment):
                 text = c.text()
-                if LETTER.search(text):
+                if has_letter(text, c.names()):
                     jobs.append((c, text, sentences_with_offsets(text)))
-    sentences = [s for _, _, ss in jobs for s, _ in ss]
-    translations = iter(translate(sentences) if sentences else [])
+    # a sentence with no letter outside its placeholders ("X1.") is kept as it is
+    sentences = [s for seg, _, ss in jobs for s, _ in ss if has_letter(s, seg.names())]
+    translated = iter(translate(sentences) if sentences else [])
     pairs, layout = [], []
     for seg, text, ss in jobs:
         src_words, tgt_words, spans, target = [], [], [], ""
+        names = seg.names()
         for s, at in ss:
-            t = next(translations)
+            t = next(translated) if has_letter(s, names) else s
             if target and t:
                 target += " "
-            sw, tw = words(s, at), words(t, len(target))
+            sw, tw = words(s, at, names), words(t, len(target), names)
             spans.append((len(src_words), len(tgt_words), len(pairs)))
             pairs.append(([w for w, _, _ in sw], [w for w, _, _ in tw]))
             src_words += sw
@@ -583,18 +675,41 @@ def translate_html(documents: list[str], translate: TranslateFn, align: AlignFn 
         for i0, j0, p in spans:
             links |= {(i0 + i, j0 + j) for i, j in found[p]}
         links = words_with_words(links, src_words, tgt_words)
+        links, hidden = _land_placeholders(seg, src_words, tgt_words, links)
         place(seg.root, src_words, len(tgt_words), links, [w for w, _, _ in tgt_words])
-        rendered[id(seg)] = seg.lead + render(seg.root, target, tgt_words) + seg.trail
+        rendered[id(seg)] = seg.lead + render(seg.root, target, tgt_words, hidden) + seg.trail
     out = []
     for chunks in chunked:
         out.append("".join(c if isinstance(c, str) else rendered.get(id(c), "".join(c.raw)) for c in chunks))
     return out
 
 
+def _land_placeholders(seg: Segment, src_words: list[tuple[str, int, int]], tgt_words: list[tuple[str, int, int]],
+                       links: Links) -> tuple[Links, set[int]]:
+    """Each placeholder element's ``landed`` target word (the first copy of its name), the
+    links with each placeholder joined to its copy alone (so that an element around it
+    takes that word too) and a dropped one linked to nothing, and the target words that
+    are copies of placeholders (never written as text)."""
+    if not seg.placeholders:
+        return links, set()
+    copies: dict[str, list[int]] = {}
+    for k, (w, _, _) in enumerate(tgt_words):
+        copies.setdefault(w.upper(), []).append(k)
+    for e in seg.placeholders:
+        e.landed = copies.get(e.placeholder, [None])[0]
+        sources = {i for i, (w, s, _) in enumerate(src_words) if s == e.start and w == e.placeholder}
+        links = {(i, j) for i, j in links if i not in sources and j != e.landed}
+        links |= {(i, e.landed) for i in sources if e.landed is not None}
+    hidden = {k for e in seg.placeholders for k in copies.get(e.placeholder, [])}
+    return links, hidden
+
+
 def plain_text(document: str) -> str:
     """The text that ``translate_html`` would translate, segments joined by newlines (for
     language detection)."""
-    return "\n".join(c.text() for c in _chunks(document) if isinstance(c, Segment) and LETTER.search(c.text()))
+    segments = [c for c in _chunks(document) if isinstance(c, Segment) and has_letter(c.text(), c.names())]
+    return "\n".join(" ".join(_names_pattern(c.names()).sub(" ", c.text()).split()) if c.names() else c.text()
+                     for c in segments)
 
 
 def looks_like_html(text: str) -> bool:

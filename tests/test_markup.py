@@ -128,10 +128,46 @@ def test_untouched_elements_come_back_as_written_and_are_not_translated():
     assert "<p>Le chat <!-- a comment --> dort.</p>" in out
 
 
-def test_inline_code_is_placed_like_a_void_element():
-    fake = Fake({"The cat sleeps.": "Le chat dort."})
-    assert fake('<p>The cat <code>cat.sleep()</code> sleeps.</p>') == '<p>Le chat <code>cat.sleep()</code> dort.</p>'
-    assert fake.asked == ["The cat sleeps."]
+def test_inline_code_stands_in_the_sentence_as_a_placeholder_and_comes_back_where_it_lands():
+    # the sentence is translated whole, the element untouched, put where its placeholder lands
+    fake = Fake({"Call X1 to start.": "Appelez X1 pour commencer."})
+    assert fake('<p>Call <code>foo()</code> to start.</p>') == '<p>Appelez <code>foo()</code> pour commencer.</p>'
+    assert fake.asked == ["Call X1 to start."]
+    # kbd, samp, var and translate="no" / notranslate inline elements too, each its own name
+    fake = Fake({"Press X1 then X2 for X3.": "Appuyez sur X2 puis X1 pour X3."})
+    out = fake('Press <kbd>Ctrl</kbd> then <var class="v">n</var> for <span translate="no">Acme <b>Pro</b></span>.')
+    assert out == 'Appuyez sur <var class="v">n</var> puis <kbd>Ctrl</kbd> pour <span translate="no">Acme <b>Pro</b></span>.'
+    # the model copied it as "x1", glued to an elision: the element still replaces it exactly
+    fake = Fake({"The value of X1 is big.": "La valeur d'x1 est grosse."})
+    assert fake('The value of <code>x</code> is big.') == "La valeur d'<code>x</code> est grosse."
+    # inside an inline element: it stays inside it
+    fake = Fake({"I see X1 now.": "Je vois X1 maintenant."})
+    assert fake('I see <a href="/x"><code>ls</code></a> now.') == 'Je vois <a href="/x"><code>ls</code></a> maintenant.'
+
+
+def test_a_placeholder_the_model_drops_goes_where_the_words_around_it_align():
+    # the fallback: placed as a void element, between the targets of its neighbours
+    fake = Fake({"I see X1 the dog.": "Je vois le chien."})
+    assert fake('I see <code>x</code> the dog.') == 'Je vois <code>x</code> le chien.'
+    # a copy the model repeats is dropped; the element comes back once
+    fake = Fake({"I see X1.": "Je vois X1 X1."})
+    assert fake('I see <code>x</code>.') == 'Je vois <code>x</code>.'
+
+
+def test_placeholders_never_collide_with_the_text_and_code_alone_is_not_translated():
+    fake = Fake({"Use X2 not X1.": "Utilisez X2 pas X1."})
+    assert fake('<p>Use <code>ls</code> not X1.</p>') == '<p>Utilisez <code>ls</code> pas X1.</p>'
+    fake = Fake({})
+    page = '<p><code>make install</code></p><p> <samp>ok</samp>. </p><li><kbd>Q</kbd>, <kbd>W</kbd></li>'
+    assert fake(page) == page and fake.asked == []
+
+
+def test_inline_code_glued_to_a_word_is_placed_like_a_void_element():
+    # "<code>Widget</code>s": a placeholder glued to letters is not copied as one; the words
+    # around it are translated and the element stands between them
+    fake = Fake({"The s sleeps.": "Le s dort.", "The cat sleeps.": "Le chat dort."})
+    assert fake('<p>The <code>Widget</code>s sleeps.</p>') == '<p>Le <code>Widget</code>s dort.</p>'
+    assert fake('<p>The cat<code>!</code> sleeps.</p>') == '<p>Le chat<code>!</code> dort.</p>'
 
 
 def test_entities_and_whitespace_outside_the_translated_text_are_kept():
@@ -178,6 +214,27 @@ def test_shipped_model_keeps_one_em_around_translated_words(shipped_translator):
     assert "tiroir" in inside  # "drawer systems" -> "systèmes de tiroirs"
 
 
+def test_shipped_models_read_a_sentence_with_inline_code_whole(shipped_translator):
+    from crossattn.translator import Translator
+
+    source = "Call <code>foo()</code> to start the server."
+    out = shipped_translator.translate_html([source])[0]
+    assert tags(out) == tags(source) and out.count("<code>foo()</code>") == 1
+    # the words after the code are translated with the sentence ("Call to start" lost them)
+    assert out.replace("<code>foo()</code>", "X1") == shipped_translator.translate(["Call X1 to start the server."])[0]
+    assert "serveur" in out
+    backward = Translator.load("fr-en", device="cpu", dtype="fp32", threads=1)
+    source = "Si <code>x</code> est négatif, la fonction renvoie <code>None</code>."
+    out = backward.translate_html([source])[0]
+    assert tags(out) == tags(source) and out.startswith("If <code>x</code> is negative")
+    assert out.endswith("<code>None</code>.")
+    # a placeholder the model drops ("The X1 variable" -> "La variable ..."): the element
+    # comes back once, between the words around it
+    source = "The <var>count</var> variable holds the number of items."
+    out = shipped_translator.translate_html([source])[0]
+    assert tags(out) == tags(source) and out.count("<var>count</var>") == 1 and "X1" not in out.upper()
+
+
 # -- the servers ------------------------------------------------------------------------------
 def post_json(url: str, body: dict) -> tuple[int, dict]:
     request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
@@ -198,9 +255,10 @@ def test_libretranslate_format_html_over_http_against_a_live_server():
         out = body["translatedText"]
         assert tags(out) == tags(page) and "<code>ls -l</code>" in out
         assert_well_formed(out)
-        # the markup changes nothing in the translation of each block
-        blocks = [b.split("</p>")[0].replace("<code>ls -l</code>", "") for b in out.split("<p>")[1:]]
-        _, plain = post_json(url + "/translate", {"q": ["The red car is parked outside.", "Keep as is."],
+        # the markup changes nothing in the translation of each block; the code stands in
+        # its sentence as a placeholder
+        blocks = [b.split("</p>")[0].replace("<code>ls -l</code>", "X1") for b in out.split("<p>")[1:]]
+        _, plain = post_json(url + "/translate", {"q": ["The red car is parked outside.", "Keep X1 as is."],
                                                   "source": "en", "target": "fr"})
         strip = lambda b: "".join(c.raw for c in parse(b) if c.kind == "text")
         assert [" ".join(strip(b).split()) for b in blocks] == plain["translatedText"]
