@@ -155,6 +155,91 @@ def test_epub_chapter_named_with_a_space_is_translated():
     assert "<p>IT WAS A <em>DARK</em> NIGHT.</p>" in chapter
 
 
+def test_docx_content_controls_in_the_body_in_a_paragraph_and_in_a_table_are_translated():
+    """w:sdt (content controls): block-level ones in the body, cell-level ones in a table,
+    and run-level ones inside a paragraph, whose properties (w:sdtPr) stay as they were."""
+    from docx import Document
+
+    document = Document(io.BytesIO(fuzz_documents.make_docx([[("First paragraph.", {})]])))
+    end = document.element.body[-1]  # w:sectPr stays last
+    for el in _xml(f'<root xmlns:w="{W[1:-1]}">'
+                   '<w:sdt><w:sdtPr><w:alias w:val="Block"/><w:id w:val="1"/></w:sdtPr><w:sdtContent>'
+                   '<w:p><w:r><w:t>Block control text.</w:t></w:r></w:p></w:sdtContent></w:sdt>'
+                   '<w:p><w:r><w:t xml:space="preserve">Your name is </w:t></w:r><w:sdt><w:sdtPr><w:alias w:val="Name"/>'
+                   '<w:id w:val="2"/></w:sdtPr><w:sdtEndPr><w:rPr><w:b/></w:rPr></w:sdtEndPr><w:sdtContent><w:r><w:rPr>'
+                   '<w:b/></w:rPr><w:t>written here</w:t></w:r></w:sdtContent></w:sdt><w:r><w:t xml:space="preserve"> today.'
+                   '</w:t></w:r></w:p>'
+                   '<w:tbl><w:tr><w:tc><w:p><w:r><w:t>Plain cell.</w:t></w:r></w:p></w:tc><w:sdt><w:sdtPr><w:id w:val="3"/>'
+                   '</w:sdtPr><w:sdtContent><w:tc><w:p><w:r><w:t>Cell control.</w:t></w:r></w:p></w:tc></w:sdtContent>'
+                   '</w:sdt></w:tr></w:tbl></root>'):
+        end.addprevious(el)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    xml = members(translate(buffer.getvalue(), "controls.docx"))["word/document.xml"].decode()
+    texts = "".join(re.findall(r"<w:t[^>]*>([^<]*)</w:t>", xml))
+    assert texts == "FIRST PARAGRAPH.BLOCK CONTROL TEXT.YOUR NAME IS WRITTEN HERE TODAY.PLAIN CELL.CELL CONTROL."
+    assert ('<w:sdt><w:sdtPr><w:alias w:val="Name"/><w:id w:val="2"/></w:sdtPr><w:sdtEndPr><w:rPr><w:b/></w:rPr>'
+            '</w:sdtEndPr><w:sdtContent><w:r><w:rPr><w:b/></w:rPr><w:t xml:space="preserve">WRITTEN HERE</w:t>') in xml
+    assert xml.count("<w:sdt>") == 3 and xml.count("<w:sdtContent>") == 3
+    Document(io.BytesIO(translate(buffer.getvalue(), "controls.docx")))  # still a Word document
+
+
+def test_odf_headers_and_footers_in_the_master_pages_are_translated():
+    """.odt: headers and footers are paragraphs of styles.xml's master pages; .odp: the
+    footer and header texts are declared in content.xml (presentation:footer-decl)."""
+    styles = ('<?xml version="1.0" encoding="UTF-8"?><office:document-styles ' + fuzz_documents.ODF_NS + '>'
+              '<office:styles><style:style style:name="Standard" style:family="paragraph"/></office:styles>'
+              '<office:master-styles><style:master-page style:name="Standard"><style:header><text:p>The '
+              '<text:span text:style-name="T1">annual</text:span> report</text:p></style:header>'
+              '<style:footer-left><text:p>Page <text:page-number>1</text:page-number> of the draft</text:p>'
+              '</style:footer-left></style:master-page></office:master-styles></office:document-styles>')
+    source = fuzz_documents.make_odf(".odt")
+    with_styles = zip_of([(n, c, zipfile.ZIP_STORED if n == "mimetype" else zipfile.ZIP_DEFLATED)
+                          for n, c in members(source).items()] + [("styles.xml", styles.encode(), zipfile.ZIP_DEFLATED)])
+    out = members(translate(with_styles, "report.odt"))
+    assert ('<style:header><text:p>THE <text:span text:style-name="T1">ANNUAL</text:span> REPORT</text:p>'
+            in out["styles.xml"].decode())
+    assert "<text:p>PAGE <text:page-number>1</text:page-number> OF THE DRAFT</text:p>" in out["styles.xml"].decode()
+    assert '<style:style style:name="Standard" style:family="paragraph"/>' in out["styles.xml"].decode()
+    slides = members(fuzz_documents.make_odf(".odp"))
+    slides["content.xml"] = slides["content.xml"].replace(
+        b"<office:presentation>", b'<office:presentation><presentation:footer-decl presentation:name="ftr1">'
+        b'Company &amp; partners</presentation:footer-decl><presentation:header-decl presentation:name="hdr1">'
+        b'Draft</presentation:header-decl>')
+    out = members(translate(zip_of([(n, c, zipfile.ZIP_STORED if n == "mimetype" else zipfile.ZIP_DEFLATED)
+                                    for n, c in slides.items()]), "slides.odp"))["content.xml"].decode()
+    assert '<presentation:footer-decl presentation:name="ftr1">COMPANY &amp; PARTNERS</presentation:footer-decl>' in out
+    assert '<presentation:header-decl presentation:name="hdr1">DRAFT</presentation:header-decl>' in out
+
+
+def test_epub_navigation_labels_are_translated():
+    """EPUB2's toc.ncx: each navigation label (navMap, pageList); the book's title stays as
+    the package's metadata has it. EPUB3's nav document is an XHTML content document."""
+    ncx = ('<?xml version="1.0" encoding="UTF-8"?><ncx xmlns="http://www.daisy.org/z3986/2005/ncx/" version="2005-1">'
+           '<head><meta name="dtb:uid" content="urn:uuid:1"/></head><docTitle><text>A book</text></docTitle>'
+           '<navMap><navPoint id="n1" playOrder="1"><navLabel><text>Chapter one</text></navLabel>'
+           '<content src="text/ch1.xhtml"/><navPoint id="n2" playOrder="2"><navLabel><text>The dark night</text>'
+           '</navLabel><content src="text/ch1.xhtml#night"/></navPoint></navPoint></navMap>'
+           '<pageList><pageTarget id="p1" type="normal" value="1"><navLabel><text>1</text></navLabel>'
+           '<content src="text/ch1.xhtml"/></pageTarget></pageList></ncx>')
+    nav = ('<?xml version="1.0" encoding="utf-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml" '
+           'xmlns:epub="http://www.idpf.org/2007/ops"><head><title>Contents</title></head><body>'
+           '<nav epub:type="toc"><h1>Contents</h1><ol><li><a href="text/ch1.xhtml">Chapter one</a></li></ol></nav>'
+           '</body></html>')
+    book = members(fuzz_documents.make_epub())
+    book["OEBPS/content.opf"] = book["OEBPS/content.opf"].replace(
+        b"</manifest>", b'<item id="ncx" href="toc.ncx" media-type="application/x-dtbncx+xml"/>'
+                        b'<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>'
+                        b"</manifest>").replace(b"<spine>", b'<spine toc="ncx">')
+    book["OEBPS/toc.ncx"], book["OEBPS/nav.xhtml"] = ncx.encode(), nav.encode()
+    out = members(translate(zip_of([(n, c, zipfile.ZIP_STORED if n == "mimetype" else zipfile.ZIP_DEFLATED)
+                                    for n, c in book.items()]), "book.epub"))
+    toc = out["OEBPS/toc.ncx"].decode()
+    assert re.findall(r"<navLabel><text>([^<]*)</text>", toc) == ["CHAPTER ONE", "THE DARK NIGHT", "1"]
+    assert "<docTitle><text>A book</text></docTitle>" in toc and '<content src="text/ch1.xhtml#night"/>' in toc
+    assert '<li><a href="text/ch1.xhtml">CHAPTER ONE</a></li>' in out["OEBPS/nav.xhtml"].decode()
+
+
 def test_srt_keeps_numbering_and_timings_and_translates_a_subtitle_whole():
     import srt
 

@@ -58,7 +58,7 @@ _HANDLERS: dict[str, Callable[[bytes, str, TranslateFn, TranslateFn, DocumentLim
     ".odt": lambda data, name, tr, tr_html, limits: translate_odf(data, name, tr, tr_html, limits),
     ".odp": lambda data, name, tr, tr_html, limits: translate_odf(data, name, tr, tr_html, limits),
     ".pptx": lambda data, name, tr, tr_html, limits: translate_pptx(data, name, tr, tr_html, limits),
-    ".epub": lambda data, name, tr, tr_html, limits: translate_epub(data, name, tr_html, limits),
+    ".epub": lambda data, name, tr, tr_html, limits: translate_epub(data, name, tr, tr_html, limits),
     ".srt": lambda data, name, tr, tr_html, limits: translate_srt(data, name, tr, tr_html),
     ".po": lambda data, name, tr, tr_html, limits: translate_po(data, name, tr, tr_html),
     ".pot": lambda data, name, tr, tr_html, limits: translate_po(data, name, tr, tr_html),

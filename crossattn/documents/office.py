@@ -10,8 +10,12 @@ came. ebooklib is not used for .epub for the same reason: it rewrites the whole 
 while here only the XHTML content documents change.
 
 Which parts are translated: .docx the body, headers, footers, footnotes, endnotes and
-comments; .pptx the slides, their notes and SmartArt text; .odt/.odp content.xml; .epub
-the XHTML content documents the package (OPF) lists, through ``translate_html``.
+comments, content controls (w:sdt) included wherever they stand; .pptx the slides, their
+notes and SmartArt text; .odt/.odp content.xml, the headers and footers of styles.xml's
+master pages, and a presentation's declared footer and header texts; .epub the XHTML
+content documents the package (OPF) lists (an EPUB3 nav document is one), through
+``translate_html``, and an EPUB2 toc.ncx's navigation labels (the book's title in it
+stays, as the package's metadata keeps it).
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from lxml import etree
 from ..markup import LETTER, TranslateFn
 from .runs import Markup, Span, Void, translate_paragraphs
 from .safety import (DocumentLimits, Member, decode_text, encode_text, fail, member_map, parse_xml, read_archive,
-                     refuse_entities_in_archive, refuse_entity_declarations, serialize_xml, write_archive)
+                     refuse_entities_in_archive, refuse_entity_declarations, serialize_xml, with_outer_space,
+                     write_archive)
 
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
@@ -46,11 +51,15 @@ class RunFormat:
     what stays at the paragraph's start or end."""
 
     def __init__(self, run: str, props: str, text: str, breaks: set[str], dropped: set[str], wrappers: set[str],
-                 first: set[str], last: set[str], preserve_space: bool, paragraph_breaks: frozenset[str] = frozenset()):
+                 first: set[str], last: set[str], preserve_space: bool, paragraph_breaks: frozenset[str] = frozenset(),
+                 controls: dict[str, str] | None = None):
         self.run, self.props, self.text = run, props, text
         self.breaks, self.dropped, self.wrappers = breaks, dropped, wrappers
         self.first, self.last, self.preserve_space = first, last, preserve_space
         self.paragraph_breaks = paragraph_breaks  # line breaks that are the paragraph's children, not a run's
+        # elements that wrap runs in a content child, beside children of their own that
+        # stay as they are (a content control: w:sdt's w:sdtContent beside its w:sdtPr)
+        self.controls = controls or {}
 
     def pieces(self, run: etree._Element) -> list[str | etree._Element] | None:
         """A run's text and its word-separating elements in order; None for a run holding
@@ -110,6 +119,10 @@ class RunFormat:
                 m.open(("wrap", child))
                 self._write(child, m, base_key)
                 m.close()
+            elif child.tag in self.controls and (content := child.find(self.controls[child.tag])) is not None:
+                m.open(("control", child))
+                self._write(content, m, base_key)
+                m.close()
             else:
                 m.void(("keep", child))
 
@@ -145,6 +158,14 @@ class RunFormat:
                 kind, el = node.payload[0], node.payload[1]
                 if kind == "run":
                     self._emit(node.children, parent, el)
+                elif kind == "control":  # its own children as they were, its content now
+                    control = etree.SubElement(parent, el.tag, attrib=dict(el.attrib))
+                    for child in list(el):
+                        if child.tag == self.controls[el.tag]:
+                            self._emit(node.children, etree.SubElement(control, child.tag, attrib=dict(child.attrib)),
+                                       like)
+                        else:
+                            control.append(child)
                 else:  # a wrapper (a link): its start tag, around what it holds now
                     wrapper = etree.SubElement(parent, el.tag, attrib=dict(el.attrib))
                     self._emit(node.children, wrapper, like)
@@ -161,7 +182,7 @@ DOCX = RunFormat(run=W + "r", props=W + "rPr", text=W + "t", breaks={W + "tab", 
                  dropped={W + "lastRenderedPageBreak"},
                  wrappers={W + "hyperlink", W + "ins", W + "smartTag", W + "customXml", W + "fldSimple", W + "dir",
                            W + "bdo"},
-                 first={W + "pPr"}, last=set(), preserve_space=True)
+                 first={W + "pPr"}, last=set(), preserve_space=True, controls={W + "sdt": W + "sdtContent"})
 PPTX = RunFormat(run=A + "r", props=A + "rPr", text=A + "t", breaks=set(), dropped=set(), wrappers=set(),
                  first={A + "pPr"}, last={A + "endParaRPr"}, preserve_space=False,
                  paragraph_breaks=frozenset({A + "br"}))
@@ -272,22 +293,46 @@ def _has_letter_direct(p: etree._Element) -> bool:
     return bool(LETTER.search(re.sub(r"<[^>]*>", "", m.html())))
 
 
+STYLE = "{urn:oasis:names:tc:opendocument:xmlns:style:1.0}"
+OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
+PRESENTATION = "{urn:oasis:names:tc:opendocument:xmlns:presentation:1.0}"
+DECLARED_TEXTS = (PRESENTATION + "footer-decl", PRESENTATION + "header-decl")
+
+
+def _translate_odf(parts: list[tuple[str, etree._ElementTree]], translate: TranslateFn,
+                   translate_html: TranslateFn) -> None:
+    """content.xml's paragraphs, styles.xml's master pages' (headers, footers; nothing
+    else there is text a reader sees), and the footer and header texts a presentation
+    declares (text alone, no markup), in one call each."""
+    texts = [el for name, tree in parts if name == "content.xml" for el in tree.iter(*DECLARED_TEXTS)
+             if len(el) == 0 and LETTER.search(el.text or "")]
+    masters = [etree.ElementTree(m) for name, tree in parts if name == "styles.xml"
+               for m in tree.iter(OFFICE + "master-styles")]
+    translate_odf_parts([(name, tree) for name, tree in parts if name == "content.xml"] +
+                        [("styles.xml", m) for m in masters], translate, translate_html)
+    for el, out in zip(texts, translate([el.text.strip() for el in texts]) if texts else []):
+        el.text = with_outer_space(el.text, out)
+
+
 def translate_odf(data: bytes, filename: str, translate: TranslateFn, translate_html: TranslateFn,
                   limits: DocumentLimits) -> bytes:
     kind = "OpenDocument presentation" if filename.lower().endswith(".odp") else "OpenDocument text"
-    return _office(data, filename, limits, "content.xml", kind, lambda name: name == "content.xml",
-                   lambda parts: translate_odf_parts(parts, translate, translate_html))
+    return _office(data, filename, limits, "content.xml", kind, lambda name: name in ("content.xml", "styles.xml"),
+                   lambda parts: _translate_odf(parts, translate, translate_html))
 
 
 # -- EPUB: the XHTML content documents through translate_html --------------------------
 CONTAINER = "{urn:oasis:names:tc:opendocument:xmlns:container}"
 OPF = "{http://www.idpf.org/2007/opf}"
 XHTML_TYPES = {"application/xhtml+xml", "text/html"}
+NCX_TYPE = "application/x-dtbncx+xml"
+NCX = "{http://www.daisy.org/z3986/2005/ncx/}"
 
 
-def epub_content_documents(members: dict[str, Member], filename: str) -> list[str]:
-    """The names of the XHTML content documents, from the package document (OPF) that
-    META-INF/container.xml points to."""
+def epub_content_documents(members: dict[str, Member], filename: str, media_types: set[str] = XHTML_TYPES) -> list[str]:
+    """The names of the XHTML content documents (or of the items of other
+    ``media_types``), from the package document (OPF) that META-INF/container.xml points
+    to."""
     if "META-INF/container.xml" not in members:
         raise fail(filename, "no META-INF/container.xml in the archive (not an EPUB book)")
     container = parse_xml(members["META-INF/container.xml"].data, f"{filename}: META-INF/container.xml")
@@ -299,7 +344,7 @@ def epub_content_documents(members: dict[str, Member], filename: str) -> list[st
     names = []
     for item in package.iter(f"{OPF}item"):
         href = (item.get("href") or "").split("#")[0]
-        if item.get("media-type") in XHTML_TYPES and href and "://" not in href:
+        if item.get("media-type") in media_types and href and "://" not in href:
             # an href is a URL: "chapter%201.xhtml" is the member "chapter 1.xhtml"
             name = posixpath.normpath(posixpath.join(posixpath.dirname(opf_name), unquote(href)))
             if name in members and name not in names:
@@ -307,7 +352,20 @@ def epub_content_documents(members: dict[str, Member], filename: str) -> list[st
     return names
 
 
-def translate_epub(data: bytes, filename: str, translate_html: TranslateFn, limits: DocumentLimits) -> bytes:
+def _translate_ncx(members: dict[str, Member], filename: str, translate: TranslateFn) -> dict[str, bytes]:
+    """Each EPUB2 navigation document (toc.ncx) with its navigation labels translated, all
+    in one call: the table of contents a reader shows, the page list and other lists."""
+    trees = [(name, parse_xml(members[name].data, f"{filename}: {name}"))
+             for name in epub_content_documents(members, filename, {NCX_TYPE})]
+    labels = [el for _, tree in trees for label in tree.iter(NCX + "navLabel") for el in label.iter(NCX + "text")
+              if len(el) == 0 and LETTER.search(el.text or "")]
+    for el, out in zip(labels, translate([el.text.strip() for el in labels]) if labels else []):
+        el.text = with_outer_space(el.text, out)
+    return {name: serialize_xml(tree) for name, tree in trees}
+
+
+def translate_epub(data: bytes, filename: str, translate: TranslateFn, translate_html: TranslateFn,
+                   limits: DocumentLimits) -> bytes:
     members = read_archive(data, filename, limits)
     refuse_entities_in_archive(members, filename)
     by_name = member_map(members)
@@ -320,5 +378,5 @@ def translate_epub(data: bytes, filename: str, translate_html: TranslateFn, limi
         text, bom = decode_text(by_name[name].data, f"{filename}: {name}")
         texts.append((text, bom))
     translated = translate_html([t for t, _ in texts]) if texts else []
-    return write_archive(members, {name: encode_text(out, bom)
-                                   for name, (_, bom), out in zip(names, texts, translated)})
+    return write_archive(members, {**_translate_ncx(by_name, filename, translate),
+                                   **{name: encode_text(out, bom) for name, (_, bom), out in zip(names, texts, translated)}})
