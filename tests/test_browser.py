@@ -12,6 +12,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -29,15 +30,14 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (ap
 SENTENCE = "The cat sleeps on the red sofa."
 
 
-@pytest.fixture(scope="module")
-def server(shipped_translator):
-    """A real uvicorn server in a thread of this process, on a free loopback port."""
+@contextmanager
+def serving(app):
+    """A real uvicorn server for ``app`` in a thread of this process, on a free loopback port."""
     import uvicorn
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app(shipped_translator)
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -45,9 +45,27 @@ def server(shipped_translator):
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=30)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)
+
+
+def open_page(browser, url: str):
+    """A new page of ``browser`` at ``url``; ``page.errors``: its script errors and logged ones."""
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+    page.goto(url + "/")
+    return page
+
+
+@pytest.fixture(scope="module")
+def server(shipped_translator):
+    with serving(create_app(shipped_translator)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +74,7 @@ def page(server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
             "--disable-extensions", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.errors = []
-        page.on("pageerror", lambda e: page.errors.append(str(e)))
-        page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
-        page.goto(server + "/")
-        yield page
+        yield open_page(browser, server)
         browser.close()
 
 
@@ -222,3 +235,87 @@ def test_html_in_the_box_and_files_picked_or_dropped(page, server, tmp_path):
     drop("program.exe", "MZ")  # (the browser logs the 400 as an error)
     page.wait_for_selector("#file-error:not([hidden])", timeout=30_000)
     assert "file format not supported" in page.text_content("#file-error")
+
+
+def test_glossary_field_is_sent_and_a_malformed_line_is_one_line_on_the_page(page, server, tmp_path):
+    from crossattn.glossary import Glossary
+
+    page.errors.clear()
+    # the page reads what a --glossary file holds (TSV, "#" comments) as Glossary.read does,
+    # and "term = translation" lines too
+    tsv = "# terms\nred sofa\tcanapé vermillon\n\ncat\tmatou\n"
+    (tmp_path / "terms.tsv").write_text(tsv)
+    parsed = page.evaluate("(t) => parseGlossary(t)", tsv)
+    assert Glossary(parsed["entries"]) == Glossary.read(tmp_path / "terms.tsv")
+    assert page.evaluate("(t) => parseGlossary(t)", " red sofa = canapé vermillon \r\n#x = y\ncat=matou") == parsed
+    for bad, line in (("cat matou", 1), ("cat = matou\nsofa = a = b", 2), ("cat\tmatou\tchat", 1), ("= matou", 1)):
+        assert page.evaluate("(t) => parseGlossary(t)", bad)["error"].startswith(f"Glossary line {line}: ")
+
+    # the glossary reaches /api/translate: the page shows what the API answers with it
+    glossary = {"red sofa": "canapé vermillon", "cat": "matou"}
+    want = httpx.post(server + "/api/translate", json={"text": SENTENCE, "confidence": True, "glossary": glossary},
+                      timeout=60).json()
+    assert "canapé vermillon" in want["translation"] and "matou" in want["translation"]
+    page.click("#glossary-box summary")
+    page.fill("#glossary", "red sofa = canapé vermillon\ncat\tmatou")
+    page.fill("#source", SENTENCE)
+    page.click("#translate")
+    page.wait_for_selector("#timing:has-text('glossary of 2 terms')", timeout=60_000)
+    assert page.text_content("#translation") == want["translation"]
+    assert page.locator("#translation .tword").count() == len(want["confidence"]["words"])
+    assert page.is_hidden("#attention-card") and page.is_hidden("#glossary-error")
+    # HTML typed in the box gets it too
+    html = "<p>The <b>cat</b> sleeps.</p>"
+    want_html = httpx.post(server + "/api/translate", json={"text": html, "format": "html", "glossary": glossary},
+                           timeout=60).json()["translation"]
+    page.fill("#source", html)
+    page.click("#translate")
+    page.wait_for_selector("#timing:has-text('HTML, markup kept')", timeout=60_000)
+    assert page.text_content("#translation") == want_html and "matou" in want_html
+
+    # a malformed line: one line on the page, and nothing sent
+    sent = []
+    page.on("request", lambda r: "/api/" in r.url and sent.append(r.url))
+    page.fill("#glossary", "cat = matou\nsofa canapé")
+    page.fill("#source", SENTENCE)
+    page.click("#translate")
+    page.wait_for_selector("#glossary-error:not([hidden])", timeout=10_000)
+    assert page.text_content("#glossary-error") == "Glossary line 2: “sofa canapé” is not “term = translation”"
+    assert "\n" not in page.text_content("#glossary-error") and sent == []
+    page.fill("#glossary", "")
+    assert page.errors == []
+
+
+def test_files_from_the_page_carry_the_api_key_a_server_requires(page, shipped_translator, tmp_path):
+    from crossattn.libretranslate import Access
+
+    text = "The cat sleeps on the red sofa."
+    picked = tmp_path / "notes.txt"
+    picked.write_text(text + "\n")
+    app = create_app(shipped_translator, access=Access(keys={"key-one": 0}, require_key=True),
+                     attention_process=False)
+    with serving(app) as url:
+        page = open_page(page.context.browser, url)  # a page of its own, on the server that wants keys
+        expected = httpx.post(url + "/api/translate", json={"text": text}, timeout=60).json()["translation"] + "\n"
+        page.wait_for_selector("#key-row:not([hidden])", timeout=10_000)  # the server says it wants a key
+        # without the key: the server's one-line refusal
+        page.set_input_files("#file-input", str(picked))
+        page.wait_for_selector("#file-error:not([hidden])", timeout=30_000)
+        assert "requires an api_key" in page.text_content("#file-error")
+        # a wrong key, then the right one
+        page.fill("#api-key", "key-two")
+        page.set_input_files("#file-input", str(picked))
+        page.wait_for_selector("#file-error:has-text('Invalid API key')", timeout=30_000)
+        page.fill("#api-key", "key-one")
+        page.dispatch_event("#api-key", "change")
+        page.set_input_files("#file-input", str(picked))
+        page.wait_for_selector("#file-download:not([hidden])", timeout=60_000)
+        assert page.is_hidden("#file-error")
+        with page.expect_download() as download:
+            page.click("#file-download")
+        assert Path(download.value.path()).read_text() == expected
+        # kept in this browser for the next visit, as LibreTranslate's page keeps it
+        page.reload()
+        page.wait_for_selector("#key-row:not([hidden])", timeout=10_000)
+        assert page.input_value("#api-key") == "key-one"
+        page.close()

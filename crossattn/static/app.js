@@ -54,11 +54,41 @@ function linked(row, col) {
   return state.links.some(([c, r]) => r === row && c === col);
 }
 
+// -- the glossary ----------------------------------------------------------------------
+// "term = translation" lines, or term TAB translation as in a --glossary file; blank lines and
+// lines starting with "#" skipped. Sent as /api/translate's glossary object.
+function parseGlossary(text) {  // -> { entries: {term: translation} } or { error: "one line" }
+  const entries = {};
+  const lines = text.split("\n");
+  for (let n = 0; n < lines.length; n++) {
+    const line = lines[n].replace(/\r$/, "");
+    if (!line.trim() || line.trim().startsWith("#")) continue;
+    const fields = line.includes("\t") ? line.split("\t") : line.split("=");
+    if (fields.length !== 2 || !fields[0].trim() || !fields[1].trim()) {
+      const shown = line.trim().length > 40 ? `${line.trim().slice(0, 40)}…` : line.trim();
+      return { error: `Glossary line ${n + 1}: “${shown}” is not “term = translation”` };
+    }
+    entries[fields[0].trim()] = fields[1].trim();
+  }
+  return { entries };
+}
+
+function readGlossary() {  // the entries (null when none), or undefined after showing a malformed line
+  const parsed = parseGlossary($("glossary").value);
+  $("glossary-error").hidden = !parsed.error;
+  $("glossary-error").textContent = parsed.error || "";
+  if (parsed.error) { $("glossary-box").open = true; return undefined; }
+  return Object.keys(parsed.entries).length ? parsed.entries : null;
+}
+
 // -- translate ------------------------------------------------------------------------
 async function translate() {
   const text = $("source").value.trim();
   if (!text) { $("source").focus(); return; }
-  if (looksLikeHtml(text)) return translateHtml(text);
+  const glossary = readGlossary();
+  if (glossary === undefined) return;  // nothing sent: the line is shown
+  if (looksLikeHtml(text)) return translateHtml(text, glossary);
+  if (glossary) return translateWithGlossary(text, glossary);
   const button = $("translate");
   button.disabled = true;
   button.textContent = "Translating…";
@@ -297,7 +327,37 @@ function applyHover() {
 const HTML_MARK = /<(?:[a-zA-Z][\w-]*[\s/>]|\/[a-zA-Z]|!--)|&(?:[a-zA-Z]+|#\d+|#x[0-9a-fA-F]+);/;
 const looksLikeHtml = (text) => HTML_MARK.test(text);
 
-async function translateHtml(text) {
+async function translateWithGlossary(text, glossary) {
+  // the glossary's terms are in this translation, not in the attention view's (/api/attention
+  // translates without one), so the view is not shown for it
+  const button = $("translate");
+  button.disabled = true;
+  $("error").hidden = true;
+  $("attention-card").hidden = true;
+  $("translation").classList.add("busy");
+  const started = performance.now();
+  try {
+    const [source, target] = $("direction").value.split("-");
+    const response = await fetch("/api/translate", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ text, source, target, confidence: true, glossary }),
+    });
+    const body = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
+    if (!response.ok) throw new Error(body.detail || body.error || `HTTP ${response.status}`);
+    showTranslation(body.translation, body.confidence);
+    $("translation").classList.remove("empty");
+    const n = Object.keys(glossary).length;
+    $("timing").textContent = `glossary of ${n} term${n === 1 ? "" : "s"} · ${Math.round(performance.now() - started)} ms`;
+  } catch (err) {
+    $("error").textContent = `Could not translate: ${err.message}`;
+    $("error").hidden = false;
+  } finally {
+    button.disabled = false;
+    $("translation").classList.remove("busy");
+  }
+}
+
+async function translateHtml(text, glossary) {
   // sent as HTML (as LibreTranslate's page does): tags kept and placed on the aligned words; the
   // answer is shown as source code, never parsed into this page. No attention view for markup.
   const button = $("translate");
@@ -310,7 +370,7 @@ async function translateHtml(text) {
     const [source, target] = $("direction").value.split("-");
     const response = await fetch("/api/translate", {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ text, source, target, format: "html" }),
+      body: JSON.stringify({ text, source, target, format: "html", ...(glossary ? { glossary } : {}) }),
     });
     const body = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
     if (!response.ok) throw new Error(body.detail || body.error || `HTTP ${response.status}`);
@@ -342,6 +402,9 @@ async function translateFile(file) {
     form.append("file", file);
     form.append("source", source);
     form.append("target", target);
+    // LibreTranslate's key field, as its own page sends it (serve --api-keys / --require-api-key)
+    const key = $("api-key").value.trim();
+    if (key && !$("key-row").hidden) form.append("api_key", key);  // a server without keys refuses any
     const response = await fetch("/translate_file", { method: "POST", body: form });
     const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
     if (!response.ok) throw new Error(body.error || body.detail || `HTTP ${response.status}`);
@@ -361,6 +424,8 @@ async function translateFile(file) {
   }
 }
 
+const KEY_STORE = "crossattn.apiKey";  // the key typed once is kept in this browser, as LibreTranslate's page does
+
 async function setupFileControl() {
   const drop = $("drop"), input = $("file-input");
   input.addEventListener("change", () => { if (input.files[0]) translateFile(input.files[0]); input.value = ""; });
@@ -371,9 +436,15 @@ async function setupFileControl() {
     drop.classList.remove("over");
     if (e.dataTransfer.files[0]) translateFile(e.dataTransfer.files[0]);
   });
-  try {  // which formats the server takes (LibreTranslate's settings)
+  const key = $("api-key");
+  try { key.value = localStorage.getItem(KEY_STORE) || ""; } catch { /* storage refused: typed each time */ }
+  key.addEventListener("change", () => {
+    try { localStorage.setItem(KEY_STORE, key.value.trim()); } catch { /* kept for this page only */ }
+  });
+  try {  // which formats the server takes, and whether it asks for a key (LibreTranslate's settings)
     const settings = await (await fetch("/frontend/settings")).json();
     if (!settings.filesTranslation) { $("file-card").hidden = true; return; }
+    $("key-row").hidden = !(settings.apiKeys || settings.keyRequired);
     input.accept = settings.supportedFilesFormat.join(",");
     $("file-formats").textContent = settings.supportedFilesFormat.join(" ");
   } catch { /* the control works without it */ }
