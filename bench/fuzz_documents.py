@@ -32,6 +32,7 @@ import sys
 import time
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -199,11 +200,44 @@ def zip_of(members: list[tuple[str, bytes, int]]) -> bytes:
     return out.getvalue()
 
 
+def with_members(data: bytes, changed: dict[str, bytes | Callable[[bytes], bytes]]) -> bytes:
+    """The archive ``data`` with members added or replaced (a function: applied to the member)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        members = {i.filename: (z.read(i), i.compress_type) for i in z.infolist()}
+    for name, new in changed.items():
+        old = members.get(name, (b"", zipfile.ZIP_DEFLATED))
+        members[name] = (new(old[0]) if callable(new) else new, old[1])
+    return zip_of([(name, content, compression) for name, (content, compression) in members.items()])
+
+
+# the parts that a plain sample lacks: a content control in a paragraph, master-page headers,
+# an EPUB 2 table of contents and an EPUB 3 nav document
+DOCX_CONTROL = (b'<w:sdt><w:sdtPr><w:alias w:val="Name"/><w:id w:val="7"/></w:sdtPr><w:sdtContent>'
+                b'<w:r><w:rPr><w:b/></w:rPr><w:t>bold</w:t></w:r></w:sdtContent></w:sdt>')
+ODF_MASTER_STYLES = ('<?xml version="1.0" encoding="UTF-8"?><office:document-styles ' + ODF_NS + '>'
+                     '<office:master-styles><style:master-page style:name="Standard"><style:header><text:p>The '
+                     '<text:span text:style-name="T1">annual</text:span> report</text:p></style:header>'
+                     '</style:master-page></office:master-styles></office:document-styles>').encode()
+EPUB_NCX = (b'<?xml version="1.0" encoding="UTF-8"?><ncx xmlns="http://www.daisy.org/z3986/2005/ncx/" '
+            b'version="2005-1"><docTitle><text>A book</text></docTitle><navMap><navPoint id="n1" playOrder="1">'
+            b'<navLabel><text>Chapter one</text></navLabel><content src="text/ch1.xhtml"/></navPoint></navMap></ncx>')
+EPUB_NAV = (b'<?xml version="1.0" encoding="utf-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml" '
+            b'xmlns:epub="http://www.idpf.org/2007/ops"><head><title>Contents</title></head><body><nav epub:type="toc">'
+            b'<ol><li><a href="text/ch1.xhtml">Chapter <em>one</em></a></li></ol></nav></body></html>')
+
+
 def samples() -> dict[str, bytes]:
-    """One valid file of each type, by extension."""
+    """One valid file of each type, by extension, with the parts each format translates."""
+    docx = with_members(make_docx(), {"word/document.xml": lambda xml: xml.replace(
+        b"<w:r><w:rPr><w:b/></w:rPr><w:t>bold</w:t></w:r>", DOCX_CONTROL, 1)})
+    epub = with_members(make_epub(), {
+        "OEBPS/content.opf": lambda opf: opf.replace(
+            b"</manifest>", b'<item id="ncx" href="toc.ncx" media-type="application/x-dtbncx+xml"/><item id="nav" '
+                            b'href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/></manifest>'),
+        "OEBPS/toc.ncx": EPUB_NCX, "OEBPS/nav.xhtml": EPUB_NAV})
     return {".txt": b"A first line.\n\n  An indented second line.\n", ".html": HTML.encode(),
-            ".docx": make_docx(), ".pptx": make_pptx(), ".odt": make_odf(".odt"), ".odp": make_odf(".odp"),
-            ".epub": make_epub(), ".srt": SRT.encode(), ".po": PO.encode()}
+            ".docx": docx, ".pptx": make_pptx(), ".odt": with_members(make_odf(".odt"), {"styles.xml": ODF_MASTER_STYLES}),
+            ".odp": make_odf(".odp"), ".epub": epub, ".srt": SRT.encode(), ".po": PO.encode()}
 
 
 # -- mutations -------------------------------------------------------------------------
@@ -334,9 +368,29 @@ def bomb_memory(expanded: int = 1 << 30) -> dict:
 ARCHIVES = (".docx", ".pptx", ".odt", ".odp", ".epub")
 
 
+def lost_tags(source: bytes, out: bytes) -> str | None:
+    """An HTML document's tags that the translation does not have exactly once each, None
+    when all are there (markup.py's promise: every input tag once, as written)."""
+    from crossattn.markup import parse
+
+    def tags(data: bytes) -> Counter:
+        text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
+        return Counter(c.raw for c in parse(text) if c.kind in ("start", "end", "startend"))
+
+    before, after = tags(source), tags(out)
+    return None if before == after else f"tags changed: {sorted((before - after) + (after - before))[:3]}"
+
+
 def broken_output(ext: str, source: bytes, out: bytes) -> str | None:
-    """What is wrong with a translated archive, None when nothing: it must be a readable zip
-    of the same members, each XML part it changed well-formed where it was."""
+    """What is wrong with a translated file, None when nothing: an HTML page keeps every
+    tag once; an archive must be a readable zip of the same members, each XML part it
+    changed well-formed where it was, each XHTML document with every tag once."""
+    if ext in (".html", ".htm"):
+        try:
+            source.decode("utf-8")
+        except UnicodeDecodeError:
+            return None  # decoded another way than utf-8: compared in the archives' documents only
+        return lost_tags(source, out)
     if ext not in ARCHIVES:
         return None
     from lxml import etree
@@ -354,8 +408,10 @@ def broken_output(ext: str, source: bytes, out: bytes) -> str | None:
                 return "members changed"
             for name in b.namelist():
                 old, new = a.read(name), b.read(name)
-                if new != old and name.endswith((".xml", ".xhtml")) and well_formed(old) and not well_formed(new):
+                if new != old and name.endswith((".xml", ".xhtml", ".ncx")) and well_formed(old) and not well_formed(new):
                     return f"{name} no longer well-formed"
+                if new != old and name.endswith((".xhtml", ".html")) and (lost := lost_tags(old, new)):
+                    return f"{name}: {lost}"
     except Exception as e:  # noqa: BLE001 - what the check reports
         return f"{type(e).__name__}: {str(e)[:100]}"
     return None
