@@ -238,6 +238,13 @@ spaCy's `sentencizer`), so nothing is downloaded.
 
 Set `ARGOS_CHUNK_TYPE=SPACY` so that Argos splits sentences with the packaged spaCy
 pipeline; its default splitter (MiniSBD) would download a model on first use.
+{tokenizer_note}"""
+MARIAN_NOTE = """
+The model was imported from a Marian checkpoint, which cuts sources with `source.spm` and
+joins translations with `target.spm` over one vocabulary. `sentencepiece.model` is
+`source.spm`: Argos cuts sources with it, and also joins the translation's pieces with it,
+which `crossattn export` checked gives every piece of the vocabulary the text `target.spm`
+gives it.
 """
 LANGUAGE_NAMES = {"en": "English", "fr": "French"}
 
@@ -248,7 +255,7 @@ def export_argos(model_dir: str | Path | None, out: str | Path, quantization: st
     import tempfile
     import zipfile
 
-    from .modeldir import read_model_dir, resolve_model_dir
+    from .modeldir import SHARED_VOCABULARY, read_model_dir, resolve_model_dir
 
     out = Path(out)
     if out.suffix != ".argosmodel":
@@ -257,10 +264,10 @@ def export_argos(model_dir: str | Path | None, out: str | Path, quantization: st
         raise ExportError(f"{out} already exists (use --force to replace it)")
     if out.exists() and not zipfile.is_zipfile(out):
         raise ExportError(f"{out} is not an Argos package; refusing to replace it")
-    root, config, model_cfg, _ = read_model_dir(model_dir)
-    if config.get("tokenizer", "joint") != "joint":
-        raise ExportError(f"{root}: an Argos package holds one SentencePiece model; this model has separate source "
-                          "and target models (export --format ctranslate2 instead)")
+    root, config, model_cfg, tokenizer = read_model_dir(model_dir)
+    shared = config.get("tokenizer", "joint") == SHARED_VOCABULARY
+    if shared:
+        check_argos_joins_like_target(root, tokenizer)
     langs = config.get("languages") or dict(zip(("source", "target"), root.name.split("-", 1)))
     if set(langs) != {"source", "target"}:
         raise ExportError(f"{root}: config.json does not say its languages (\"languages\": {{\"source\", \"target\"}})")
@@ -272,7 +279,14 @@ def export_argos(model_dir: str | Path | None, out: str | Path, quantization: st
         export_ctranslate2(model_dir, pkg / "model", quantization)
         for extra in ("README.md", MARKER):
             (pkg / "model" / extra).unlink()
-        os.replace(pkg / "model" / "tokenizer.model", pkg / "sentencepiece.model")
+        if shared:  # the source model cuts sources and (checked above) joins translations
+            from .modeldir import SOURCE_SPM, TARGET_SPM, VOCAB
+
+            os.replace(pkg / "model" / SOURCE_SPM, pkg / "sentencepiece.model")
+            for name in (TARGET_SPM, VOCAB):  # CTranslate2 reads its own vocabulary file
+                (pkg / "model" / name).unlink()
+        else:
+            os.replace(pkg / "model" / "tokenizer.model", pkg / "sentencepiece.model")
         write_spacy_splitter(pkg / "spacy", src)
         metadata = {"package_version": "1.0", "argos_version": "1.0", "from_code": src,
                     "from_name": LANGUAGE_NAMES.get(src, src), "to_code": tgt, "to_name": LANGUAGE_NAMES.get(tgt, tgt),
@@ -283,7 +297,8 @@ def export_argos(model_dir: str | Path | None, out: str | Path, quantization: st
         (pkg / "README.md").write_text(ARGOS_README.format(
             source_name=metadata["from_name"], target_name=metadata["to_name"], source_code=src, target_code=tgt,
             source=f"`{model_dir}`" if model_dir else f"the shipped {src}-{tgt} model",
-            params=count_parameters(resolve_model_dir(model_dir)), file=out.name))
+            params=count_parameters(resolve_model_dir(model_dir)), file=out.name,
+            tokenizer_note=MARIAN_NOTE if shared else ""))
         archive = Path(tmp) / out.name
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
             for path in sorted(pkg.rglob("*")):
@@ -293,6 +308,40 @@ def export_argos(model_dir: str | Path | None, out: str | Path, quantization: st
         os.replace(archive, out)  # atomic: a killed export leaves the old package or none
         fsync_dir(out.parent)
     return out
+
+
+def argos_text(processor, batch: list[list[str]]) -> list[str]:
+    """What Argos writes for each list of target pieces, joined by ``processor`` (its
+    SentencePieceTokenizer.decode and apply_packaged_translation): SentencePiece's join,
+    each U+2581 left by a piece the model lacks made a space, and one leading space
+    dropped. (Argos also makes "_" a space, whichever model joins.)"""
+    texts = [text.replace("\u2581", " ") for text in processor.decode_pieces(batch)]
+    return [text[1:] if text.startswith(" ") else text for text in texts]
+
+
+def check_argos_joins_like_target(root: Path, tokenizer) -> None:
+    """An Argos package holds one SentencePiece model, which both cuts the source and joins
+    the translation's pieces. A Marian model has two over one vocabulary: the package gets
+    the source model, which is right for the source, and right for the translation only if
+    it joins every piece of the vocabulary as the target model does. SentencePiece joins
+    piece by piece (a piece a model lacks is kept as it is, "\u2581" and all), the first
+    piece aside, so each piece is checked alone and after itself. Refuses, naming a piece,
+    where the two would differ."""
+    from .modeldir import SOURCE_SPM, TARGET_SPM
+    from .tokenizer import load_processor
+
+    source = load_processor((root / SOURCE_SPM).read_bytes(), str(root / SOURCE_SPM))
+    target = load_processor((root / TARGET_SPM).read_bytes(), str(root / TARGET_SPM))
+    # </s> and <pad> are never written; an <unk> Argos replaces with a source piece
+    special = {tokenizer.eos_id, tokenizer.pad_id, tokenizer.unk_id}
+    pieces = [tokenizer.id_to_piece(i) for i in range(tokenizer.vocab_size) if i not in special]
+    for batch in ([[p] for p in pieces], [[p, p] for p in pieces]):
+        for seq, got, want in zip(batch, argos_text(source, batch), argos_text(target, batch)):
+            if got != want:
+                raise ExportError(
+                    f"{root}: an Argos package holds one SentencePiece model; {SOURCE_SPM} (which must cut the "
+                    f"source) joins the piece {seq[-1]!r} as {got!r}, {TARGET_SPM} as {want!r} "
+                    "(export --format ctranslate2 instead)")
 
 
 def write_spacy_splitter(path: Path, lang: str) -> None:

@@ -30,23 +30,24 @@ FR = "le la chat chien maison rouge bleu petit grand court voit mange vert vieux
 TEXTS = ["the cat sees the dog", "a big red house runs", "the old woman eats", "a child", "green river city man"]
 
 
-def spm_bytes(words: list[str], seed: int) -> bytes:
+def spm_bytes(words: list[str], seed: int, byte_fallback: bool = False) -> bytes:
     rng = random.Random(seed)
     lines = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 9))) for _ in range(300)]
     buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=buf, vocab_size=60, model_type="unigram",
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=buf, model_type="unigram",
+                                   vocab_size=300 if byte_fallback else 60, byte_fallback=byte_fallback,
                                    character_coverage=1.0, minloglevel=2, num_threads=1, hard_vocab_limit=False)
     return buf.getvalue()
 
 
 def write_checkpoint(folder, *, d_model=32, heads=4, ffn=64, layers=2, activation="swish", vocab_size=None,
-                     seed=0, **config):
+                     seed=0, eos_bias=2.0, positions=64, target_byte_fallback=False, **config):
     """A Hugging Face Marian folder with random weights, scaled so that the model's output
     depends on its input (tiny default initialisations give one repeated token)."""
     from transformers import MarianConfig, MarianMTModel
 
     folder.mkdir(parents=True, exist_ok=True)
-    source, target = spm_bytes(EN, 1), spm_bytes(FR, 2)
+    source, target = spm_bytes(EN, 1), spm_bytes(FR, 2, target_byte_fallback)
     vocab = {"</s>": 0, "<unk>": 1}
     for data in (source, target):
         sp = spm.SentencePieceProcessor()
@@ -63,7 +64,7 @@ def write_checkpoint(folder, *, d_model=32, heads=4, ffn=64, layers=2, activatio
     n = len(vocab)
     cfg = MarianConfig(vocab_size=n, decoder_vocab_size=n, d_model=d_model, encoder_layers=layers,
                        decoder_layers=layers, encoder_attention_heads=heads, decoder_attention_heads=heads,
-                       encoder_ffn_dim=ffn, decoder_ffn_dim=ffn, max_position_embeddings=64, pad_token_id=n - 1,
+                       encoder_ffn_dim=ffn, decoder_ffn_dim=ffn, max_position_embeddings=positions, pad_token_id=n - 1,
                        eos_token_id=0, decoder_start_token_id=n - 1, activation_function=activation,
                        scale_embedding=True, **config)
     torch.manual_seed(seed)
@@ -77,7 +78,7 @@ def write_checkpoint(folder, *, d_model=32, heads=4, ffn=64, layers=2, activatio
         model.model.shared.weight.normal_(0, 0.2)
         model.model.shared.weight[n - 1] = 0  # <pad>'s row, zero as in every OPUS-MT checkpoint
         model.final_logits_bias.normal_(0, 0.5)
-        model.final_logits_bias[0, 0] += 2.0  # </s> comes within a few tokens
+        model.final_logits_bias[0, 0] += eos_bias  # </s> comes within a few tokens
     model.save_pretrained(folder)
     return model
 
@@ -188,8 +189,6 @@ def test_every_command_takes_the_imported_model(marian, tmp_path, capsys):
     assert (tmp_path / "head-links.txt").read_text().strip()
     assert main(["export", "--model", str(out), "--format", "ctranslate2", "--out", str(tmp_path / "ct2")]) == 0
     assert (tmp_path / "ct2" / "model.bin").is_file() and (tmp_path / "ct2" / "vocab.json").is_file()
-    assert main(["export", "--model", str(out), "--format", "argos", "--out", str(tmp_path / "x.argosmodel")]) == 1
-    assert "one SentencePiece model" in capsys.readouterr().err
 
 
 def test_server_translates_with_the_imported_model(marian):
@@ -298,3 +297,142 @@ def test_hub_name_is_read_from_the_local_cache(tmp_path, monkeypatch):
     assert config["languages"] == {"source": "en", "target": "fr"}  # from the hub name
     with pytest.raises(MarianImportError, match="cannot download"):
         import_marian("Helsinki-NLP/opus-mt-xx-yy", tmp_path / "out2")
+
+
+ARGOS_SCRIPT = """
+import json, sys
+import ctranslate2
+import argostranslate.package as package, argostranslate.translate as translate
+
+calls = []
+
+
+class Recording(ctranslate2.Translator):  # what Argos gives CTranslate2 and gets back
+    def translate_batch(self, source, *args, **kwargs):
+        results = super().translate_batch(source, *args, **kwargs)
+        calls.append({"source": source, "target": [r.hypotheses[0] for r in results], "options": kwargs})
+        return results
+
+
+translate.ctranslate2.Translator = Recording
+package.install_from_path(sys.argv[1])
+translation = translate.get_translation_from_codes("en", "fr")
+out = []
+for text in json.loads(sys.argv[2]):
+    calls.clear()
+    out.append({"text": translation.translate(text), "calls": list(calls)})
+print(json.dumps(out))
+"""
+
+
+def argos_translations(package, texts: list[str], home) -> list[dict]:
+    """Argos Translate itself installs ``package`` and translates each text (float32,
+    nothing downloaded, as tests/test_export.py runs it), in a process of its own: per
+    text, its output and the pieces it gave CTranslate2 and got back."""
+    import subprocess
+    import sys
+
+    (home / "cache" / "argos-translate" / "spacy" / "senter" / "model").mkdir(parents=True)
+    env = {"HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / "cache"),
+           "XDG_CONFIG_HOME": str(home / "config"), "ARGOS_CHUNK_TYPE": "SPACY", "PATH": "/usr/bin:/bin",
+           "OMP_NUM_THREADS": "1", "ARGOS_INTRA_THREADS": "1", "ARGOS_COMPUTE_TYPE": "float32"}
+    proc = subprocess.run([sys.executable, "-c", ARGOS_SCRIPT, str(package), json.dumps(texts)], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("shape", ["tiny", "opus-mt-en-fr"])
+def test_argos_package_translates_as_crossattn(tmp_path, shape):
+    """`export --format argos` of an imported model: Argos Translate installs the package
+    and, with its own settings (beam 4, length penalty 0.2), gives CTranslate2 the pieces
+    our tokenizer cuts, gets back the pieces `crossattn translate` writes, and joins them
+    (with source.spm, the package's one SentencePiece model) into our text."""
+    pytest.importorskip("argostranslate", reason="argostranslate is not installed (pip install argostranslate)")
+    from crossattn.export import export_argos
+    from crossattn.translator import Translator
+
+    folder = tmp_path / "opus-mt-en-fr"
+    # OPUS-MT's 512 positions: Argos lets CTranslate2 decode up to 256 tokens
+    if shape == "tiny":  # (seed 5: translations of several pieces that end before crossattn's limit)
+        write_checkpoint(folder, seed=5, positions=512)
+    else:
+        # (logits over 59,514 pieces spread wide: </s> needs a bias of 20 to end each translation)
+        write_checkpoint(folder, d_model=512, heads=8, ffn=2048, layers=6, vocab_size=59514, positions=512,
+                         eos_bias=20.0)
+    import_marian(folder, tmp_path / "imported")
+    package = export_argos(tmp_path / "imported", tmp_path / "en_fr.argosmodel", quantization=None)
+    texts = TEXTS + ["the zebra eats"]  # "z" is unknown to the source model: <unk> in the source
+    argos = argos_translations(package, texts, tmp_path / "home")
+
+    _, tok, _ = load_model_dir(tmp_path / "imported")
+    ours = Translator(tmp_path / "imported", device="cpu", dtype="fp32", threads=1)
+    compared = []
+    for text, got in zip(texts, argos):
+        (call,) = got["calls"]  # one sentence, one CTranslate2 call
+        assert (call["options"]["beam_size"], call["options"]["length_penalty"]) == (4, 0.2)
+        ids = tok.encode(text)
+        # CTranslate2 numbers them by the vocabulary ("z", unknown to it, is <unk>)
+        assert [[tok.piece_to_id(piece) for piece in call["source"][0]]] == [ids]
+        target = ours._search([ids], 4, 0.2, 8, guard=False)[0]
+        if len(target) >= ours._budget(ids):
+            continue  # cut by crossattn's length limit (1.5 x source + 10); Argos sets none
+        assert call["target"] == [[tok.id_to_piece(i) for i in target]]
+        assert got["text"] == ours.translate([text], beam=4, alpha=0.2, repetition_guard=False)[0]
+        compared.append(target)
+    assert len(compared) >= 3, compared
+    if shape == "tiny":  # pieces joined after other pieces, not only first ones
+        assert any(len(target) > 2 for target in compared), compared
+
+
+def test_argos_export_refuses_a_source_model_that_joins_otherwise(tmp_path, capsys):
+    """A target model with byte pieces (<0x41> is "A") that the source model lacks (it
+    would write "<0x41>"): the one SentencePiece model of an Argos package cannot be both."""
+    from crossattn.cli import main
+
+    write_checkpoint(tmp_path / "opus-mt-en-fr", target_byte_fallback=True)
+    import_marian(tmp_path / "opus-mt-en-fr", tmp_path / "imported")
+    capsys.readouterr()
+    assert main(["export", "--model", str(tmp_path / "imported"), "--format", "argos",
+                 "--out", str(tmp_path / "x.argosmodel")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "source.spm" in err and "target.spm" in err and "'<0x" in err and "\n" not in err
+    assert not (tmp_path / "x.argosmodel").exists()
+
+
+def test_fine_tuning_an_imported_model(marian, tmp_path):
+    """`crossattn train --init-from` an imported model: sources cut by source.spm and
+    translations by target.spm (as MarianTokenizer cuts them), the decoder fed from <pad>,
+    and the result a model directory with the same three tokenizer files and network
+    options, which loads and translates."""
+    from transformers import MarianTokenizer
+
+    from crossattn.cli import main
+    from crossattn.train import encode_pairs
+    from crossattn.translator import Translator
+
+    _, folder, out = marian
+    rng = random.Random(0)
+    pairs = [(" ".join(rng.choice(EN) for _ in range(4)), " ".join(rng.choice(FR) for _ in range(4))) for _ in range(60)]
+    _, tok, _ = load_model_dir(out)
+    hf_tok = MarianTokenizer(str(folder / "source.spm"), str(folder / "target.spm"), str(folder / "vocab.json"))
+    src, tgt, dropped = encode_pairs(pairs, tok, tok.target_side(), 64)
+    assert dropped == 0
+    assert [s + [tok.eos_id] for s in src] == [hf_tok(s)["input_ids"] for s, _ in pairs]
+    assert [t + [tok.eos_id] for t in tgt] == [hf_tok(text_target=t)["input_ids"] for _, t in pairs]
+
+    (tmp_path / "train.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs[:50]))
+    (tmp_path / "dev.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs[50:]))
+    assert main(["train", "--init-from", str(out), "--train", str(tmp_path / "train.tsv"), "--valid",
+                 str(tmp_path / "dev.tsv"), "--out", str(tmp_path / "run"), "--max-steps", "4", "--eval-every", "4",
+                 "--eval-sentences", "4", "--device", "cpu", "--dtype", "fp32", "--lr", "1e-3", "--warmup-steps", "1"]) == 0
+    before = load_model_dir(out)[0]
+    after, tuned_tok, config = load_model_dir(tmp_path / "run" / "model")
+    assert config["tokenizer"] == "shared-vocabulary" and tuned_tok.vocab_size == tok.vocab_size
+    network = lambda model: {k: v for k, v in model.config.to_dict().items() if "dropout" not in k}  # noqa: E731
+    assert network(after) == network(before)  # post-LN, swish, <pad> start, ... (dropout is the run's)
+    assert not torch.equal(after.embed.tokens.weight, before.embed.tokens.weight)  # it trained
+    assert not after.embed.tokens.weight[tok.pad_id].any()  # <pad> (the decoder start) stays zero
+    translation = Translator(tmp_path / "run" / "model", device="cpu", dtype="fp32", threads=1).translate(
+        ["the cat sees the dog"])
+    assert len(translation) == 1 and isinstance(translation[0], str)
