@@ -41,7 +41,7 @@ from .errors import ConfigError, CrossattnError
 from .data import (CorpusStats, DataError, TokenBatcher, collate, encode_corpus, load_corpus, looks_clean,
                    parse_corpus_arg, parse_weighted_corpus_arg, percent_sign, weighted)
 from .guided import PieceLinks, guided_loss, piece_links, read_linked_pairs
-from .modeldir import TOKENIZER, WEIGHTS, ModelDirError, read_model_dir, resolve_model_dir
+from .modeldir import WEIGHTS, ModelDirError, load_tokenizer, read_model_dir, resolve_model_dir, tokenizer_files
 from .model import Seq2SeqTransformer, load_weights
 from .tokenizer import Tokenizer
 from .precision import pick_device, training_dtype
@@ -162,6 +162,19 @@ class TrainInputsChanged(CrossattnError, ValueError):
     """--resume was given other inputs than the run it would continue."""
 
 
+def encode_pairs(pairs: list[tuple[str, str]], tokenizer: Tokenizer, target_tokenizer: Tokenizer,
+                 max_len: int) -> tuple[list[list[int]], list[list[int]], int]:
+    """data.encode_corpus with each side cut by its own tokenizer: an imported Marian
+    model cuts translations with its target.spm (``Tokenizer.target_side``); for a joint
+    model both are the same and this is encode_corpus."""
+    if target_tokenizer is tokenizer:
+        return encode_corpus(pairs, tokenizer, max_len)
+    src = tokenizer.encode_batch([s for s, _ in pairs])
+    tgt = target_tokenizer.encode_batch([t for _, t in pairs])
+    keep = [i for i in range(len(src)) if len(src[i]) < max_len and len(tgt[i]) < max_len]
+    return [src[i] for i in keep], [tgt[i] for i in keep], len(src) - len(keep)
+
+
 # -- the trainer -----------------------------------------------------------------------
 class Trainer:
     def __init__(self, args, model_cfg: ModelConfig, cfg: TrainConfig):
@@ -181,8 +194,12 @@ class Trainer:
 
         self.out.mkdir(parents=True, exist_ok=True)
         self.init_from = resolve_model_dir(args.init_from) if getattr(args, "init_from", None) else None
+        # the tokenizer kind of the weights (config.json's "tokenizer"): fine-tuning keeps it
+        self.tokenizer_config: dict = {}
         if self.init_from is not None:  # the network of the weights; dropout from this run's config
-            model_cfg = replace(read_model_dir(self.init_from)[2], dropout=model_cfg.dropout,
+            _, init_config, init_model_cfg, _ = read_model_dir(self.init_from)
+            self.tokenizer_config = {k: init_config[k] for k in ("tokenizer",) if k in init_config}
+            model_cfg = replace(init_model_cfg, dropout=model_cfg.dropout,
                                 attention_dropout=model_cfg.attention_dropout)
         # the languages of the files' two columns, and which way this model translates
         self.reverse = bool(getattr(args, "reverse", False))
@@ -266,26 +283,33 @@ class Trainer:
         self.log(f"valid: {vstats.summary()}")
         if not valid:
             raise DataError("no usable validation pairs")
-        tok_path = self.out / "tokenizer.model"
-        if self.main and not tok_path.exists():
-            tmp = tok_path.with_name(tok_path.name + ".tmp")
-            if self.init_from is not None:  # fine-tuning keeps the vocabulary of its weights
-                shutil.copyfile(self.init_from / TOKENIZER, tmp)
-            else:
-                texts = [s for s, _ in pairs] + [t for _, t in pairs]
-                texts += [s for s, _, _ in guided_rows] + [t for _, t, _ in guided_rows]
-                Tokenizer.train(texts, tmp, cfg.vocab_size, cfg.tokenizer_type, log=self.log)
-            os.replace(tmp, tok_path)
+        # OUT/tokenizer.model, or an imported Marian model's source.spm, target.spm, vocab.json
+        tok_names = tokenizer_files(self.tokenizer_config)
+        if self.main:
+            for name in tok_names:
+                tok_path = self.out / name
+                if tok_path.exists():
+                    continue
+                tmp = tok_path.with_name(tok_path.name + ".tmp")
+                if self.init_from is not None:  # fine-tuning keeps the vocabulary of its weights
+                    shutil.copyfile(self.init_from / name, tmp)
+                else:
+                    texts = [s for s, _ in pairs] + [t for _, t in pairs]
+                    texts += [s for s, _, _ in guided_rows] + [t for _, t, _ in guided_rows]
+                    Tokenizer.train(texts, tmp, cfg.vocab_size, cfg.tokenizer_type, log=self.log)
+                os.replace(tmp, tok_path)
         if self.world > 1:
             dist.barrier()
-        self.tokenizer = Tokenizer(tok_path)
+        self.tokenizer = load_tokenizer(self.out, self.tokenizer_config)
+        # translations are cut by the target side (a Marian model's target.spm; else the same model)
+        target_tokenizer = self.tokenizer.target_side()
         self.model_cfg = ModelConfig.from_dict({**model_cfg.to_dict(), "vocab_size": self.tokenizer.vocab_size})
         max_len = min(cfg.max_len, self.model_cfg.max_positions)
-        self.src, self.tgt, dropped = encode_corpus(pairs, self.tokenizer, max_len)
+        self.src, self.tgt, dropped = encode_pairs(pairs, self.tokenizer, target_tokenizer, max_len)
         self.links: dict[int, PieceLinks] = {}  # training example -> its piece links (guided pairs)
         unusable = 0
         for s, t, links in guided_rows:
-            sp, tp = self.tokenizer.encode_with_spans(s), self.tokenizer.encode_with_spans(t)
+            sp, tp = self.tokenizer.encode_with_spans(s), target_tokenizer.encode_with_spans(t)
             piece = piece_links(sp, tp, s, t, links)
             if piece is None or len(sp) >= max_len or len(tp) >= max_len:
                 unusable += 1
@@ -299,7 +323,7 @@ class Trainer:
         self.log(f"{len(self.src)} training pairs ({dropped} longer than {max_len} tokens dropped), "
                  f"{sum(map(len, self.tgt)) + len(self.tgt)} target tokens per epoch")
         self.valid_pairs = valid
-        self.vsrc, self.vtgt, _ = encode_corpus(valid, self.tokenizer, max_len)
+        self.vsrc, self.vtgt, _ = encode_pairs(valid, self.tokenizer, target_tokenizer, max_len)
         self.batcher = TokenBatcher([len(s) + 1 for s in self.src], [len(t) + 1 for t in self.tgt], cfg.max_tokens,
                                     seed=cfg.seed, rank=self.rank, world_size=self.world)
 
@@ -326,15 +350,24 @@ class Trainer:
         """Summed loss of the batch (translation + guided alignment), its target tokens, and
         the guided part alone with the target pieces it covered (for the log)."""
         src, tgt_in, tgt_out = (t.to(self.device, non_blocking=True) for t in
-                                collate([src_ids[i] for i in idx], [tgt_ids[i] for i in idx]))
+                                collate([src_ids[i] for i in idx], [tgt_ids[i] for i in idx],
+                                        self.model_cfg.pad_id, self.model_cfg.bos_id, self.model_cfg.eos_id))
         batch_links = [links.get(i) for i in idx] if links and self.cfg.guided_alignment else []
         guided = any(batch_links)
         with self.autocast():
             out = self.forward(src, tgt_in, need_weights=(self.guided_layer,) if guided else False)
-        logits = out.logits
-        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), tgt_out.view(-1),
-                               ignore_index=self.model_cfg.pad_id, label_smoothing=self.cfg.label_smoothing,
-                               reduction="sum")
+        logits, targets, ignore = out.logits, tgt_out, self.model_cfg.pad_id
+        pad = self.model_cfg.pad_id
+        if self.model_cfg.bos_id == pad:
+            # A decoder that starts from <pad> (an imported Marian model) reads <pad>'s
+            # embedding, all zeros, as its start; the output shares that row (tied). <pad> is
+            # never written, so it leaves the softmax: its row then gets no gradient and
+            # stays zero, as training read it and as CTranslate2's export needs it.
+            logits = logits[..., torch.arange(logits.size(-1), device=logits.device) != pad]
+            targets = torch.where(tgt_out.eq(pad), -100, tgt_out - tgt_out.gt(pad).long())
+            ignore = -100
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1),
+                               ignore_index=ignore, label_smoothing=self.cfg.label_smoothing, reduction="sum")
         guided_sum, covered = 0.0, 0
         if guided:
             head = out.cross_attention[self.guided_layer][:, 0]  # (batch, tgt_len, src_len), fp32
