@@ -379,10 +379,11 @@ def add_serve_commands(subparsers) -> None:
     p.add_argument("--max-beam", type=int, default=d.max_beam)
     p.add_argument("--max-queue", type=int, default=d.max_queue, help="texts waiting before 503 busy")
     p.add_argument("--api-keys", metavar="FILE",
-                   help="LibreTranslate API keys: one per line, optionally followed by requests per minute")
+                   help="API keys (LibreTranslate's api_key field, and /api/*'s): one per line, optionally followed by "
+                        "requests per minute")
     p.add_argument("--req-limit", type=int, default=0,
-                   help="LibreTranslate API: requests per minute per client without a key (0 = no limit)")
-    p.add_argument("--require-api-key", action="store_true", help="LibreTranslate API: refuse requests without a key")
+                   help="both APIs: requests per minute per client without a key (0 = no limit)")
+    p.add_argument("--require-api-key", action="store_true", help="both APIs (and the page, which asks for the key): refuse requests without a key")
     p.add_argument("--max-file-mb", type=float, default=d.max_file_bytes / (1 << 20),
                    help="POST /translate_file: the largest file accepted (413 beyond); archives (.docx, .odt, "
                         ".odp, .pptx, .epub) are also refused (400) beyond documents.DocumentLimits: members, "

@@ -256,10 +256,13 @@ def create_app(translators, limits: Limits | None = None, model_dir: str | None 
     app.state.batcher, app.state.attention, app.state.limits = batcher, attention, limits
     app.state.file_store = store
     app.state.glossary = glossary or None  # serve --glossary: the default of every translation request
+    # one set of keys and request limits for both APIs: a server that requires a key
+    # requires it everywhere, not on LibreTranslate's routes only
+    app.state.access = access = access or Access()
 
     add_error_handlers(app)
     add_api_routes(app, translators, limits)
-    libretranslate.add_routes(app, batcher, translators, limits, access or Access(), store)
+    libretranslate.add_routes(app, batcher, translators, limits, access, store)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
@@ -296,15 +299,20 @@ def add_error_handlers(app) -> None:
 
 def add_api_routes(app, translators: dict, limits: Limits) -> None:
     """/api/translate, /api/attention, /health and the page."""
+    from fastapi import Request
     from fastapi.responses import FileResponse, JSONResponse, Response
 
-    batcher, attention_worker = app.state.batcher, app.state.attention
+    batcher, attention_worker, access = app.state.batcher, app.state.attention, app.state.access
+
+    def admit(request: Request, api_key: str | None) -> None:
+        access.admit(api_key or "", request.client.host if request.client else "")
     model_info = {direction: describe(t) for direction, t in translators.items()}
     started = time.time()
 
     @app.post("/api/translate", response_model=api.TranslateResponse, response_model_exclude_none=True,
               responses=api.ERRORS, summary="Translate one text or a list of texts")
-    async def translate(req: api.TranslateRequest):
+    async def translate(req: api.TranslateRequest, request: Request):
+        admit(request, req.api_key)
         texts = [req.text] if req.text is not None else req.texts
         api.check_request(texts, req.beam, limits)
         if req.confidence and req.format == "html":
@@ -334,7 +342,8 @@ def add_api_routes(app, translators: dict, limits: Limits) -> None:
 
     @app.post("/api/attention", response_model=api.AttentionResponse, responses=api.ERRORS,
               summary="Translate one text and return its cross-attention, piece and word level")
-    async def attention(req: api.AttentionRequest):
+    async def attention(req: api.AttentionRequest, request: Request):
+        admit(request, req.api_key)
         api.check_request([req.text], req.beam, limits)
         direction = api.direction_of(req.source, req.target, translators)
         body = await attention_worker.answer(Job([req.text], req.beam, req.alpha, direction))

@@ -71,6 +71,8 @@ class TranslateRequest(_Strict):
                                             "server's --glossary, overriding its entries for the same terms")
     confidence: bool = Field(False, description="true: the answer also has the model's confidence in each word and "
                                                 "sentence (`confidence`, or `confidences` for `texts`); text format only")
+    api_key: str | None = Field(None, description="the key a server started with --api-keys gives its users; "
+                                                  "needed when it runs with --require-api-key, as on LibreTranslate's API")
 
     @model_validator(mode="after")
     def one_of(self):
@@ -120,6 +122,8 @@ class AttentionRequest(_Strict):
     alpha: float | None = Field(None, ge=0, le=2)
     source: str | None = None
     target: str | None = None
+    api_key: str | None = Field(None, description="the key a server started with --api-keys gives its users; "
+                                                  "needed when it runs with --require-api-key, as on LibreTranslate's API")
 
     model_config = ConfigDict(extra="forbid", strict=True,
                               json_schema_extra={"examples": [{"text": "The cat sleeps on the sofa."}]})

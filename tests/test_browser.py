@@ -286,7 +286,7 @@ def test_glossary_field_is_sent_and_a_malformed_line_is_one_line_on_the_page(pag
     assert page.errors == []
 
 
-def test_files_from_the_page_carry_the_api_key_a_server_requires(page, shipped_translator, tmp_path):
+def test_the_page_carries_the_api_key_a_server_requires(page, shipped_translator, tmp_path):
     from crossattn.libretranslate import Access
 
     text = "The cat sleeps on the red sofa."
@@ -296,7 +296,8 @@ def test_files_from_the_page_carry_the_api_key_a_server_requires(page, shipped_t
                      attention_process=False)
     with serving(app) as url:
         page = open_page(page.context.browser, url)  # a page of its own, on the server that wants keys
-        expected = httpx.post(url + "/api/translate", json={"text": text}, timeout=60).json()["translation"] + "\n"
+        expected = httpx.post(url + "/api/translate", json={"text": text, "api_key": "key-one"},
+                              timeout=60).json()["translation"] + "\n"
         page.wait_for_selector("#key-row:not([hidden])", timeout=10_000)  # the server says it wants a key
         # without the key: the server's one-line refusal
         page.set_input_files("#file-input", str(picked))
@@ -314,6 +315,11 @@ def test_files_from_the_page_carry_the_api_key_a_server_requires(page, shipped_t
         with page.expect_download() as download:
             page.click("#file-download")
         assert Path(download.value.path()).read_text() == expected
+        # text goes to /api/*, which the key closes too: the page sends it there as well
+        page.fill("#source", text)
+        page.press("#source", "Enter")
+        page.wait_for_selector("#heatmap .cell", timeout=60_000)
+        assert page.text_content("#translation") + "\n" == expected and page.is_hidden("#error")
         # kept in this browser for the next visit, as LibreTranslate's page keeps it
         page.reload()
         page.wait_for_selector("#key-row:not([hidden])", timeout=10_000)

@@ -128,6 +128,24 @@ def test_per_client_limit_without_a_key(translator):
     assert second.json()["error"].startswith("Too many requests")
 
 
+def test_a_required_key_is_required_on_our_api_too(translator):
+    """--require-api-key closes /api/* as it closes LibreTranslate's routes (before, /api/translate
+    answered anyone), and /api/*'s key counts against its request limit in the same table."""
+    access = Access({"good-key": 0, "slow-key": 1}, require_key=True)
+    with TestClient(create_app(translator, access=access, attention_process=False, files=False)) as c:
+        missing = c.post("/api/translate", json={"text": "Hi."})
+        wrong = c.post("/api/translate", json={"text": "Hi.", "api_key": "nope"})
+        attention = c.post("/api/attention", json={"text": "Hi."})
+        ok = c.post("/api/translate", json={"text": "Hi.", "api_key": "good-key"})
+        limited = [c.post(path, json={"text": "Hi.", "api_key": "slow-key"}).status_code
+                   for path in ("/api/translate", "/api/attention")]
+        lt = c.post("/translate", json={"q": "Hi.", "source": "en", "target": "fr"})
+    assert (missing.status_code, wrong.status_code, attention.status_code, lt.status_code) == (403, 403, 403, 403)
+    assert missing.json()["error"] == "missing_api_key" and wrong.json()["error"] == "invalid_api_key"
+    assert ok.status_code == 200 and ok.json()["translation"] == translator.translate(["Hi."])[0]
+    assert limited == [200, 429]
+
+
 def test_api_keys_file_errors_name_the_line(tmp_path):
     path = tmp_path / "keys.txt"
     path.write_text("a 10\nb\n\n# c\n")

@@ -82,6 +82,14 @@ function readGlossary() {  // the entries (null when none), or undefined after s
 }
 
 // -- translate ------------------------------------------------------------------------
+// the API key a server started with --api-keys asks for (the row is shown then): sent with
+// every request, /api/* as LibreTranslate's routes; a server without keys refuses any key
+function apiKey() {
+  const key = $("api-key").value.trim();
+  return key && !$("key-row").hidden ? key : "";
+}
+const withKey = (request) => (apiKey() ? { ...request, api_key: apiKey() } : request);
+
 async function translate() {
   const text = $("source").value.trim();
   if (!text) { $("source").focus(); return; }
@@ -101,8 +109,8 @@ async function translate() {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(request),
     });
     // the words' confidence comes from /api/translate, asked at the same time (the same translation)
-    const [response, scored] = await Promise.all([post("/api/attention", { text, source, target }),
-      post("/api/translate", { text, source, target, confidence: true }).catch(() => null)]);
+    const [response, scored] = await Promise.all([post("/api/attention", withKey({ text, source, target })),
+      post("/api/translate", withKey({ text, source, target, confidence: true })).catch(() => null)]);
     const body = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
     if (!response.ok) throw new Error(body.detail || body.error || `HTTP ${response.status}`);
     state.data = body;
@@ -340,7 +348,7 @@ async function translateWithGlossary(text, glossary) {
     const [source, target] = $("direction").value.split("-");
     const response = await fetch("/api/translate", {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ text, source, target, confidence: true, glossary }),
+      body: JSON.stringify(withKey({ text, source, target, confidence: true, glossary })),
     });
     const body = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
     if (!response.ok) throw new Error(body.detail || body.error || `HTTP ${response.status}`);
@@ -370,7 +378,7 @@ async function translateHtml(text, glossary) {
     const [source, target] = $("direction").value.split("-");
     const response = await fetch("/api/translate", {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ text, source, target, format: "html", ...(glossary ? { glossary } : {}) }),
+      body: JSON.stringify(withKey({ text, source, target, format: "html", ...(glossary ? { glossary } : {}) })),
     });
     const body = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
     if (!response.ok) throw new Error(body.detail || body.error || `HTTP ${response.status}`);
@@ -403,8 +411,7 @@ async function translateFile(file) {
     form.append("source", source);
     form.append("target", target);
     // LibreTranslate's key field, as its own page sends it (serve --api-keys / --require-api-key)
-    const key = $("api-key").value.trim();
-    if (key && !$("key-row").hidden) form.append("api_key", key);  // a server without keys refuses any
+    if (apiKey()) form.append("api_key", apiKey());
     const response = await fetch("/translate_file", { method: "POST", body: form });
     const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
     if (!response.ok) throw new Error(body.error || body.detail || `HTTP ${response.status}`);
@@ -443,8 +450,8 @@ async function setupFileControl() {
   });
   try {  // which formats the server takes, and whether it asks for a key (LibreTranslate's settings)
     const settings = await (await fetch("/frontend/settings")).json();
-    if (!settings.filesTranslation) { $("file-card").hidden = true; return; }
     $("key-row").hidden = !(settings.apiKeys || settings.keyRequired);
+    if (!settings.filesTranslation) { $("file-card").hidden = true; return; }
     input.accept = settings.supportedFilesFormat.join(",");
     $("file-formats").textContent = settings.supportedFilesFormat.join(" ");
   } catch { /* the control works without it */ }
