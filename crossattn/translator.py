@@ -84,16 +84,23 @@ def ctranslate2_model(model_dir: Path, config: dict, quantization: str | None = 
 # GEMMs, and OpenMP threads that wait on each other (or on a core someone else is using)
 # can cost more than they give. On the same 2-vCPU AMD EPYC (AVX2), issue 28 measured
 # CTranslate2 faster with 1 thread than with 2 (beam 4, 2,410 tatoeba/test sources), while
-# this probe, run there under a load average of 8-9 (other jobs on both cores) on
-# 2026-12-03, found 2 threads faster in 7 runs of 8 (1.8-4.4x: a second thread also gets
-# a second share of the busy cores) and 1 thread faster once (int8, 0.69 vs 0.88 s): the
-# answer depends on the machine and its load. So it is measured where the model runs: a short fixed translation is timed
-# with 1, 2, 4, ... threads, once, and the answer is cached beside the converted models
-# (delete cache_root()/threads.json to measure again; --threads or $CROSSATTN_THREADS override).
+# a probe run there under a load average of 8-9 (other jobs on both cores) on 2026-12-03
+# found 2 threads faster in 7 runs of 8: the answer depends on the machine and its load.
+# So it is measured where the model runs: a short fixed translation is timed with 1, 2,
+# 4, ... threads, once, and the answer is cached beside the converted models (delete
+# cache_root()/threads.json to measure again; --threads or $CROSSATTN_THREADS override).
+#
+# The threads work as parallel batches of one thread each (CTranslate2's inter_threads),
+# not as threads inside one batch (intra_threads): _search sends each length group as a
+# batch of its own, and small batches scale poorly over threads. On the 2-vCPU AMD EPYC
+# on 2026-12-06 (bench/README.md, "Threads"), 2 batches x 1 thread beat 1 batch x 2
+# threads by 1.36x on single sentences, 1.28x on server batches of 24 and 1.10x on a
+# 480-sentence file, with identical outputs (the weights are shared: +23 MB either way).
 THREADS_MIN_SPEEDUP = 1.15  # more threads must beat fewer by this much: a near tie is not worth the cores
 THREADS_CACHE = "threads.json"
 THREADS_ENV = "CROSSATTN_THREADS"  # an explicit count for every command (tests, benchmarks)
-PROBE_SOURCES, PROBE_TOKENS, PROBE_BEAM = 32, 6, 4  # a batch shaped like a file's, 6 steps of beam 4
+PROBE_SOURCES, PROBE_TOKENS, PROBE_BEAM = 32, 6, 4  # sources shaped like a file's, 6 steps of beam 4
+PROBE_GROUPS = 4  # ... in this many batches of different source lengths, as _search sends them
 
 
 def usable_cpus() -> int:
@@ -181,31 +188,46 @@ def cpu_model_name() -> str:
 
 def probe_seconds(ct2_dir: Path, compute_type: str, vocabulary: list[str], counts: list[int],
                   rounds: int = 5) -> dict[int, float]:
-    """Time of a fixed beam search (PROBE_SOURCES sources of PROBE_TOKENS pieces of
-    ``vocabulary``, exactly PROBE_TOKENS steps each) with each thread count of ``counts``,
-    relative to the first count's: in each of ``rounds`` rounds the counts run back to back,
-    and the median of the rounds' ratios is kept. Someone else's burst of load slows one
-    round, not the median; a slow drift of load hits both sides of each ratio."""
+    """Time of a fixed beam search (PROBE_SOURCES sources of vocabulary pieces in
+    PROBE_GROUPS batches of different lengths, exactly PROBE_TOKENS steps each) with each
+    thread count of ``counts`` (as parallel batches: ``engine``), relative to the first
+    count's: in each of ``rounds`` rounds the counts run back to back, and the median of
+    the rounds' ratios is kept. Someone else's burst of load slows one round, not the
+    median; a slow drift of load hits both sides of each ratio."""
     import ctranslate2
 
-    engines = {n: ctranslate2.Translator(str(ct2_dir), device="cpu", compute_type=compute_type, intra_threads=n)
-               for n in counts}
-    pieces = [[vocabulary[4 + (7 * i + 13 * j) % (len(vocabulary) - 4)] for j in range(PROBE_TOKENS)]
-              for i in range(PROBE_SOURCES)]
+    engines = {n: engine(ctranslate2, ct2_dir, "cpu", 0, compute_type, n) for n in counts}
+    groups = [[[vocabulary[4 + (7 * i + 13 * j) % (len(vocabulary) - 4)] for j in range(PROBE_TOKENS + g)]
+               for i in range(g, PROBE_SOURCES, PROBE_GROUPS)] for g in range(PROBE_GROUPS)]
     options = dict(beam_size=PROBE_BEAM, min_decoding_length=PROBE_TOKENS, max_decoding_length=PROBE_TOKENS,
-                   max_input_length=0)
-    for engine in engines.values():  # warm-up: first-call allocations are not counted
-        engine.translate_batch(pieces[:4], **options)
+                   max_input_length=0, asynchronous=True)
+
+    def run(translator) -> None:
+        for results in [translator.translate_batch(group, **options) for group in groups]:
+            for result in results:
+                result.result()
+
+    for translator in engines.values():  # warm-up: first-call allocations are not counted
+        run(translator)
     ratios: dict[int, list[float]] = {n: [] for n in counts}
     for _ in range(rounds):
         seconds = {}
-        for n, engine in engines.items():
+        for n, translator in engines.items():
             start = time.perf_counter()
-            engine.translate_batch(pieces, **options)
+            run(translator)
             seconds[n] = time.perf_counter() - start
         for n in counts:
             ratios[n].append(seconds[n] / seconds[counts[0]])
     return {n: statistics.median(r) for n, r in ratios.items()}
+
+
+def engine(ctranslate2, ct2_dir: Path, device: str, device_index: int, compute_type: str, threads: int):
+    """A CTranslate2 translator using ``threads`` CPU threads as that many batches run in
+    parallel, one thread each (the rule's comment above says why); 0 = CTranslate2's
+    defaults (on a GPU)."""
+    return ctranslate2.Translator(str(ct2_dir), device=device, device_index=device_index,
+                                  compute_type=compute_type, inter_threads=max(threads, 1),
+                                  intra_threads=1 if threads else 0)
 
 
 # -- loops: the repetition guard -------------------------------------------------------
@@ -265,9 +287,7 @@ class Translator:
             threads = 0 if self.device == "cuda" else self._measured_threads(ctranslate2.__version__, compute)
         self.threads = threads
         try:
-            self.engine = ctranslate2.Translator(str(self.ct2_dir), device=self.device,
-                                                 device_index=int(index or 0), compute_type=compute,
-                                                 intra_threads=threads)
+            self.engine = engine(ctranslate2, self.ct2_dir, self.device, int(index or 0), compute, threads)
         except (RuntimeError, ValueError) as e:
             raise ModelDirError(f"{self.ct2_dir}: CTranslate2 cannot load it ({e})") from None
         self.piece_id = {p: i for i, p in enumerate(self.pieces)}
@@ -284,7 +304,7 @@ class Translator:
 
     def _measured_threads(self, ct2_version: str, compute: str) -> int:
         m = self.model_config
-        key = (f"{cpu_model_name()}|ctranslate2 {ct2_version}|{compute}|d {m.d_model}, layers "
+        key = (f"{cpu_model_name()}|ctranslate2 {ct2_version}|{compute}|parallel batches|d {m.d_model}, layers "
                f"{m.encoder_layers}+{m.decoder_layers}, vocabulary {m.vocab_size}")
         try:
             return measured_threads(key, lambda counts: probe_seconds(self.ct2_dir, compute, self.pieces, counts))
@@ -420,14 +440,16 @@ class Translator:
         without its loop (``_unloop``)."""
         out: list = [[] for _ in sources]
         order = sorted(range(len(sources)), key=lambda j: len(sources[j]))
+        submitted = []  # all groups queued at once: the engine runs ``threads`` of them in parallel
         for max_len, group in groupby(order, key=lambda j: self._budget(sources[j])):
             idx = list(group)
-            results = self.engine.translate_batch(
+            submitted.append((idx, self.engine.translate_batch(
                 [[self.pieces[t] for t in sources[j]] for j in idx], beam_size=beam, length_penalty=alpha,
                 max_decoding_length=max_len, max_input_length=0, max_batch_size=batch_size,
-                num_hypotheses=max(n_best, 1))
+                num_hypotheses=max(n_best, 1), asynchronous=True)))
+        for idx, results in submitted:
             for j, r in zip(idx, results):
-                out[j] = r.hypotheses
+                out[j] = r.result().hypotheses
         for j, hyps in enumerate(out if guard else []):
             if repeated_unit(hyps[0]) and not repeated_unit([self.pieces[t] for t in sources[j]]):
                 out[j] = self._unloop(sources[j], hyps, beam, alpha, max(n_best, 1))
