@@ -210,16 +210,18 @@ def load_corpus(paths: Sequence[CorpusPath], *, max_chars: int | None = 400, max
     return pairs, stats
 
 
-def encode_corpus(pairs: Sequence[tuple[str, str]], tokenizer: Tokenizer,
-                  max_len: int) -> tuple[list[list[int]], list[list[int]], int]:
+def encode_corpus(pairs: Sequence[tuple[str, str]], tokenizer: Tokenizer, max_len: int,
+                  target_tokenizer: Tokenizer | None = None) -> tuple[list[list[int]], list[list[int]], int]:
     """Token ids for both sides, without BOS/EOS; returns (src_ids, tgt_ids, n_dropped).
+    Translations are cut by ``target_tokenizer`` when given (an imported Marian model's
+    target.spm: ``Tokenizer.target_side``), else by ``tokenizer`` like the sources.
 
     A pair is dropped (not truncated: a truncated target teaches the model to
     stop mid-sentence) if either side needs more than `max_len` positions,
     counting the EOS/BOS that collate() adds.
     """
     src = tokenizer.encode_batch([s for s, _ in pairs])
-    tgt = tokenizer.encode_batch([t for _, t in pairs])
+    tgt = (target_tokenizer or tokenizer).encode_batch([t for _, t in pairs])
     keep = [i for i in range(len(src)) if len(src[i]) < max_len and len(tgt[i]) < max_len]
     return [src[i] for i in keep], [tgt[i] for i in keep], len(src) - len(keep)
 

@@ -162,19 +162,6 @@ class TrainInputsChanged(CrossattnError, ValueError):
     """--resume was given other inputs than the run it would continue."""
 
 
-def encode_pairs(pairs: list[tuple[str, str]], tokenizer: Tokenizer, target_tokenizer: Tokenizer,
-                 max_len: int) -> tuple[list[list[int]], list[list[int]], int]:
-    """data.encode_corpus with each side cut by its own tokenizer: an imported Marian
-    model cuts translations with its target.spm (``Tokenizer.target_side``); for a joint
-    model both are the same and this is encode_corpus."""
-    if target_tokenizer is tokenizer:
-        return encode_corpus(pairs, tokenizer, max_len)
-    src = tokenizer.encode_batch([s for s, _ in pairs])
-    tgt = target_tokenizer.encode_batch([t for _, t in pairs])
-    keep = [i for i in range(len(src)) if len(src[i]) < max_len and len(tgt[i]) < max_len]
-    return [src[i] for i in keep], [tgt[i] for i in keep], len(src) - len(keep)
-
-
 # -- the trainer -----------------------------------------------------------------------
 class Trainer:
     def __init__(self, args, model_cfg: ModelConfig, cfg: TrainConfig):
@@ -305,7 +292,7 @@ class Trainer:
         target_tokenizer = self.tokenizer.target_side()
         self.model_cfg = ModelConfig.from_dict({**model_cfg.to_dict(), "vocab_size": self.tokenizer.vocab_size})
         max_len = min(cfg.max_len, self.model_cfg.max_positions)
-        self.src, self.tgt, dropped = encode_pairs(pairs, self.tokenizer, target_tokenizer, max_len)
+        self.src, self.tgt, dropped = encode_corpus(pairs, self.tokenizer, max_len, target_tokenizer)
         self.links: dict[int, PieceLinks] = {}  # training example -> its piece links (guided pairs)
         unusable = 0
         for s, t, links in guided_rows:
@@ -323,7 +310,7 @@ class Trainer:
         self.log(f"{len(self.src)} training pairs ({dropped} longer than {max_len} tokens dropped), "
                  f"{sum(map(len, self.tgt)) + len(self.tgt)} target tokens per epoch")
         self.valid_pairs = valid
-        self.vsrc, self.vtgt, _ = encode_pairs(valid, self.tokenizer, target_tokenizer, max_len)
+        self.vsrc, self.vtgt, _ = encode_corpus(valid, self.tokenizer, max_len, target_tokenizer)
         self.batcher = TokenBatcher([len(s) + 1 for s in self.src], [len(t) + 1 for t in self.tgt], cfg.max_tokens,
                                     seed=cfg.seed, rank=self.rank, world_size=self.world)
 

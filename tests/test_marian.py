@@ -408,7 +408,7 @@ def test_fine_tuning_an_imported_model(marian, tmp_path):
     from transformers import MarianTokenizer
 
     from crossattn.cli import main
-    from crossattn.train import encode_pairs
+    from crossattn.data import encode_corpus
     from crossattn.translator import Translator
 
     _, folder, out = marian
@@ -416,7 +416,7 @@ def test_fine_tuning_an_imported_model(marian, tmp_path):
     pairs = [(" ".join(rng.choice(EN) for _ in range(4)), " ".join(rng.choice(FR) for _ in range(4))) for _ in range(60)]
     _, tok, _ = load_model_dir(out)
     hf_tok = MarianTokenizer(str(folder / "source.spm"), str(folder / "target.spm"), str(folder / "vocab.json"))
-    src, tgt, dropped = encode_pairs(pairs, tok, tok.target_side(), 64)
+    src, tgt, dropped = encode_corpus(pairs, tok, 64, tok.target_side())
     assert dropped == 0
     assert [s + [tok.eos_id] for s in src] == [hf_tok(s)["input_ids"] for s, _ in pairs]
     assert [t + [tok.eos_id] for t in tgt] == [hf_tok(text_target=t)["input_ids"] for _, t in pairs]
