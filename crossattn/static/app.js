@@ -335,9 +335,11 @@ function applyHover() {
 const HTML_MARK = /<(?:[a-zA-Z][\w-]*[\s/>]|\/[a-zA-Z]|!--)|&(?:[a-zA-Z]+|#\d+|#x[0-9a-fA-F]+);/;
 const looksLikeHtml = (text) => HTML_MARK.test(text);
 
-async function translateWithGlossary(text, glossary) {
-  // the glossary's terms are in this translation, not in the attention view's (/api/attention
-  // translates without one), so the view is not shown for it
+// A translation without the attention view: with a glossary (its terms are in this
+// translation, not in the view's: /api/attention translates without one), or of HTML (sent
+// as LibreTranslate's page sends it: tags kept and placed on the aligned words; the answer
+// is shown as source code, never parsed into this page).
+async function translateWithoutView(request, show) {
   const button = $("translate");
   button.disabled = true;
   $("error").hidden = true;
@@ -348,14 +350,13 @@ async function translateWithGlossary(text, glossary) {
     const [source, target] = $("direction").value.split("-");
     const response = await fetch("/api/translate", {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(withKey({ text, source, target, confidence: true, glossary })),
+      body: JSON.stringify(withKey({ ...request, source, target })),
     });
     const body = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
     if (!response.ok) throw new Error(body.detail || body.error || `HTTP ${response.status}`);
-    showTranslation(body.translation, body.confidence);
+    const what = show(body);
     $("translation").classList.remove("empty");
-    const n = Object.keys(glossary).length;
-    $("timing").textContent = `glossary of ${n} term${n === 1 ? "" : "s"} · ${Math.round(performance.now() - started)} ms`;
+    $("timing").textContent = `${what} · ${Math.round(performance.now() - started)} ms`;
   } catch (err) {
     $("error").textContent = `Could not translate: ${err.message}`;
     $("error").hidden = false;
@@ -365,35 +366,19 @@ async function translateWithGlossary(text, glossary) {
   }
 }
 
-async function translateHtml(text, glossary) {
-  // sent as HTML (as LibreTranslate's page does): tags kept and placed on the aligned words; the
-  // answer is shown as source code, never parsed into this page. No attention view for markup.
-  const button = $("translate");
-  button.disabled = true;
-  $("error").hidden = true;
-  $("attention-card").hidden = true;
-  $("translation").classList.add("busy");
-  const started = performance.now();
-  try {
-    const [source, target] = $("direction").value.split("-");
-    const response = await fetch("/api/translate", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(withKey({ text, source, target, format: "html", ...(glossary ? { glossary } : {}) })),
-    });
-    const body = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
-    if (!response.ok) throw new Error(body.detail || body.error || `HTTP ${response.status}`);
+const translateWithGlossary = (text, glossary) => translateWithoutView(
+  { text, confidence: true, glossary }, (body) => {
+    showTranslation(body.translation, body.confidence);
+    const n = Object.keys(glossary).length;
+    return `glossary of ${n} term${n === 1 ? "" : "s"}`;
+  });
+
+const translateHtml = (text, glossary) => translateWithoutView(
+  { text, format: "html", ...(glossary ? { glossary } : {}) }, (body) => {
     $("translation").textContent = body.translation;
-    $("translation").classList.remove("empty");
     $("confidence").textContent = "";
-    $("timing").textContent = `HTML, markup kept · ${Math.round(performance.now() - started)} ms`;
-  } catch (err) {
-    $("error").textContent = `Could not translate: ${err.message}`;
-    $("error").hidden = false;
-  } finally {
-    button.disabled = false;
-    $("translation").classList.remove("busy");
-  }
-}
+    return "HTML, markup kept";
+  });
 
 async function translateFile(file) {
   // LibreTranslate's file API: upload, then fetch the translation once (the server deletes it
