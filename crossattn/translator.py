@@ -139,13 +139,24 @@ def plausible(seconds: dict[int, float], slack: float = 1.1) -> bool:
     return all(seconds[first] / seconds[n] <= slack * n / first for n in seconds if seconds[n] > 0)
 
 
+def load_average() -> float:
+    """The machine's load average over the last minute (0 where the system has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
+
+
 def measured_threads(key: str, probe: Callable[[list[int]], dict[int, float]], cpus: int | None = None,
-                     cache: Path | None = None) -> int:
+                     cache: Path | None = None, load: Callable[[], float] = load_average) -> int:
     """The thread count for the machine and model named by ``key``: cached in ``cache``
     (JSON, one entry per key), else measured now with ``probe(counts) -> {count: time}``
     (``probe_seconds``: times relative to 1 thread) on ``thread_candidates`` and written there. One CPU: 1, unmeasured. A cache
     that cannot be read is measured again; one that cannot be written costs the next
-    start its probe."""
+    start its probe. A probe run while every core was busy already (``load()``, the load
+    average, at least ``cpus``) serves this start but is not cached: on 2026-12-06 one run
+    at a load average of 4.6 found 2 parallel batches no faster than 1 (0.9996x): the other
+    jobs held the cores, and the answer, cached, would have outlived them."""
     cpus = usable_cpus() if cpus is None else cpus
     if cpus <= 1:
         return 1
@@ -156,9 +167,10 @@ def measured_threads(key: str, probe: Callable[[list[int]], dict[int, float]], c
         return int(entries[key]["threads"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
+    busy = load()
     seconds = probe(thread_candidates(cpus))
     threads = choose_threads(seconds)
-    if not plausible(seconds):  # someone else's load skewed the probe: use it now, measure again next time
+    if busy >= cpus or not plausible(seconds):  # someone else's load skewed the probe: use it now, measure again next time
         return threads
     try:
         try:
@@ -168,7 +180,7 @@ def measured_threads(key: str, probe: Callable[[list[int]], dict[int, float]], c
             entries = {}
         entries[key] = {"threads": threads, "time_vs_1_thread": seconds,
                         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                        "load_average": round(os.getloadavg()[0], 2)}
+                        "load_average": round(busy, 2)}
         cache.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(cache, json.dumps(entries, indent=1) + "\n")
     except OSError:

@@ -17,6 +17,10 @@ from crossattn.translator import (THREADS_MIN_SPEEDUP, choose_threads, measured_
 
 
 # -- threads ------------------------------------------------------------------------------
+def QUIET() -> float:  # the load average the cache tests run at: a quiet machine
+    return 0.0
+
+
 def test_thread_candidates_double_up_to_the_usable_cpus():
     assert thread_candidates(1) == [1]
     assert thread_candidates(2) == [1, 2]
@@ -49,13 +53,14 @@ def test_measured_threads_probes_once_then_reads_the_cache(tmp_path):
         return {1: 1.0, 2: 0.5}
 
     cache = tmp_path / "threads.json"
-    assert measured_threads("cpu A|model", probe, cpus=2, cache=cache) == 2
-    assert measured_threads("cpu A|model", probe, cpus=2, cache=cache) == 2
+    assert measured_threads("cpu A|model", probe, cpus=2, cache=cache, load=QUIET) == 2
+    assert measured_threads("cpu A|model", probe, cpus=2, cache=cache, load=QUIET) == 2
     assert calls == [[1, 2]]
     entry = json.loads(cache.read_text())["cpu A|model|cpus 2"]
     assert entry["threads"] == 2 and entry["time_vs_1_thread"] == {"1": 1.0, "2": 0.5}
     # another machine or model is measured on its own, and the first entry is kept
-    assert measured_threads("cpu B|model", lambda counts: {1: 1.0, 2: 1.2}, cpus=2, cache=cache) == 1
+    assert measured_threads("cpu B|model", lambda counts: {1: 1.0, 2: 1.2}, cpus=2, cache=cache,
+                            load=QUIET) == 1
     assert set(json.loads(cache.read_text())) == {"cpu A|model|cpus 2", "cpu B|model|cpus 2"}
 
 
@@ -71,9 +76,27 @@ def test_an_impossible_speedup_is_used_once_but_never_cached(tmp_path):
         return {1: 1.0, 2: 0.28}
 
     cache = tmp_path / "threads.json"
-    assert measured_threads("k", probe, cpus=2, cache=cache) == 2
+    assert measured_threads("k", probe, cpus=2, cache=cache, load=QUIET) == 2
     assert not cache.exists()
-    measured_threads("k", probe, cpus=2, cache=cache)
+    measured_threads("k", probe, cpus=2, cache=cache, load=QUIET)
+    assert len(calls) == 2
+
+
+def test_a_probe_on_a_busy_machine_is_used_once_but_never_cached(tmp_path):
+    """Every core busy before the probe (load average >= CPUs): its answer serves this start
+    and the next start measures again; below that, it is cached with the load it saw."""
+    calls = []
+
+    def probe(counts):
+        calls.append(counts)
+        return {1: 1.0, 2: 1.0}
+
+    cache = tmp_path / "threads.json"
+    assert measured_threads("k", probe, cpus=2, cache=cache, load=lambda: 2.0) == 1
+    assert not cache.exists()
+    assert measured_threads("k", probe, cpus=2, cache=cache, load=lambda: 1.5) == 1
+    assert json.loads(cache.read_text())["k|cpus 2"]["load_average"] == 1.5
+    measured_threads("k", probe, cpus=2, cache=cache, load=lambda: 9.0)  # cached now: no probe
     assert len(calls) == 2
 
 
@@ -88,11 +111,12 @@ def test_measured_threads_one_cpu_needs_no_probe(tmp_path):
 def test_measured_threads_survives_a_broken_or_unwritable_cache(tmp_path):
     cache = tmp_path / "threads.json"
     cache.write_text("{not json")
-    assert measured_threads("k", lambda counts: {1: 1.0, 2: 0.5}, cpus=2, cache=cache) == 2
+    assert measured_threads("k", lambda counts: {1: 1.0, 2: 0.5}, cpus=2, cache=cache, load=QUIET) == 2
     assert json.loads(cache.read_text())["k|cpus 2"]["threads"] == 2  # rewritten whole
     blocked = tmp_path / "a-file"
     blocked.write_text("")
-    assert measured_threads("k", lambda counts: {1: 1.0, 2: 1.0}, cpus=2, cache=blocked / "threads.json") == 1
+    assert measured_threads("k", lambda counts: {1: 1.0, 2: 1.0}, cpus=2, cache=blocked / "threads.json",
+                            load=QUIET) == 1
 
 
 def test_translate_and_evaluate_take_threads(monkeypatch):
