@@ -3,15 +3,21 @@
 A glossary maps source terms to the translations a user wants. Terms are found in the
 source on word boundaries, case-insensitively, longest first (of two overlapping terms
 the longer one wins; at equal length the leftmost); multi-word terms match across any
-whitespace. Each occurrence is swapped for a placeholder the model copies through ("X3",
-the same kind text.protect_spans uses for URLs), and the wanted translation is put in
-its place afterwards, with a capital when it starts the output sentence and in capitals
-when the source wrote the term in capitals. The mechanism was chosen by measurement on
-dev glossaries built from hansard/dev and newstest2012 (bench/glossary.py,
-docs/translating.md "Glossaries"): with placeholders the term was in 100% of outputs
-(81-84% where the model wrote it, the rest appended to the sentence), against 93% for
-replacing the words aligned to the term, with BLEU up in both directions; chrF outside
-the terms fell 0.4-1.4 points (the words next to a placeholder cannot agree with it).
+whitespace. The text is translated without the glossary first; a translation that
+writes every term of its text as the glossary says (``unobeyed``) is kept as it is. In
+the others, each occurrence of a term the translation missed (``Glossary.only``) is
+swapped for a placeholder the model copies through ("X3", the same kind
+text.protect_spans uses for URLs), and the wanted translation is put in its place
+afterwards (``restore_terms``), with a capital when it starts the output sentence and in
+capitals when the source wrote the term in capitals (Translator._obey runs the rounds).
+
+Chosen by measurement on dev glossaries built from hansard/dev and newstest2012
+(bench/glossary.py, bench/README.md "Glossaries"): placeholders for every term put each
+term in the output but changed 28 of the 31 en-fr translations that used every term
+already, and lowered chrF outside the terms (the words next to a placeholder cannot
+agree with it: "ce X3" for "cette fin de semaine"); placeholders for the missed terms
+only keep those translations byte for byte and score higher on BLEU and chrF outside
+the terms, though still below the translation without a glossary in en-fr.
 
 Nothing here imports torch; modeldir.SourceText applies a glossary to what the model reads.
 """
@@ -19,7 +25,7 @@ Nothing here imports torch; modeldir.SourceText applies a glossary to what the m
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,13 +57,24 @@ class TermSpan:
     source: str  # the occurrence as the source wrote it ("EMAIL")
     target: str  # the glossary's translation ("courriel")
 
+    @property
+    def key(self) -> str:
+        """The glossary's key of this occurrence's term (its normalized, casefolded form)."""
+        return _term_key(self.source)
+
+    @property
+    def in_capitals(self) -> bool:
+        """Written in capitals by the source (two letters or more), the glossary's
+        translation not in capitals itself: the output writes the translation in capitals."""
+        letters = [c for c in self.source if c.isalpha()]
+        return len(letters) >= 2 and all(c.isupper() for c in letters) and not self.target.isupper()
+
     def written(self, starts_sentence: bool) -> str:
         """The translation as the output writes it: in capitals for a term the source wrote
         in capitals (two letters or more, the glossary's term not in capitals itself),
         with a capital first letter at the start of a sentence."""
         target = self.target
-        letters = [c for c in self.source if c.isalpha()]
-        if len(letters) >= 2 and all(c.isupper() for c in letters) and not self.target.isupper():
+        if self.in_capitals:
             return target.upper()
         if starts_sentence and target[:1].islower():
             return target[0].upper() + target[1:]
@@ -90,6 +107,7 @@ class Glossary:
         for term in terms:
             by_first.setdefault(term[0], []).append(_term_pattern(term))
         self._patterns = {first: re.compile("|".join(p), re.IGNORECASE) for first, p in by_first.items()}
+        self._only: frozenset[str] | None = None  # see only()
 
     @classmethod
     def of(cls, glossary: "Glossary | Mapping[str, str] | None") -> "Glossary":
@@ -129,6 +147,15 @@ class Glossary:
             return self
         return Glossary({**dict(self._entries.values()), **dict(other._entries.values())})
 
+    def only(self, terms: Iterable[str]) -> "Glossary":
+        """This glossary, protecting only the occurrences of ``terms`` (keys, as
+        TermSpan.key gives them): the terms are still matched against the whole glossary,
+        so an occurrence that a longer term of it covers stays covered (and untouched)."""
+        restricted = object.__new__(Glossary)
+        restricted._entries, restricted._patterns = self._entries, self._patterns
+        restricted._only = frozenset(terms)
+        return restricted
+
     def items(self) -> list[tuple[str, str]]:
         """(term, translation) pairs, in the order given."""
         return list(self._entries.values())
@@ -140,10 +167,10 @@ class Glossary:
         return bool(self._entries)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Glossary) and self._entries == other._entries
+        return isinstance(other, Glossary) and (self._entries, self._only) == (other._entries, other._only)
 
     def __hash__(self) -> int:
-        return hash(frozenset(self._entries.items()))
+        return hash((frozenset(self._entries.items()), self._only))
 
     def __repr__(self) -> str:
         return f"Glossary({dict(self.items())!r})"
@@ -164,6 +191,8 @@ class Glossary:
         for start, end, target in sorted(found, key=lambda f: (f[0] - f[1], f[0])):
             if all(end <= s or start >= e for s, e, _ in chosen):
                 chosen.append((start, end, target))
+        if self._only is not None:
+            chosen = [(s, e, t) for s, e, t in chosen if _term_key(text[s:e]) in self._only]
         return sorted(chosen)
 
     def protect(self, text: str) -> tuple[str, list[TermSpan]]:
@@ -181,10 +210,51 @@ class Glossary:
         return "".join(out) + text[last:], spans
 
 
+def _uses(translation: str, target: str, flags: int) -> int:
+    """How many times ``translation`` writes ``target`` on word boundaries."""
+    return len(re.findall(rf"(?<!\w){re.escape(target)}(?!\w)", translation, flags))
+
+
+def unobeyed(translation: str, spans: list[TermSpan]) -> set[str]:
+    """The keys of the terms (of ``spans``, the occurrences in the source) that
+    ``translation`` does not write as the glossary says: fewer times than the source holds
+    the term (in any case), or, for occurrences the source wrote in capitals, fewer times
+    in capitals."""
+    missing = set()
+    for key in {span.key for span in spans}:
+        mine = [span for span in spans if span.key == key]
+        target = mine[0].target
+        capitals = sum(span.in_capitals for span in mine)
+        if _uses(translation, target, re.IGNORECASE) < len(mine) or \
+                capitals and _uses(translation, target.upper(), 0) < capitals:
+            missing.add(key)
+    return missing
+
+
+def _unglued(translation: str, spans: list[TermSpan]) -> str:
+    """Placeholders of adjacent terms that the model wrote as one ("X1 X2" -> "X12")
+    parted again, so that neither term is lost and no "X12" is left in the output."""
+    def absent(span: TermSpan) -> bool:
+        return re.search(rf"\b{span.placeholder}\b", translation, re.IGNORECASE) is None
+
+    for first in range(len(spans)):
+        for last in range(first + 1, len(spans)):
+            run = spans[first: last + 1]
+            if not all(absent(span) for span in run):
+                break
+            glued = "X" + "".join(span.placeholder[1:] for span in run)
+            translation, n = re.subn(rf"\b{glued}\b", " ".join(span.placeholder for span in run), translation,
+                                     count=1, flags=re.IGNORECASE)
+            if n:
+                break
+    return translation
+
+
 def restore_terms(translation: str, spans: list[TermSpan]) -> tuple[str, list[TermSpan]]:
     """The translation of (part of) ``Glossary.protect``'s text with each placeholder it
     holds replaced by its term's translation (the first copy; further copies dropped);
     and the spans whose placeholder it does not hold."""
+    translation = _unglued(translation, spans)
     missing = []
     for span in spans:
         pattern = re.compile(rf"\b{span.placeholder}\b", re.IGNORECASE)

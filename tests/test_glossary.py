@@ -12,7 +12,7 @@ import pytest
 from conftest import load_bench_module, run_cli
 from crossattn.batcher import Batcher, Job
 from crossattn.errors import InputError
-from crossattn.glossary import Glossary, TermSpan, restore_terms
+from crossattn.glossary import Glossary, TermSpan, restore_terms, unobeyed
 from crossattn.server_api import APIError, Limits, request_glossary
 
 CLIENT_TERMS = {"email": "courriel", "weekend": "fin de semaine"}
@@ -100,6 +100,28 @@ def test_merged_glossary_the_later_entries_win():
     assert hash(Glossary(CLIENT_TERMS)) == hash(Glossary(dict(reversed(CLIENT_TERMS.items()))))
 
 
+def test_only_some_terms_protected_as_the_whole_glossary_matches():
+    glossary = Glossary({"machine learning": "apprentissage automatique", "learning rate": "taux d'apprentissage",
+                         "rate": "taux"})
+    text = "The machine learning rate was high; the learning rate too."
+    # "learning rate" alone would match inside "machine learning rate": the whole glossary says "machine learning"
+    protected, spans = glossary.only({"learning rate", "rate"}).protect(text)
+    assert protected == "The machine learning X1 was high; the X2 too."
+    assert [s.source for s in spans] == ["rate", "learning rate"]
+    assert glossary.only(set()).protect(text) == (text, [])
+    assert glossary.only({"rate"}) != glossary and glossary.only({"rate"}) == glossary.only({"rate"})
+
+
+def test_unobeyed_counts_each_occurrence_and_capitals():
+    spans = [TermSpan("X1", "weekend", "fin de semaine"), TermSpan("X2", "Email", "courriel"),
+             TermSpan("X3", "weekend", "fin de semaine")]
+    assert unobeyed("Un Courriel cette fin de semaine et la fin de semaine prochaine.", spans) == set()
+    assert unobeyed("Un courriel cette fin de semaine.", spans) == {"weekend"}  # the term is twice in the source
+    assert unobeyed("Des courriels ce week-end.", spans) == {"weekend", "email"}  # "courriels" is another word
+    shouted = [TermSpan("X1", "EMAIL", "courriel")]
+    assert unobeyed("Votre courriel.", shouted) == {"email"} and unobeyed("Votre COURRIEL.", shouted) == set()
+
+
 # -- putting the terms back ----------------------------------------------------------------
 def test_restore_capitals_at_sentence_start_and_for_terms_in_capitals():
     spans = [TermSpan("X1", "Email", "courriel"), TermSpan("X2", "weekend", "fin de semaine"),
@@ -109,6 +131,14 @@ def test_restore_capitals_at_sentence_start_and_for_terms_in_capitals():
     assert missing == [spans[2]]
     assert restore_terms("« X1 » dit-il.", spans[:1])[0] == "« Courriel » dit-il."
     assert restore_terms("Il lit le x1.", spans[:1])[0] == "Il lit le courriel."
+
+
+def test_restore_adjacent_placeholders_the_model_glued_together():
+    spans = [TermSpan("X1", "first desktop computer", "premier ordinateur de bureau"),
+             TermSpan("X2", "ever", "jamais"), TermSpan("X3", "weekend", "fin de semaine")]
+    text, missing = restore_terms("Il a vu le X12 fait, ce X3.", spans)
+    assert (text, missing) == ("Il a vu le premier ordinateur de bureau jamais fait, ce fin de semaine.", [])
+    assert restore_terms("Le X13 et X2.", spans) == ("Le X13 et jamais.", [spans[0], spans[2]])  # not a run
 
 
 # -- the shipped model ---------------------------------------------------------------------
@@ -127,6 +157,18 @@ def test_shipped_model_obeys_a_small_glossary(shipped_translator):
     # an empty glossary, a Glossary object and a dict give what they should
     assert shipped_translator.translate(texts[:2], glossary={}) == plain[:2]
     assert shipped_translator.translate(texts[:2], glossary=Glossary(CLIENT_TERMS)) == out[:2]
+
+
+def test_translations_that_obey_already_are_not_touched(shipped_translator):
+    # the plain translations, as measured when this was written: "Envoie-moi un courriel ce
+    # week-end." and "Merci pour votre lettre."
+    texts = ["Send me an email this weekend.", "Thank you for your letter."]
+    plain = shipped_translator.translate(texts)
+    assert "courriel" in plain[0] and "lettre" in plain[1]
+    assert shipped_translator.translate(texts, glossary={"email": "courriel", "letter": "lettre"}) == plain
+    # two sentences: the one that obeys stays byte for byte, the other gets its term
+    out = shipped_translator.translate([" ".join(texts)], glossary={"weekend": "fin de semaine", "letter": "lettre"})[0]
+    assert "fin de semaine" in out and out.endswith(" " + plain[1]) and not out.startswith(plain[0])
 
 
 def test_urls_and_glossary_placeholders_together(shipped_translator):
