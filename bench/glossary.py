@@ -15,26 +15,35 @@ entries: source n-gram -> the reference's words. Entries whose two sides are equ
 Mechanisms measured (each sentence translated with its own entries):
 
 * ``none``: the translation without a glossary;
-* ``placeholders``: what crossattn ships (glossary.py): terms swapped for placeholders
-  the model copies, their translations put in after;
+* ``placeholders``: every term swapped for a placeholder the model copies, its
+  translation put in after (what crossattn shipped first);
+* ``shipped``: what crossattn ships now (``translator.translate(glossary=...)``): the
+  translation without the glossary, kept where it writes every term; elsewhere
+  placeholders for the missed terms only;
 * ``aligned``: translate without a glossary, then replace the target words that the
-  alignment heads link to the term's source words (their span) by the term's translation.
+  alignment heads link to the term's source words (their span) by the term's translation;
+* ``obey_aligned``: as ``shipped``, but a missed term that the alignment heads link to
+  words of the plain translation is written there (``aligned``) instead of a placeholder;
+* ``obey_inline``: as ``shipped``, but the source first gets each missed term written as
+  its translation ("see you this fin de semaine"), which the model may copy, agreeing with it;
+* ``obey_best``: of ``shipped``, ``obey_aligned`` and the plain search's 8-best, the one
+  that writes the most terms, the model's best-scored among those (``obey_best``).
+  ``obey_aligned`` and ``obey_best`` need the torch network at translation time.
 
 Reported: term use (the entry's translation appears in the output, case-insensitively, on
 word boundaries), BLEU and chrF of the sentences, and chrF outside the terms (each entry's
-translation removed from both hypothesis and reference before scoring).
+translation removed from both hypothesis and reference before scoring). A hypothesis that
+misses a term keeps its own words for it there, which the reference lacks; so it is also
+scored with those words removed (``chrf_outside_terms_aligned``: the words the alignment
+heads link to the term's source words; ``outside``). Also: how many of the sentences whose
+plain translation writes every term already each mechanism changes.
 
     python bench/glossary.py [--sentences 100] [--json bench/results/glossary.json]
+        [--cache /tmp/dev-glossaries.json] [--outputs /tmp/outputs]
 
-The choice (2026-12-06, 100 sentences of each dev set per direction, 377 en-fr and 388
-fr-en entries; bench/results/glossary.json, bench/README.md "Glossaries"): placeholders.
-They put the term in every output (100% vs 93.4% / 93.6% for the aligned replacement,
-whose links miss or split some terms) with the higher BLEU in fr-en (23.24 vs 21.97) and
-about the same in en-fr (21.52 vs 21.65; none: 19.12 / 18.70). The model kept 83.6% /
-80.8% of the placeholders in place; the others' terms were appended at the end of
-their sentence. Outside the terms, chrF fell 1.4 (en-fr) and 0.4 (fr-en) points against
-no glossary (the aligned replacement: 0.8 and 0.9). The placeholders need no torch at
-translation time; the aligned replacement loads the torch network and its head.
+The first choice (2026-12-06 16:20 UTC): placeholders for every term (100% term use,
+BLEU up; chrF outside the terms -1.4 en-fr, -0.4 fr-en). The second (2026-12-06 19:30 UTC,
+bench/README.md "Glossaries"): ``shipped``, the plain translation first.
 """
 
 from __future__ import annotations
@@ -170,45 +179,125 @@ def without_terms(text: str, terms: list[str]) -> str:
     return " ".join(text.split())
 
 
-def aligned_replacement(translator, items: list[dict], plain: list[str]) -> list[str]:
-    """Candidate (b): each term's aligned target words in the plain translation replaced by
-    the term's translation (links from the alignment heads on whitespace words)."""
+def term_links(translator, items: list[dict], hyps: list[str]) -> list[list[tuple[str, list[int]]]]:
+    """Per item, per glossary occurrence in its source: (the entry's translation, the
+    whitespace words of the hypothesis that the alignment heads link to the occurrence's
+    source words, sorted)."""
     from crossattn.align import align_pairs_with_heads
     from crossattn.glossary import Glossary
 
-    forward = translator.alignment_model()
-    pairs = [(item["source"].split(), hyp.split()) for item, hyp in zip(items, plain)]
-    links = align_pairs_with_heads(pairs, forward)
-    outputs = []
-    for item, (s_words, t_words), sentence_links in zip(items, pairs, links):
+    pairs = [(item["source"].split(), hyp.split()) for item, hyp in zip(items, hyps)]
+    links = align_pairs_with_heads(pairs, translator.alignment_model())
+    out = []
+    for item, (s_words, _), sentence_links in zip(items, pairs, links):
         # source word index of each character, to map the glossary's matches onto words
-        owner, pos = [], 0
+        owner: list[int | None] = []
+        pos = 0
         for k, word in enumerate(s_words):
             start = item["source"].index(word, pos)
             owner += [None] * (start - len(owner)) + [k] * len(word)
             pos = start + len(word)
-        replace: dict[int, tuple[int, str]] = {}  # first target word -> (last, translation)
+        found = []
         for start, end, translation in Glossary(item["glossary"]).find(item["source"]):
             words = {owner[c] for c in range(start, min(end, len(owner))) if owner[c] is not None}
-            targets = sorted(j for i, j in sentence_links if i in words)
-            if targets:
-                replace[targets[0]] = (targets[-1], translation)
-        out, j = [], 0
-        while j < len(t_words):
-            if j in replace and all(k not in replace or k == j for k in range(j, replace[j][0] + 1)):
-                out.append(replace[j][1])
-                j = replace[j][0] + 1
-            else:
-                out.append(t_words[j])
-                j += 1
-        outputs.append(" ".join(out))
-    return outputs
+            found.append((translation, sorted({j for i, j in sentence_links if i in words})))
+        out.append(found)
+    return out
+
+
+def replaced(hyp: str, found: list[tuple[str, list[int]]]) -> str:
+    """``hyp`` with each term's linked words (their span, first to last) written as the
+    term's translation; a term without links, or whose span crosses another's, is left."""
+    words = hyp.split()
+    replace: dict[int, tuple[int, str]] = {}  # first target word -> (last, translation)
+    for translation, targets in found:
+        if targets:
+            replace[targets[0]] = (targets[-1], translation)
+    out, j = [], 0
+    while j < len(words):
+        if j in replace and all(k not in replace or k == j for k in range(j, replace[j][0] + 1)):
+            out.append(replace[j][1])
+            j = replace[j][0] + 1
+        else:
+            out.append(words[j])
+            j += 1
+    return " ".join(out)
+
+
+def aligned_replacement(translator, items: list[dict], plain: list[str]) -> list[str]:
+    """The aligned replacement: each term's aligned target words in the plain translation
+    replaced by the term's translation (links from the alignment heads on whitespace words)."""
+    return [replaced(hyp, found) for hyp, found in zip(plain, term_links(translator, items, plain))]
+
+
+def obey_aligned(translator, items: list[dict], plain: list[str], obeyed: list[str]) -> list[str]:
+    """Candidate (b): the plain translation where it writes every term; else, when the
+    alignment heads link every missed term to words of it, those words replaced by the
+    terms' translations; else the shipped path's output (placeholders for the missed terms)."""
+    out = []
+    for item, hyp, found, fallback in zip(items, plain, term_links(translator, items, plain), obeyed):
+        missed = [(t, links) for t, links in found if not uses(hyp, t)]
+        if not missed:
+            out.append(hyp)
+        elif all(links for _, links in missed):
+            out.append(replaced(hyp, missed))
+        else:
+            out.append(fallback)
+    return out
+
+
+def obey_inline(translator, items: list[dict], plain: list[str], obeyed: list[str]) -> list[str]:
+    """Candidate (c): the plain translation where it writes every term; else the source
+    with each missed term written as its translation ("send it this fin de semaine"), which
+    the model may copy, agreeing with it (the words around a placeholder cannot); where the
+    output then misses a term, the shipped path's output (placeholders for the missed terms)."""
+    from crossattn.glossary import Glossary
+
+    out = []
+    for item, hyp, fallback in zip(items, plain, obeyed):
+        missed = {t for t in item["glossary"].values() if not uses(hyp, t)}
+        if not missed:
+            out.append(hyp)
+            continue
+        source, last = [], 0
+        for start, end, translation in Glossary(item["glossary"]).find(item["source"]):
+            source += [item["source"][last:start], translation if translation in missed else item["source"][start:end]]
+            last = end
+        inline = translator.translate(["".join(source) + item["source"][last:]])[0]
+        out.append(inline if all(uses(inline, t) for t in item["glossary"].values()) else fallback)
+    return out
+
+
+def obey_best(translator, items: list[dict], plain: list[str], candidates: list[list[str]], n: int = 8) -> list[str]:
+    """Candidate (c): the plain translation where it writes every term; else, of the
+    ``candidates`` (other mechanisms' outputs) and the first of the plain search's ``n``
+    best that writes the most terms, one that writes the most terms and, among those, the
+    one the model scores best for the source without placeholders (mean log-probability
+    per target piece, CTranslate2's score_batch)."""
+    target = translator.tokenizer.target_side()
+    out = []
+    for k, item in enumerate(items):
+        terms = list(item["glossary"].values())
+        if all(uses(plain[k], t) for t in terms):
+            out.append(plain[k])
+            continue
+        alternatives = translator.translate_alternatives([item["source"]], n)[0]
+        options = [max(alternatives, key=lambda h: sum(uses(h, t) for t in terms))] + [c[k] for c in candidates]
+        source = [translator.pieces[i] for ids in translator._sources([item["source"]], False)[0].ids for i in ids]
+        scored = translator.engine.score_batch([source] * len(options),
+                                               [[translator.pieces[i] for i in target.encode(h)] for h in options],
+                                               max_input_length=0)
+        mean = [sum(r.log_probs) / max(len(r.log_probs), 1) for r in scored]
+        best = max(range(len(options)), key=lambda j: (sum(uses(options[j], t) for t in terms), mean[j]))
+        out.append(options[best])
+    return out
 
 
 def with_placeholders(translator, item: dict) -> tuple[str, int, int]:
-    """``translator.translate([source], glossary=...)``'s steps, counting the term
-    placeholders the model kept (after the n-best retry); the others were appended at the
-    end of their text by SourceText.finish: in use, but out of place."""
+    """Placeholders for every term (the path shipped before the plain translation was
+    tried first): the library's steps, counting the term placeholders the model kept
+    (after the n-best retry); the others were appended at the end of their text by
+    SourceText.finish: in use, but out of place."""
     from crossattn.decoding import decoding_settings
     from crossattn.glossary import restore_terms
 
@@ -223,27 +312,69 @@ def with_placeholders(translator, item: dict) -> tuple[str, int, int]:
     return source.finish(decoded), len(source.terms) - len(terms), len(source.terms)
 
 
-def score(items: list[dict], hyps: list[str]) -> dict:
+def outside(hyp: str, found: list[tuple[str, list[int]]]) -> str:
+    """``hyp`` without its terms, whatever words it used for them: a term it writes as the
+    glossary says is removed as a string; for a term it does not, the words the alignment
+    heads link to the term's source words are removed (a plain translation's "e-mail"
+    for "email" is the term's translation too, not a word of the rest of the sentence)."""
+    drop = {j for translation, links in found if not uses(hyp, translation) for j in links}
+    kept = " ".join(w for j, w in enumerate(hyp.split()) if j not in drop)
+    return without_terms(kept, [translation for translation, _ in found])
+
+
+def score(items: list[dict], hyps: list[str], found: list[list[tuple[str, list[int]]]] | None = None) -> dict:
+    """Term use, BLEU, chrF; chrF outside the terms as first measured (the entries'
+    translations removed from hypothesis and reference as strings) and, with ``found``
+    (term_links of ``hyps``), with each hypothesis' own words for a term it misses removed
+    as well (``outside``)."""
     import sacrebleu
 
     refs = [item["reference"] for item in items]
-    terms = [(item["glossary"].values()) for item in items]
+    terms = [list(item["glossary"].values()) for item in items]
     used = [uses(h, t) for h, ts in zip(hyps, terms) for t in ts]
-    outside_h = [without_terms(h, list(ts)) for h, ts in zip(hyps, terms)]
-    outside_r = [without_terms(r, list(ts)) for r, ts in zip(refs, terms)]
-    return {"term_use": round(100 * sum(used) / len(used), 2), "terms": len(used),
-            "bleu": round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2),
-            "chrf": round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2),
-            "chrf_outside_terms": round(sacrebleu.corpus_chrf(outside_h, [outside_r]).score, 2)}
+    outside_r = [without_terms(r, ts) for r, ts in zip(refs, terms)]
+    out = {"term_use": round(100 * sum(used) / len(used), 2), "terms": len(used),
+           "bleu": round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2),
+           "chrf": round(sacrebleu.corpus_chrf(hyps, [refs]).score, 2),
+           "chrf_outside_terms": round(sacrebleu.corpus_chrf(
+               [without_terms(h, ts) for h, ts in zip(hyps, terms)], [outside_r]).score, 2)}
+    if found is not None:
+        out["chrf_outside_terms_aligned"] = round(sacrebleu.corpus_chrf(
+            [outside(h, f) for h, f in zip(hyps, found)], [outside_r]).score, 2)
+    return out
+
+
+def outside_interval(items: list[dict], hyps: list[str], base: list[str], samples: int = 300,
+                     seed: int = 0) -> list[float]:
+    """The 95% interval of chrF outside the terms of ``hyps`` minus that of ``base``, by
+    paired bootstrap resampling of the sentences."""
+    import sacrebleu
+
+    terms = [list(item["glossary"].values()) for item in items]
+    refs = [without_terms(item["reference"], ts) for item, ts in zip(items, terms)]
+    h = [without_terms(x, ts) for x, ts in zip(hyps, terms)]
+    b = [without_terms(x, ts) for x, ts in zip(base, terms)]
+    rng = random.Random(seed)
+    diffs = []
+    for _ in range(samples):
+        pick = [rng.randrange(len(items)) for _ in items]
+        ref = [[refs[i] for i in pick]]
+        diffs.append(sacrebleu.corpus_chrf([h[i] for i in pick], ref).score -
+                     sacrebleu.corpus_chrf([b[i] for i in pick], ref).score)
+    diffs.sort()
+    return [round(diffs[int(0.025 * samples)], 2), round(diffs[int(0.975 * samples) - 1], 2)]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sentences", type=int, default=100, help="sentences per dev set and direction")
     ap.add_argument("--directions", default="en-fr,fr-en")
-    ap.add_argument("--mechanisms", default="none,placeholders,aligned")
+    ap.add_argument("--mechanisms", default="none,placeholders,shipped,aligned,obey_aligned")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default="bench/results/glossary.json")
+    ap.add_argument("--outputs", help="a file outside the project to write each mechanism's translations to")
+    ap.add_argument("--cache", help="a file outside the project to keep the dev glossaries in between runs "
+                    "(they take minutes to align; the dev data is never copied into the project)")
     args = ap.parse_args()
     if not all(path.is_file() for path in SETS.values()):
         sys.exit(f"dev sets not found under {DATA}")
@@ -251,7 +382,13 @@ def main() -> None:
 
     results = {"machine": machine_info(args.threads), "sentences_per_set": args.sentences, "directions": {}}
     start = time.perf_counter()
-    glossaries = dev_glossaries(args.sentences)
+    cache = Path(args.cache) if args.cache else None
+    if cache is not None and cache.is_file():
+        glossaries = json.loads(cache.read_text(encoding="utf-8"))
+    else:
+        glossaries = dev_glossaries(args.sentences)
+        if cache is not None:
+            write_text_atomic(cache, json.dumps(glossaries, ensure_ascii=False))
     results["dev_glossary_seconds"] = round(time.perf_counter() - start, 1)
     for direction in args.directions.split(","):
         items = glossaries[direction]
@@ -266,27 +403,46 @@ def main() -> None:
                 done = [with_placeholders(translator, item) for item in items]
                 outputs[mechanism] = [out for out, _, _ in done]
                 kept = 100 * sum(k for _, k, _ in done) / sum(n for _, _, n in done)
-                # the same text as the library gives (checked on a few)
-                assert outputs[mechanism][:5] == [translator.translate([item["source"]], glossary=item["glossary"])[0]
-                                                  for item in items[:5]]
+            elif mechanism == "shipped":
+                outputs[mechanism] = [translator.translate([item["source"]], glossary=item["glossary"])[0] for item in items]
             elif mechanism == "aligned":
-                plain = outputs.get("none") or translator.translate(sources)
-                outputs[mechanism] = aligned_replacement(translator, items, plain)
+                outputs[mechanism] = aligned_replacement(translator, items, outputs["none"])
+            elif mechanism == "obey_best":
+                outputs[mechanism] = obey_best(translator, items, outputs["none"],
+                                               [outputs["shipped"], outputs["obey_aligned"]])
+            elif mechanism == "obey_inline":
+                outputs[mechanism] = obey_inline(translator, items, outputs["none"], outputs["shipped"])
+            elif mechanism == "obey_aligned":
+                outputs[mechanism] = obey_aligned(translator, items, outputs["none"], outputs["shipped"])
+            else:
+                sys.exit(f"unknown mechanism {mechanism}")
             seconds[mechanism] = round(time.perf_counter() - start, 1)
         report: dict = {"entries": sum(len(item["glossary"]) for item in items), "sentences": len(items)}
+        # sentences whose plain translation writes every term already: does a mechanism touch them?
+        plain = outputs.get("none")
+        obeyed = [k for k, item in enumerate(items) if plain and all(uses(plain[k], t) for t in item["glossary"].values())]
+        report["plain_obeys_every_term"] = len(obeyed)
         for mechanism, hyps in outputs.items():
-            report[mechanism] = {"all": score(items, hyps), "seconds": seconds[mechanism]}
+            found = term_links(translator, items, hyps)
+            report[mechanism] = {"all": score(items, hyps, found), "seconds": seconds[mechanism]}
+            if plain:
+                report[mechanism]["changed_where_plain_obeys"] = sum(hyps[k] != plain[k] for k in obeyed)
+                if mechanism != "none":
+                    report[mechanism]["chrf_outside_terms_vs_none_95"] = outside_interval(items, hyps, plain)
             if mechanism == "placeholders":
                 report[mechanism]["placeholders_kept_percent"] = round(kept, 2)
             for name in SETS:
                 idx = [k for k, item in enumerate(items) if item["set"] == name]
-                report[mechanism][name] = score([items[k] for k in idx], [hyps[k] for k in idx])
+                report[mechanism][name] = score([items[k] for k in idx], [hyps[k] for k in idx], [found[k] for k in idx])
             for n in (1, 2, 3):
                 idx = [k for k, item in enumerate(items) if len(item["glossary"]) == n]
                 if idx:
-                    report[mechanism][f"{n}_terms"] = score([items[k] for k in idx], [hyps[k] for k in idx])
+                    report[mechanism][f"{n}_terms"] = score([items[k] for k in idx], [hyps[k] for k in idx],
+                                                            [found[k] for k in idx])
         # no sentences of the dev sets in the results: the data is never copied into the project
         results["directions"][direction] = report
+        if args.outputs:
+            write_text_atomic(Path(f"{args.outputs}.{direction}"), json.dumps(outputs, ensure_ascii=False))
         print(direction, json.dumps({m: report[m]["all"] for m in outputs}), flush=True)
         results["machine"]["load_avg_end"] = os.getloadavg()
         # written after each direction: a long run stopped halfway keeps what it measured

@@ -16,8 +16,9 @@ Chosen by measurement on dev glossaries built from hansard/dev and newstest2012
 term in the output but changed 28 of the 31 en-fr translations that used every term
 already, and lowered chrF outside the terms (the words next to a placeholder cannot
 agree with it: "ce X3" for "cette fin de semaine"); placeholders for the missed terms
-only keep those translations byte for byte and score higher on BLEU and chrF outside
-the terms, though still below the translation without a glossary in en-fr.
+only keep those translations byte for byte, with BLEU higher in both directions and chrF
+outside the terms +0.27 (en-fr) / -0.08 (fr-en) against placeholders for every term; still
+1.75 / 0.31 below the translation without a glossary.
 
 Nothing here imports torch; modeldir.SourceText applies a glossary to what the model reads.
 """
