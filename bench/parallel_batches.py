@@ -4,8 +4,8 @@ Translator._search sends each length group as a batch of its own (so that nothin
 padded and a translation never depends on its batch), so a server batch of 24 one-sentence
 requests becomes some ten calls of 1-4 sentences. This times, in one process and in turns,
 the shipped model's engine with the usable CPUs as N batches of 1 thread (what the
-translator does since 2026-12-06) and as 1 batch of N threads, on the same search
-Translator._search runs (its length groups, queued at once):
+translator does since 2026-12-06) and as 1 batch of N threads, each driving
+Translator._search itself (its length groups, queued at once; the repetition guard off):
 
 - single sentences, one call each (an interactive user);
 - batches of 24 sentences (a server's batch of concurrent requests);
@@ -24,7 +24,6 @@ import json
 import os
 import statistics
 import time
-from itertools import groupby
 from pathlib import Path
 
 import ctranslate2
@@ -55,22 +54,10 @@ def source_ids(translator: Translator, texts: list[str]) -> list[list[int]]:
 
 
 def run(engine, translator: Translator, batches: list[list[list[int]]], beam: int, alpha: float) -> list:
-    """Translator._search's calls (length groups queued at once), batch after batch."""
-    outputs = []
-    for sources in batches:
-        order = sorted(range(len(sources)), key=lambda j: len(sources[j]))
-        out: list = [None] * len(sources)
-        submitted = []
-        for budget, group in groupby(order, key=lambda j: translator._budget(sources[j])):
-            idx = list(group)
-            submitted.append((idx, engine.translate_batch(
-                [[translator.pieces[t] for t in sources[j]] for j in idx], beam_size=beam, length_penalty=alpha,
-                max_decoding_length=budget, max_input_length=0, max_batch_size=64, asynchronous=True)))
-        for idx, results in submitted:
-            for j, r in zip(idx, results):
-                out[j] = r.result().hypotheses[0]
-        outputs += out
-    return outputs
+    """Translator._search itself (its length groups queued at once) on ``engine``, batch
+    after batch; the repetition guard off, so that both layouts do the same searches."""
+    translator.engine = engine
+    return [hyp for sources in batches for hyp in translator._search(sources, beam, alpha, 64, guard=False)]
 
 
 def main() -> None:

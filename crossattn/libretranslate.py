@@ -86,6 +86,10 @@ class Access:
     _by_client: OrderedDict = field(default_factory=OrderedDict, repr=False)  # oldest last request first
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def admit_request(self, request, api_key: object) -> None:
+        """``admit`` for an HTTP request (its client address) and the key it sent, if any."""
+        self.admit(str(api_key or ""), request.client.host if request.client else "")
+
     def admit(self, api_key: str, client: str) -> None:
         """Raise 403 for a wrong or missing key, 429 over the limit; else count the request."""
         if api_key:
@@ -209,7 +213,7 @@ def add_routes(app, batcher: Batcher, translators: dict, limits: Limits, access:
     async def detect(request: Request):
         try:
             params = await read_params(request)
-            access.admit(str(params.get("api_key") or ""), request.client.host if request.client else "")
+            access.admit_request(request, params.get("api_key"))
             q = params.get("q")
             if not isinstance(q, str) or not q:
                 raise APIError(400, "missing_q", "Invalid request: missing q parameter")
@@ -223,7 +227,7 @@ def add_routes(app, batcher: Batcher, translators: dict, limits: Limits, access:
     async def translate(request: Request):
         try:
             params = await read_params(request)
-            access.admit(str(params.get("api_key") or ""), request.client.host if request.client else "")
+            access.admit_request(request, params.get("api_key"))
             q, source, target = params.get("q"), params.get("source"), params.get("target")
             batch = isinstance(q, list)
             texts = q if batch else [q]
@@ -295,7 +299,7 @@ def add_file_routes(app, batcher: Batcher, translators: dict, limits: Limits, ac
                 form = await request.form(max_files=1, max_fields=16)
             except HTTPException as e:
                 raise APIError(400, "bad_form", f"Invalid request: {e.detail}") from None
-            access.admit(str(form.get("api_key") or ""), request.client.host if request.client else "")
+            access.admit_request(request, form.get("api_key"))
             upload, source, target = form.get("file"), form.get("source"), form.get("target")
             if not isinstance(upload, UploadFile):
                 raise APIError(400, "missing_file", "Invalid request: missing file parameter")

@@ -303,16 +303,13 @@ def add_api_routes(app, translators: dict, limits: Limits) -> None:
     from fastapi.responses import FileResponse, JSONResponse, Response
 
     batcher, attention_worker, access = app.state.batcher, app.state.attention, app.state.access
-
-    def admit(request: Request, api_key: str | None) -> None:
-        access.admit(api_key or "", request.client.host if request.client else "")
     model_info = {direction: describe(t) for direction, t in translators.items()}
     started = time.time()
 
     @app.post("/api/translate", response_model=api.TranslateResponse, response_model_exclude_none=True,
               responses=api.ERRORS, summary="Translate one text or a list of texts")
     async def translate(req: api.TranslateRequest, request: Request):
-        admit(request, req.api_key)
+        access.admit_request(request, req.api_key)
         texts = [req.text] if req.text is not None else req.texts
         api.check_request(texts, req.beam, limits)
         if req.confidence and req.format == "html":
@@ -343,7 +340,7 @@ def add_api_routes(app, translators: dict, limits: Limits) -> None:
     @app.post("/api/attention", response_model=api.AttentionResponse, responses=api.ERRORS,
               summary="Translate one text and return its cross-attention, piece and word level")
     async def attention(req: api.AttentionRequest, request: Request):
-        admit(request, req.api_key)
+        access.admit_request(request, req.api_key)
         api.check_request([req.text], req.beam, limits)
         direction = api.direction_of(req.source, req.target, translators)
         body = await attention_worker.answer(Job([req.text], req.beam, req.alpha, direction))
