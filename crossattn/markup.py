@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 from .errors import InputError
-from .text import free_placeholder, split_sentences
+from .text import free_placeholder, repair_placeholder_runs, split_sentences
 
 INLINE = frozenset({"a", "abbr", "acronym", "b", "bdi", "bdo", "big", "cite", "data", "del", "dfn", "em", "font", "i",
                     "ins", "label", "mark", "nobr", "q", "rp", "rt", "ruby", "s", "small", "span", "strike", "strong",
@@ -657,6 +657,8 @@ def translate_html(documents: list[str], translate: TranslateFn, align: AlignFn 
         names = seg.names()
         for s, at in ss:
             t = next(translated) if has_letter(s, names) else s
+            if len(names) > 1:  # "X1+X2" written "X1+2": both come back, no stray "2"
+                t = repair_placeholder_runs(t, s, names)
             if target and t:
                 target += " "
             sw, tw = words(s, at, names), words(t, len(target), names)

@@ -224,6 +224,7 @@ class SourceText:
         protected, self.spans = protect_spans(normalize(text))
         # glossary terms become placeholders too (glossary.py), numbered after the URLs'
         protected, self.terms = glossary.protect(protected) if glossary else (protected, [])
+        self.protected = protected  # what the model reads: finish finds placeholders it mangled in a run
         self.amounts = 0
         if "$" not in tokenizer.known_characters:
             protected, self.amounts = dollars_in_words(protected)
@@ -242,7 +243,7 @@ class SourceText:
             restored[-1] = " ".join([restored[-1]] + [span.target for span in terms])
         text = " ".join(t.upper() if shouted else t for t, shouted in zip(restored, self.shouted))
         text = dollars_in_signs(" ".join(text.split()), self.target_language or "", self.amounts)
-        return restore_spans(text, self.spans)
+        return restore_spans(text, self.spans, self.protected)
 
 
 def target_language(config: dict) -> str | None:

@@ -140,10 +140,68 @@ def protect_spans(text: str) -> tuple[str, list[tuple[str, str]]]:
     return _URL.sub(swap, text), spans
 
 
-def restore_spans(text: str, spans: list[tuple[str, str]]) -> str:
+# Two placeholders with at most this between them and no letter or digit ("X1+X2",
+# "X1 X2", "X1, X2") are a run: the model may write the second without its X.
+_RUN_GAP = re.compile(r"[^\w]{0,3}")
+
+
+def repair_placeholder_runs(translation: str, source: str, names: list[str]) -> str:
+    """``translation`` with the placeholders the model mangled inside a run written whole
+    again: a placeholder ``names`` holds that the translation lacks, next to another in
+    ``source`` with no letter or digit between them, and written as its bare number next
+    to that neighbour ("X1+X2" -> "X1+2", "X1 X2" -> "X12" or "1 X2"). Without this the
+    restore finds the run's first placeholder, appends the other's original at the end
+    and leaves a stray digit in the text. Only a bare number in that place is taken: a
+    number elsewhere in the translation is never changed."""
+    wanted = {n.upper() for n in names}
+    found = [m for m in PLACEHOLDER.finditer(source) if m.group(0).upper() in wanted]
+    pairs = [(a.group(0).upper(), source[a.end():b.start()], b.group(0).upper()) for a, b in zip(found, found[1:])
+             if _RUN_GAP.fullmatch(source[a.end():b.start()])]
+
+    def present(name: str) -> bool:
+        return bool(re.search(rf"(?<![^\W_]){name}(?![^\W_])", translation, re.IGNORECASE))
+
+    def stray(number: str) -> bool:
+        """The translation writes the bare number more often than the source: one is a
+        placeholder's ("X1 X2 2 times" -> "X1 2 fois" lost X2; its "2" is the source's)."""
+        def count(text: str) -> int:
+            return len(re.findall(rf"(?<![^\W_]){number}(?![^\W_])", text))
+        return count(translation) > count(source)
+
+    changed = True
+    while changed:  # "X1+X2+X3" -> "1+2+X3": X2 is found from X3 first, then X1 from X2
+        changed = False
+        for a, gap, b in pairs:
+            if present(a) and not present(b) and stray(b[1:]):
+                # a, then no letter or digit, then b's bare number ending there
+                pattern = rf"(?<![^\W_])({a})([^\w]{{1,3}}?)({b[1:]})(?![^\W_])"
+                m = re.search(pattern, translation, re.IGNORECASE)
+                if m:
+                    translation = translation[:m.start()] + m.group(1) + m.group(2) + b + translation[m.end():]
+                    changed = True
+            elif not present(a) and not present(b) and a + b[1:] not in wanted:
+                # glued into one ("X12"), where no placeholder is called that
+                pattern = rf"(?<![^\W_]){a}{b[1:]}(?![^\W_])"
+                m = re.search(pattern, translation, re.IGNORECASE)
+                if m:
+                    translation = translation[:m.start()] + a + gap + b + translation[m.end():]
+                    changed = True
+            elif present(b) and not present(a) and stray(a[1:]):
+                pattern = rf"(?<![^\W_])({a[1:]})([^\w]{{1,3}}?)({b})(?![^\W_])"
+                m = re.search(pattern, translation, re.IGNORECASE)
+                if m:
+                    translation = translation[:m.start()] + a + m.group(2) + m.group(3) + translation[m.end():]
+                    changed = True
+    return translation
+
+
+def restore_spans(text: str, spans: list[tuple[str, str]], source: str | None = None) -> str:
     """Put the originals back in a translation of protect_spans' text: each placeholder's
     first occurrence, further copies dropped; a placeholder the model left out is appended,
-    so nothing of the input is lost."""
+    so nothing of the input is lost. ``source``: the text the model translated, to find
+    placeholders it mangled in a run (repair_placeholder_runs)."""
+    if source is not None and len(spans) > 1:
+        text = repair_placeholder_runs(text, source, [name for name, _ in spans])
     for name, original in spans:
         pattern = re.compile(rf"\b{name}\b", re.IGNORECASE)
         if pattern.search(text):

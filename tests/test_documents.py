@@ -293,6 +293,15 @@ def test_po_placeholder_the_translator_drops_is_kept():
     assert 'msgstr "DELETE NOW %s"' in out
 
 
+def test_po_placeholders_the_translator_mangles_in_a_run_come_back_whole():
+    """"%s+%d" reaches the model as "X1+X2"; a model that writes "X1+2" gets both back and
+    no stray "2" (before: "%s+2 ... %d")."""
+    po = b'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\nmsgid "Sum %s+%d now"\nmsgstr ""\n'
+    mangling = lambda texts: [t.replace("+X2", "+2").upper() for t in texts]  # noqa: E731
+    out = translate_document(po, "x.pot", mangling, upper_html).decode()
+    assert 'msgstr "SUM %s+%d NOW"' in out
+
+
 # -- hostile files ---------------------------------------------------------------------
 ARCHIVES = [".docx", ".pptx", ".odt", ".odp", ".epub"]
 XML_PART = {".docx": "word/document.xml", ".pptx": "ppt/slides/slide1.xml", ".odt": "content.xml",

@@ -154,6 +154,37 @@ def test_a_placeholder_the_model_drops_goes_where_the_words_around_it_align():
     assert fake('I see <code>x</code>.') == 'Je vois <code>x</code>.'
 
 
+def test_a_run_of_placeholders_the_model_mangles_comes_back_whole_without_a_stray_digit():
+    # "X1+X2" written "X1+2": before, <var>b</var> was placed as a void element and the
+    # "2" stayed in the text
+    fake = Fake({"I see X1+X2 now.": "Je vois X1+2 maintenant."})
+    assert fake('I see <var>a</var>+<var>b</var> now.') == 'Je vois <var>a</var>+<var>b</var> maintenant.'
+    # glued into one name, and the first one's X lost
+    fake = Fake({"I see X1 X2 now.": "Je vois X12 maintenant."})
+    assert fake('I see <kbd>Ctrl</kbd> <kbd>C</kbd> now.') == 'Je vois <kbd>Ctrl</kbd> <kbd>C</kbd> maintenant.'
+    fake = Fake({"I see X1, X2 now.": "Je vois 1, X2 maintenant."})
+    assert fake('I see <code>a</code>, <code>b</code> now.') == 'Je vois <code>a</code>, <code>b</code> maintenant.'
+    # a number the source writes itself is never taken for a placeholder
+    fake = Fake({"I see X1 X2 2 times.": "Je vois X1 2 fois."})
+    out = fake('I see <code>a</code> <code>b</code> 2 times.')
+    assert " 2 fois" in out and out.count("<code>b</code>") == 1
+
+
+def test_repair_placeholder_runs():
+    from crossattn.text import repair_placeholder_runs, restore_spans
+
+    names = ["X1", "X2", "X3"]
+    assert repair_placeholder_runs("Calculez X1+2+3.", "Compute X1+X2+X3.", names) == "Calculez X1+X2+X3."
+    assert repair_placeholder_runs("Calculez 1+2+X3.", "Compute X1+X2+X3.", names) == "Calculez X1+X2+X3."
+    # not neighbours in the source (a word between them): the "2" is left alone
+    assert repair_placeholder_runs("X1 et 2", "X1 and X2", names) == "X1 et 2"
+    # "X12" is a name of its own: not parted
+    assert repair_placeholder_runs("X12", "X1 X2 X12", names + ["X12"]) == "X12"
+    spans = [("X1", "%s"), ("X2", "%d")]
+    assert restore_spans("Calculez X1+2.", spans, "Compute X1+X2.") == "Calculez %s+%d."
+    assert restore_spans("Calculez X1+2.", spans) == "Calculez %s+2. %d"  # without the source: as before
+
+
 def test_placeholders_never_collide_with_the_text_and_code_alone_is_not_translated():
     fake = Fake({"Use X2 not X1.": "Utilisez X2 pas X1."})
     assert fake('<p>Use <code>ls</code> not X1.</p>') == '<p>Utilisez <code>ls</code> pas X1.</p>'

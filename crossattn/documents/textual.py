@@ -188,7 +188,7 @@ def translate_po(data: bytes, filename: str, translate: TranslateFn, translate_h
             sources.append(protected)
             spans.append(found)
     outputs = iter(translate_texts(sources, translate, translate_html))
-    restored = iter(_restore(next(outputs), found) for found in spans)
+    restored = iter(_restore(next(outputs), found, source) for found, source in zip(spans, sources))
     n = _nplurals(po)
     for e in todo:
         if e.msgid_plural:
@@ -203,7 +203,8 @@ def translate_po(data: bytes, filename: str, translate: TranslateFn, translate_h
     return str(po).encode("utf-8")
 
 
-def _restore(translation: str, spans: list[tuple[str, str]]) -> str:
+def _restore(translation: str, spans: list[tuple[str, str]], source: str) -> str:
     """restore_spans, keeping the translation's leading and trailing whitespace (a msgstr
-    ends with a newline where its msgid does)."""
-    return with_outer_space(translation, restore_spans(translation.strip(), spans)) if spans else translation
+    ends with a newline where its msgid does); ``source``: the protected msgid, for a run
+    of placeholders the model mangled ("%s+%d" read as "X1+X2", written "X1+2")."""
+    return with_outer_space(translation, restore_spans(translation.strip(), spans, source)) if spans else translation
