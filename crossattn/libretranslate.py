@@ -12,9 +12,11 @@ What LibreTranslate's own code defines, and what we do:
   "auto", ``detectedLanguage`` ``{"language", "confidence"}``.
 * ``GET|POST /languages``: ``[{"code", "name", "targets"}]``; ``POST /detect``.
 * ``POST /translate_file``: a multipart form with ``file``, ``source`` (or "auto": detected
-  on the file's text), ``target``, ``api_key``; answer ``{"translatedFileUrl": URL}``, which
-  ``GET /download_file/NAME`` hands out once (file_store.py: random names, deleted after the
-  download or ``--file-ttl``, 503 when ``--file-store-mb`` is held; 413 over ``--max-file-mb``).
+  on the file's text), ``target``, ``api_key`` and, our extension as on ``/translate``,
+  ``glossary`` (a JSON object of term to translation, added to ``serve --glossary``);
+  answer ``{"translatedFileUrl": URL}``, which ``GET /download_file/NAME`` hands out once
+  (file_store.py: random names, deleted after the download or ``--file-ttl``, 503 when
+  ``--file-store-mb`` is held; 413 over ``--max-file-mb``).
 * ``GET /frontend/settings``: what LibreTranslate's page and clients read (``charLimit``,
   ``filesTranslation``, ``supportedFilesFormat``, ``apiKeys``, ``keyRequired``, ``language``).
 * Errors are ``{"error": "..."}`` with 400 (bad request), 403 (API key), 429 (rate limit).
@@ -251,14 +253,7 @@ def add_routes(app, batcher: Batcher, translators: dict, limits: Limits, access:
                 check_request(texts, None, limits)
             except APIError as e:
                 raise APIError(400, e.code, e.detail) from None
-            # our extension: {"term": "translation"} (a JSON string in a form), added to serve --glossary
-            entries = params.get("glossary")
-            if isinstance(entries, str) and entries:
-                try:
-                    entries = json.loads(entries)
-                except ValueError:
-                    raise APIError(400, "bad_glossary", "Invalid request: glossary is not a JSON object") from None
-            glossary = request_glossary(getattr(app.state, "glossary", None), entries or None)
+            glossary = glossary_field(getattr(app.state, "glossary", None), params.get("glossary"))
             results, detected = await translate_detecting(batcher, translators, texts, source, target, fmt=fmt,
                                                           alternatives=alternatives, glossary=glossary)
             body: dict = {}
@@ -277,6 +272,18 @@ def add_routes(app, batcher: Batcher, translators: dict, limits: Limits, access:
     add_file_routes(app, batcher, translators, limits, access, store)
 
 
+def glossary_field(default: Glossary | None, entries: object) -> Glossary | None:
+    """Our extension to /translate and /translate_file: ``glossary``, {"term": "translation"}
+    (in a form, that object as a JSON string), added to serve --glossary (its own entries
+    win); a malformed one is a 400."""
+    if isinstance(entries, str) and entries:
+        try:
+            entries = json.loads(entries)
+        except ValueError:
+            raise APIError(400, "bad_glossary", "Invalid request: glossary is not a JSON object") from None
+    return request_glossary(default, entries or None)
+
+
 def add_file_routes(app, batcher: Batcher, translators: dict, limits: Limits, access: Access,
                     store: FileStore | None) -> None:
     """``POST /translate_file``, ``GET /download_file/NAME`` and ``GET /frontend/settings``."""
@@ -290,7 +297,7 @@ def add_file_routes(app, batcher: Batcher, translators: dict, limits: Limits, ac
         return fail(403, "Files translation are disabled on this server.")
 
     @app.post("/translate_file", summary="LibreTranslate: translate a file (multipart: file, source, target, "
-                                          "api_key); answers {translatedFileUrl}")
+                                          "api_key; ours: glossary, a JSON object); answers {translatedFileUrl}")
     async def translate_file(request: Request):
         if store is None:
             return disabled()
@@ -318,13 +325,14 @@ def add_file_routes(app, batcher: Batcher, translators: dict, limits: Limits, ac
                 raise APIError(400, "unsupported_language", f"{source} to {target} is not supported")
             if target not in {d.split("-", 1)[1] for d in translators}:
                 raise APIError(400, "unsupported_language", f"{target} is not supported")
+            glossary = glossary_field(getattr(app.state, "glossary", None), form.get("glossary"))
             data = await upload.read(limits.max_file_bytes + 1)
             if len(data) > limits.max_file_bytes:
                 raise APIError(413, "file_too_large", f"Invalid request: file over "
                                                       f"{limits.max_file_bytes / (1 << 20):g} MB (max_file_mb)")
             job = Job([], direction="" if source == "auto" else f"{source}-{target}", document=data,
                       filename=filename, detect_to=target if source == "auto" else "",
-                      glossary=getattr(app.state, "glossary", None))  # serve --glossary, as for text
+                      glossary=glossary)
             try:
                 translated = await batcher.answer(job)
             except InputError as e:  # documents.DocumentError: unsupported, corrupt, over a limit, unsafe

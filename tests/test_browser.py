@@ -272,16 +272,30 @@ def test_glossary_field_is_sent_and_a_malformed_line_is_one_line_on_the_page(pag
     page.click("#translate")
     page.wait_for_selector("#timing:has-text('HTML, markup kept')", timeout=60_000)
     assert page.text_content("#translation") == want_html and "matou" in want_html
+    # and a file: /translate_file gets it as its glossary field
+    want_file = httpx.post(server + "/api/translate", json={"text": SENTENCE, "glossary": glossary},
+                           timeout=60).json()["translation"] + "\n"
+    picked = tmp_path / "terms.txt"
+    picked.write_text(SENTENCE + "\n")
+    page.set_input_files("#file-input", str(picked))
+    page.wait_for_selector("#file-download[download='terms.txt']:not([hidden])", timeout=60_000)
+    with page.expect_download() as download:
+        page.click("#file-download")
+    assert Path(download.value.path()).read_text() == want_file and "matou" in want_file
 
-    # a malformed line: one line on the page, and nothing sent
+    # a malformed line: one line on the page, and nothing sent, for text or a file
     sent = []
-    page.on("request", lambda r: "/api/" in r.url and sent.append(r.url))
+    page.on("request", lambda r: ("/api/" in r.url or "/translate_file" in r.url) and sent.append(r.url))
     page.fill("#glossary", "cat = matou\nsofa canapé")
     page.fill("#source", SENTENCE)
     page.click("#translate")
     page.wait_for_selector("#glossary-error:not([hidden])", timeout=10_000)
     assert page.text_content("#glossary-error") == "Glossary line 2: “sofa canapé” is not “term = translation”"
     assert "\n" not in page.text_content("#glossary-error") and sent == []
+    page.set_input_files("#file-input", str(picked))
+    page.wait_for_selector("#file-error:not([hidden])", timeout=10_000)
+    assert page.text_content("#file-error") == ("Could not translate terms.txt: Glossary line 2: “sofa canapé” is "
+                                                "not “term = translation”") and sent == []
     page.fill("#glossary", "")
     assert page.errors == []
 

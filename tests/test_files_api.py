@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import json
 import os
 import secrets
 import stat
@@ -56,14 +57,15 @@ def supported(server) -> list[str]:
     return settings["supportedFilesFormat"]
 
 
-def upload(url: str, name: str, data: bytes, source: str = "en", target: str = "fr", key: str | None = KEY):
-    fields = {"source": source, "target": target, **({"api_key": key} if key else {})}
+def upload(url: str, name: str, data: bytes, source: str = "en", target: str = "fr", key: str | None = KEY,
+           **extra: str):
+    fields = {"source": source, "target": target, **({"api_key": key} if key else {}), **extra}
     return httpx.post(url + "/translate_file", data=fields, files={"file": (name, data)}, timeout=120)
 
 
-def translated(url: str, texts: list[str], source: str = "en", fmt: str = "text") -> list[str]:
+def translated(url: str, texts: list[str], source: str = "en", fmt: str = "text", **extra) -> list[str]:
     r = httpx.post(url + "/translate", json={"q": texts, "source": source, "target": "fr" if source == "en" else "en",
-                                             "format": fmt, "api_key": KEY}, timeout=60)
+                                             "format": fmt, "api_key": KEY, **extra}, timeout=60)
     assert r.status_code == 200, r.text
     return r.json()["translatedText"]
 
@@ -158,6 +160,26 @@ def test_html_round_trip_keeps_the_markup(server):
     assert out == translated(url, [page], fmt="html")[0]
     assert out.count("<b>") == out.count("</b>") == 1 and '<a href="/x">' in out and "<script>var a = 1;</script>" in out
     assert "maison" in out
+
+
+def test_a_glossary_field_applies_to_the_file_as_to_text(server):
+    # our extension, as on /translate: a JSON object in the form; the file is translated with it
+    url, _ = server
+    glossary = {"red sofa": "canapé vermillon", "cat": "matou"}
+    lines = ["The cat sleeps on the red sofa.", "Where is the station?"]
+    r = upload(url, "notes.txt", "\n".join(lines).encode() + b"\n", glossary=json.dumps(glossary))
+    assert r.status_code == 200, r.text
+    got = download(r.json()["translatedFileUrl"]).content.decode()
+    assert got == "\n".join(translated(url, lines, glossary=glossary)) + "\n"
+    assert "matou" in got and "canapé vermillon" in got
+    assert got != "\n".join(translated(url, lines)) + "\n"  # without it the model writes its own words
+    page = "<p>The <b>cat</b> sleeps.</p>"
+    r = upload(url, "page.html", page.encode(), glossary=json.dumps(glossary))
+    out = download(r.json()["translatedFileUrl"]).content.decode()
+    assert out == translated(url, [page], fmt="html", glossary=glossary)[0] and "matou" in out
+    for bad in ("{not json", '["cat", "matou"]', '{"cat": 3}'):
+        r = upload(url, "notes.txt", b"The cat.\n", glossary=bad)
+        assert r.status_code == 400 and one_line_error(r)
 
 
 def test_docx_and_srt_round_trips(server, supported):

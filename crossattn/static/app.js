@@ -56,7 +56,8 @@ function linked(row, col) {
 
 // -- the glossary ----------------------------------------------------------------------
 // "term = translation" lines, or term TAB translation as in a --glossary file; blank lines and
-// lines starting with "#" skipped. Sent as /api/translate's glossary object.
+// lines starting with "#" skipped. Sent as /api/translate's glossary object, and with a file
+// as /translate_file's glossary field (that object as JSON, our extension of LibreTranslate's form).
 function parseGlossary(text) {  // -> { entries: {term: translation} } or { error: "one line" }
   const entries = {};
   const lines = text.split("\n");
@@ -385,6 +386,12 @@ async function translateFile(file) {
   // as it hands it out) and offer it under the file's own name
   const status = $("file-status"), link = $("file-download");
   $("file-error").hidden = true;
+  const glossary = readGlossary();
+  if (glossary === undefined) {  // nothing sent: the glossary's line is shown, here too
+    $("file-error").textContent = `Could not translate ${file.name}: ${$("glossary-error").textContent}`;
+    $("file-error").hidden = false;
+    return;
+  }
   link.hidden = true;
   if (link.href) URL.revokeObjectURL(link.href);
   status.textContent = `Translating ${file.name}…`;
@@ -397,6 +404,7 @@ async function translateFile(file) {
     form.append("target", target);
     // LibreTranslate's key field, as its own page sends it (serve --api-keys / --require-api-key)
     if (apiKey()) form.append("api_key", apiKey());
+    if (glossary) form.append("glossary", JSON.stringify(glossary));
     const response = await fetch("/translate_file", { method: "POST", body: form });
     const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
     if (!response.ok) throw new Error(body.error || body.detail || `HTTP ${response.status}`);
