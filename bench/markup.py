@@ -49,7 +49,7 @@ from alignment import DATA, GOLD_SETS, eflomal_links, hansard_pairs, read_gold, 
 from common import machine_info  # noqa: E402
 
 from crossattn import markup  # noqa: E402
-from crossattn.markup import INLINE, VOID, WORD, parse  # noqa: E402
+from crossattn.markup import INLINE, VOID, parse  # noqa: E402
 
 SEED = 25
 WORDLIKE = re.compile(r"\w")
@@ -118,7 +118,8 @@ def projected_tokens(output: str, target: list[str]) -> set[int]:
     return {g for g, (s, e) in enumerate(token_offsets(target)) if s < closed and opened < e}
 
 
-def placement(name: str, models, per_sentence: int, eflomal_pairs: int) -> dict:
+def placement(name: str, models, per_sentence: int, eflomal_pairs: int, links_cache: Path | None = None,
+              max_failures: int = 40) -> dict:
     from crossattn.align import DEFAULT, align, align_pairs_with_heads, word_attention
 
     forward, backward = models
@@ -130,13 +131,21 @@ def placement(name: str, models, per_sentence: int, eflomal_pairs: int) -> dict:
     sentence_of = {(tuple(w for w, _, _ in markup.words(" ".join(e))), tuple(w for w, _, _ in markup.words(" ".join(f)))): k
                    for k, (e, f) in enumerate(zip(en_tok, fr_tok))}
 
-    # eflomal's links on the gold tokens, turned into links between markup words
-    style = "hansards" if name.startswith("hansards") else "golden"
-    extra = hansard_pairs(eflomal_pairs) if eflomal_pairs else []
-    start = time.perf_counter()
-    eflomal_gold = eflomal_links(en + [tokenize_like(e, "en", style) for e, _ in extra],
-                                 fr + [tokenize_like(f, "fr", style) for _, f in extra])[: len(en)] if extra else []
-    eflomal_seconds = time.perf_counter() - start
+    # --links-cache: each aligner's links per sentence pair, kept from an earlier run, so
+    # that a change to place() is measured on the very same links (eflomal's sampler is
+    # not seeded, and it takes minutes)
+    stored = json.loads(links_cache.read_text()) if links_cache and links_cache.exists() else {}
+    eflomal_label = f"eflomal ({eflomal_pairs:,} Hansard pairs + gold, gdfa)"
+    eflomal_gold: list = []
+    eflomal_seconds = 0.0
+    if eflomal_pairs and eflomal_label not in stored.get(name, {}):
+        # eflomal's links on the gold tokens, turned into links between markup words
+        style = "hansards" if name.startswith("hansards") else "golden"
+        extra = hansard_pairs(eflomal_pairs)
+        start = time.perf_counter()
+        eflomal_gold = eflomal_links(en + [tokenize_like(e, "en", style) for e, _ in extra],
+                                     fr + [tokenize_like(f, "fr", style) for _, f in extra])[: len(en)]
+        eflomal_seconds = time.perf_counter() - start
 
     def to_words(k: int, links: set) -> set:
         ws, wt = word_to_token(en_tok[k]), word_to_token(fr_tok[k])
@@ -151,14 +160,14 @@ def placement(name: str, models, per_sentence: int, eflomal_pairs: int) -> dict:
     aligners = {
         "alignment heads (both directions, symmetrized)": lambda pairs: align_pairs_with_heads(pairs, forward, backward),
         "naive read-out (align --method attention)": naive,
-        f"eflomal ({eflomal_pairs:,} Hansard pairs + gold, gdfa)": lambda pairs: [
+        eflomal_label: lambda pairs: [
             to_words(sentence_of[(tuple(s), tuple(t))], eflomal_gold[sentence_of[(tuple(s), tuple(t))]])
             for s, t in pairs],
         "position only (monotone_links)": None,
         "gold sure + possible links (reference)": gold_links,
     }
     if not eflomal_pairs:  # --eflomal-pairs 0: a quick look without it
-        del aligners[f"eflomal ({eflomal_pairs:,} Hansard pairs + gold, gdfa)"]
+        del aligners[eflomal_label]
     documents = [with_tag(en_tok[k], a, b) for k, a, b in spans]
     gold_spans, possible_spans = [], []
     for k, a, b in spans:
@@ -168,7 +177,8 @@ def placement(name: str, models, per_sentence: int, eflomal_pairs: int) -> dict:
         possible_spans.append(set(range(min(js), max(js) + 1)))
     rows = []
     for label, aligner in aligners.items():
-        cache: dict = {}
+        cache: dict = {(tuple(s), tuple(t)): {tuple(x) for x in links}
+                       for s, t, links in stored.get(name, {}).get(label, [])}
 
         def cached(pairs, aligner=aligner, cache=cache):
             todo = [p for p in dict.fromkeys((tuple(s), tuple(t)) for s, t in pairs) if p not in cache]
@@ -180,6 +190,8 @@ def placement(name: str, models, per_sentence: int, eflomal_pairs: int) -> dict:
         outputs = markup.translate_html(documents, lambda sentences: [reference[s] for s in sentences],
                                         cached if aligner is not None else None)
         seconds = time.perf_counter() - start
+        if aligner is not None:
+            stored.setdefault(name, {})[label] = [[list(s), list(t), sorted(links)] for (s, t), links in cache.items()]
         exact, within, f1s, failures, by_length = 0, 0, [], [], Counter()
         for (k, a, b), out, want, allowed in zip(spans, outputs, gold_spans, possible_spans):
             got = projected_tokens(out, fr_tok[k])
@@ -191,14 +203,18 @@ def placement(name: str, models, per_sentence: int, eflomal_pairs: int) -> dict:
             by_length[(n_words, hit)] += 1
             if not hit:
                 failures.append({"source": documents[len(f1s) - 1], "output": out,
-                                 "gold": " ".join(fr_tok[k][min(want): max(want) + 1])})
+                                 "gold": " ".join(fr_tok[k][min(want): max(want) + 1]),
+                                 "possible": " ".join(fr_tok[k][min(allowed): max(allowed) + 1]),
+                                 "sure_within_possible": want <= got <= allowed})
         rows.append({"set": name, "method": label, "spans": len(spans), "sentences": len(en),
                      "exact_match": 100 * exact / len(spans), "word_f1": 100 * sum(f1s) / len(f1s),
                      "sure_within_possible": 100 * within / len(spans),
                      "exact_by_words": {n: 100 * by_length[(n, True)] / max(1, by_length[(n, True)] + by_length[(n, False)])
                                         for n in range(1, 5)},
                      "seconds": seconds + (eflomal_seconds if "eflomal" in label else 0),
-                     "failures": failures[:40]})
+                     "failures": failures[:max_failures]})
+    if links_cache:
+        links_cache.write_text(json.dumps(stored))
     return {"rows": rows}
 
 
@@ -395,6 +411,9 @@ def main() -> None:
     parser.add_argument("--eflomal-pairs", type=int, default=100_000, help="0: leave eflomal out")
     parser.add_argument("--only", choices=("placement", "sentences", "pages"),
                         help="one part, merged into --json (the parts can run side by side)")
+    parser.add_argument("--links-cache", type=Path,
+                        help="placement: read each aligner's links from this JSON if it has them, else write them "
+                             "there (the same links for a before/after of place())")
     parser.add_argument("--sets", nargs="+", choices=list(GOLD_SETS), default=list(GOLD_SETS))
     args = parser.parse_args()
     from crossattn.align import AlignmentModel
@@ -407,7 +426,8 @@ def main() -> None:
         result["placement"] = []
         for name in args.sets:
             per_sentence = args.spans_per_sentence[list(GOLD_SETS).index(name)]
-            result["placement"] += placement(name, (forward, backward), per_sentence, args.eflomal_pairs)["rows"]
+            result["placement"] += placement(name, (forward, backward), per_sentence, args.eflomal_pairs,
+                                             args.links_cache)["rows"]
         print("| set | method | spans | exact match % | word F1 % | sure <= span <= possible % |\n|---|---|---|---|---|---|")
         for r in result["placement"]:
             print(f"| {r['set']} | {r['method']} | {r['spans']} | {r['exact_match']:.1f} | {r['word_f1']:.1f} "

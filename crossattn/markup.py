@@ -17,9 +17,10 @@ What happens to the parts of a document:
 * **Inline elements** (``INLINE``: b, i, em, strong, a, span, u, s, sub, sup, small,
   mark, abbr, cite, q, label, font, ...) cover the target words aligned to their source
   words: the span from the first to the last of them (links between a word and a
-  punctuation mark do not count; an element whose words have no link takes the unlinked
-  target words between its neighbours' targets: bench/markup.py measures both on the
-  Hansards trial). Nested elements stay nested;
+  punctuation mark do not count; of a word's targets far apart, only the group its
+  neighbours' targets point to counts, far_links_dropped; an element whose words have no
+  link takes the unlinked target words between its neighbours' targets: bench/markup.py
+  measures each on the Hansards trial and the Golden Collection). Nested elements stay nested;
   siblings never overlap (a sibling whose words come later in the translation may come
   later in the output: "the <b>red</b> <i>car</i>" -> "la <i>voiture</i> <b>rouge</b>").
   An element whose words align to nothing (and find no unlinked word there), and every
@@ -404,6 +405,53 @@ def words_with_words(links: Links, source_words: list[tuple[str, int, int]],
     return {(i, j) for i, j in links if is_punctuation(source_words[i][0]) == is_punctuation(target_words[j][0])}
 
 
+# A source word's targets more than this many words apart are groups of their own, and only
+# one is kept when something says which (far_links_dropped). Chosen on the Hansards trial and
+# the Golden Collection: 3 and 4 improved every reading on both, 1 and 2 cost the Golden
+# Collection 3-5 points of exact match (bench/README.md, markup section).
+FAR = 4
+
+
+def far_links_dropped(links: Links, punctuation: set[int] | frozenset[int] = frozenset()) -> Links:
+    """The links without a source word's far-off extra targets: where a word's targets fall
+    into groups more than FAR words apart, the group kept is the one holding a target no
+    other source word links to, else the one nearest the targets of its nearest linked
+    neighbours on each side; the others are dropped (kept when nothing tells them apart).
+    A stray link drew a tag over everything between ("very safe <b>country</b>" ->
+    "<b>ciel de vivre en toute sécurité dans notre pays</b>" for "pays"); a tag's words
+    that the translation really moves apart are different words, and keep their links.
+    Distances count words, not the ``punctuation`` target words: French negation ("not" ->
+    "n ' en sommes pas") is one word's targets 3 words apart."""
+    aligned: dict[int, list[int]] = {}
+    sources_of: dict[int, set[int]] = {}
+    for i, j in links:
+        aligned.setdefault(i, []).append(j)
+        sources_of.setdefault(j, set()).add(i)
+    out = set(links)
+    for i, js in aligned.items():
+        js = sorted(js)
+        groups = [[js[0]]]
+        for j in js[1:]:
+            if sum(k not in punctuation for k in range(groups[-1][-1] + 1, j + 1)) > FAR:
+                groups.append([j])
+            else:
+                groups[-1].append(j)
+        if len(groups) == 1:
+            continue
+        before = [x for x in aligned if x < i]
+        after = [x for x in aligned if x > i]
+        anchors = ([max(aligned[max(before)])] if before else []) + ([min(aligned[min(after)])] if after else [])
+
+        def rank(group: list[int]) -> tuple[bool, int]:
+            exclusive = any(sources_of[j] == {i} for j in group)
+            return exclusive, -min((min(abs(a - group[0]), abs(a - group[-1])) for a in anchors), default=0)
+
+        ranked = sorted(groups, key=rank, reverse=True)
+        if rank(ranked[0]) != rank(ranked[1]):
+            out -= {(i, j) for group in ranked[1:] for j in group}
+    return out
+
+
 def place(root: Element, source_words: list[tuple[str, int, int]], n_target: int, links: Links,
           target_words: list[str] | None = None) -> None:
     """Give every element under ``root`` its target words (``first``, ``last``) from the
@@ -412,12 +460,14 @@ def place(root: Element, source_words: list[tuple[str, int, int]], n_target: int
     (``target_words``: their text, to tell punctuation) that stand unlinked between
     the targets of the linked source words around it ("legal <b>for</b> all" -> "légal ,
     <b>à</b> toutes"); with none there, it stands in the gap before the target word the
-    source words around it say."""
+    source words around it say. A word's far-off extra targets are dropped first
+    (far_links_dropped)."""
+    punctuation = {k for k, w in enumerate(target_words or []) if is_punctuation(w)}
+    links = far_links_dropped(links, punctuation)
     aligned: dict[int, list[int]] = {}
     for i, j in links:
         aligned.setdefault(i, []).append(j)
     linked_targets = {j for _, j in links}
-    punctuation = {k for k, w in enumerate(target_words or []) if is_punctuation(w)}
 
     def targets(e: Element) -> list[int]:
         return [j for i, (_, s, t) in enumerate(source_words) if s < e.end and e.start < t for j in aligned.get(i, [])]

@@ -347,6 +347,33 @@ def test_a_tag_whose_words_have_no_link_takes_the_unlinked_words_between_its_nei
     assert out.replace('<a href="#p"></a>', "") == "<p>légal, à tous</p>" and tags(out) == tags(source)
 
 
+def test_a_stray_far_link_of_a_word_does_not_stretch_its_tag():
+    # the heads linked "country" to "pays" and to "ciel", 8 words before it (Hansards trial):
+    # the tag covered "ciel de vivre en toute sécurité dans notre pays"; the group of its
+    # targets next to its neighbours' ("safe" -> "sécurité", "." -> ".") is kept
+    source = "<p>a very safe <b>country</b> .</p>"
+    target = "le ciel de vivre en toute sécurité dans notre pays ."
+    links = [{(2, 6), (3, 1), (3, 9), (4, 10)}]
+    out = translate_html([source], lambda ss: [target], lambda pairs: links)[0]
+    assert out == "<p>le ciel de vivre en toute sécurité dans notre <b>pays</b> .</p>"
+    # a far target that another source word links to is dropped first ("spring" -> "printemps",
+    # and "budget", which "Budget" links to)
+    source = "<p>the Budget last <b>spring</b> .</p>"
+    target = "ce printemps dans le cadre de le budget ."
+    links = [{(1, 7), (3, 1), (3, 7), (4, 8)}]
+    out = translate_html([source], lambda ss: [target], lambda pairs: links)[0]
+    assert out == "<p>ce <b>printemps</b> dans le cadre de le budget .</p>"
+
+
+def test_one_words_targets_a_few_words_apart_stay_one_span():
+    # French negation: "not" -> "n'" ... "pas", three words apart (punctuation not counted)
+    source = "<p>we have <b>not</b> yet moved</p>"
+    target = "nous n ' en sommes pas encore"
+    links = [{(0, 0), (1, 4), (2, 1), (2, 5), (3, 6), (4, 4)}]
+    out = translate_html([source], lambda ss: [target], lambda pairs: links)[0]
+    assert out == "<p>nous <b>n ' en sommes pas</b> encore</p>"
+
+
 def test_cli_translates_an_html_file_by_its_extension(tmp_path, capsys):
     from crossattn.cli import main
 
