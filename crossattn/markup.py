@@ -19,8 +19,9 @@ What happens to the parts of a document:
   words: the span from the first to the last of them (links between a word and a
   punctuation mark do not count; of a word's targets far apart, only the group its
   neighbours' targets point to counts, far_links_dropped; an element whose words have no
-  link takes the unlinked target words between its neighbours' targets: bench/markup.py
-  measures each on the Hansards trial and the Golden Collection). Nested elements stay nested;
+  link takes its share, by position, of the unlinked target words between its neighbours'
+  targets: bench/markup.py measures each on the Hansards trial and the Golden
+  Collection). Nested elements stay nested;
   siblings never overlap (a sibling whose words come later in the translation may come
   later in the output: "the <b>red</b> <i>car</i>" -> "la <i>voiture</i> <b>rouge</b>").
   An element whose words align to nothing (and find no unlinked word there), and every
@@ -456,11 +457,11 @@ def place(root: Element, source_words: list[tuple[str, int, int]], n_target: int
           target_words: list[str] | None = None) -> None:
     """Give every element under ``root`` its target words (``first``, ``last``) from the
     links (source word, target word): nested inside its parent, not overlapping its
-    siblings. An element over words none of which is linked takes the target words
-    (``target_words``: their text, to tell punctuation) that stand unlinked between
+    siblings. An element over words none of which is linked takes its share of the target
+    words (``target_words``: their text, to tell punctuation) that stand unlinked between
     the targets of the linked source words around it ("legal <b>for</b> all" -> "légal ,
-    <b>à</b> toutes"); with none there, it stands in the gap before the target word the
-    source words around it say. A word's far-off extra targets are dropped first
+    <b>à</b> toutes"; unlinked_between); with none there, it stands in the gap before the
+    target word the source words around it say. A word's far-off extra targets are dropped first
     (far_links_dropped)."""
     punctuation = {k for k, w in enumerate(target_words or []) if is_punctuation(w)}
     links = far_links_dropped(links, punctuation)
@@ -486,19 +487,32 @@ def place(root: Element, source_words: list[tuple[str, int, int]], n_target: int
         return min(aligned[after[0]]) if after else 0
 
     def unlinked_between(e: Element) -> list[int]:
-        """The first run of unlinked target words (not punctuation) between the targets of
-        the linked source words before and after ``e``, if ``e`` covers source words."""
-        if not any(s < e.end and e.start < t for _, s, t in source_words):
+        """For ``e`` over source words none of which is linked: the unlinked target words
+        (not punctuation) between the targets of the linked source words before and after
+        it, shared out by position among the unlinked source words between those two, as
+        monotone_links shares a sentence ("subject to rules <b>of</b> prudence" ->
+        "respectant les règles <b>de</b> prudence", where "subject to rules of" has no link);
+        one run of them, the first, if the share is cut by a linked word."""
+        own = [i for i, (_, s, t) in enumerate(source_words) if s < e.end and e.start < t]
+        if not own:
             return []
-        after = [i for i, (_, s, _) in enumerate(source_words) if s >= e.end and i in aligned]
-        end = min(aligned[after[0]]) if after else n_target
-        run: list[int] = []
-        for k in range(gap_at(e.start), end):
-            if k in linked_targets or k in punctuation:
-                if run:
-                    break
-            else:
-                run.append(k)
+        before = [i for i in aligned if i < own[0]]
+        after = [i for i in aligned if i > own[-1]]
+        first = max(aligned[max(before)]) + 1 if before else 0
+        end = min(aligned[min(after)]) if after else n_target
+        free = [k for k in range(first, end) if k not in linked_targets and k not in punctuation]
+        stretch = [i for i in range(max(before) + 1 if before else 0, min(after) if after else len(source_words))
+                   if not is_punctuation(source_words[i][0])]
+        mine = [n for n, i in enumerate(stretch) if i in own]
+        if not free or not mine:
+            return []
+        a = mine[0] * len(free) // len(stretch)
+        b = max(a + 1, -(-(mine[-1] + 1) * len(free) // len(stretch)))
+        run = [free[a]]
+        for k in free[a + 1: b]:
+            if k != run[-1] + 1:
+                break
+            run.append(k)
         return run
 
     def resolve(parent: Element) -> None:

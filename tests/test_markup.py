@@ -347,6 +347,25 @@ def test_a_tag_whose_words_have_no_link_takes_the_unlinked_words_between_its_nei
     assert out.replace('<a href="#p"></a>', "") == "<p>légal, à tous</p>" and tags(out) == tags(source)
 
 
+def test_a_tag_whose_words_have_no_link_takes_its_share_of_the_unlinked_words():
+    # Golden Collection: "subject to rules of" has no link, its translation comes last; the
+    # tag over "of" was left empty before "prudence", and now takes its share by position of
+    # the unlinked words ("tout en respectant les règles de") that the four source words share
+    source = "<p>subject to rules <b>of</b> prudence , institutions must</p>"
+    target = "les institutions doivent tout en respectant les règles de prudence ,"
+    links = [{(4, 9), (6, 1), (7, 2), (5, 10)}]
+    out = translate_html([source], lambda ss: [target], lambda pairs: links)[0]
+    assert out == "<p>les institutions doivent tout en respectant les <b>règles de</b> prudence ,</p>"
+    # two of the four words: their share of the seven free words ("les", then "tout" to "de")
+    out = translate_html(["<p>subject <b>to rules</b> of prudence , institutions must</p>"], lambda ss: [target],
+                         lambda pairs: links)[0]
+    assert out == "<p>les institutions doivent <b>tout en respectant les règles</b> de prudence ,</p>"
+    # a share cut by linked words keeps its first run: "les", then "institutions doivent"
+    out = translate_html(["<p><b>subject to</b> rules of prudence , institutions must</p>"], lambda ss: [target],
+                         lambda pairs: links)[0]
+    assert out == "<p><b>les</b> institutions doivent tout en respectant les règles de prudence ,</p>"
+
+
 def test_a_stray_far_link_of_a_word_does_not_stretch_its_tag():
     # the heads linked "country" to "pays" and to "ciel", 8 words before it (Hansards trial):
     # the tag covered "ciel de vivre en toute sécurité dans notre pays"; the group of its
