@@ -118,6 +118,17 @@ def projected_tokens(output: str, target: list[str]) -> set[int]:
     return {g for g, (s, e) in enumerate(token_offsets(target)) if s < closed and opened < e}
 
 
+def miss_kind(got: set[int], want: set[int], allowed: set[int]) -> str:
+    """What a tag that is not exactly on the gold (sure) span did instead."""
+    if not got:
+        return "empty (in a gap)"
+    if not got & want:
+        return "on other words"
+    if not want <= got:
+        return "part of the sure span"
+    return "sure span, inside the possible links" if got <= allowed else "sure span and words outside the possible links"
+
+
 def placement(name: str, models, per_sentence: int, eflomal_pairs: int, links_cache: Path | None = None,
               max_failures: int = 40) -> dict:
     from crossattn.align import DEFAULT, align, align_pairs_with_heads, word_attention
@@ -192,7 +203,7 @@ def placement(name: str, models, per_sentence: int, eflomal_pairs: int, links_ca
         seconds = time.perf_counter() - start
         if aligner is not None:
             stored.setdefault(name, {})[label] = [[list(s), list(t), sorted(links)] for (s, t), links in cache.items()]
-        exact, within, f1s, failures, by_length = 0, 0, [], [], Counter()
+        exact, within, f1s, failures, by_length, misses = 0, 0, [], [], Counter(), Counter()
         for (k, a, b), out, want, allowed in zip(spans, outputs, gold_spans, possible_spans):
             got = projected_tokens(out, fr_tok[k])
             hit = got == want
@@ -202,6 +213,7 @@ def placement(name: str, models, per_sentence: int, eflomal_pairs: int, links_ca
             n_words = sum(bool(WORDLIKE.search(t)) for t in en_tok[k][a:b])
             by_length[(n_words, hit)] += 1
             if not hit:
+                misses[miss_kind(got, want, allowed)] += 1
                 failures.append({"source": documents[len(f1s) - 1], "output": out,
                                  "gold": " ".join(fr_tok[k][min(want): max(want) + 1]),
                                  "possible": " ".join(fr_tok[k][min(allowed): max(allowed) + 1]),
@@ -211,6 +223,7 @@ def placement(name: str, models, per_sentence: int, eflomal_pairs: int, links_ca
                      "sure_within_possible": 100 * within / len(spans),
                      "exact_by_words": {n: 100 * by_length[(n, True)] / max(1, by_length[(n, True)] + by_length[(n, False)])
                                         for n in range(1, 5)},
+                     "misses": dict(misses.most_common()),
                      "seconds": seconds + (eflomal_seconds if "eflomal" in label else 0),
                      "failures": failures[:max_failures]})
     if links_cache:
