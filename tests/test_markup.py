@@ -264,6 +264,13 @@ def test_shipped_models_read_a_sentence_with_inline_code_whole(shipped_translato
     source = "The <var>count</var> variable holds the number of items."
     out = shipped_translator.translate_html([source])[0]
     assert tags(out) == tags(source) and out.count("<var>count</var>") == 1 and "X1" not in out.upper()
+    # the shipped en-fr model writes "Press X1+X2" as "Press X1+2" and "X1 X2 X3" as "X1 X23"
+    # (2026-12-06): every element comes back where its run stood, no stray digit
+    for run in ("<kbd>Ctrl</kbd>+<kbd>C</kbd> to copy the text", "<kbd>Ctrl</kbd> <kbd>Alt</kbd> <kbd>Del</kbd> to restart"):
+        source = f"<p>Press {run}.</p>"
+        out = shipped_translator.translate_html([source])[0]
+        assert tags(out) == tags(source) and not any(c.isdigit() for c in out)
+        assert run.split(" to ")[0] in out
 
 
 # -- the servers ------------------------------------------------------------------------------
