@@ -63,6 +63,7 @@ def ctranslate2_model(model_dir: Path, config: dict, quantization: str | None = 
     digest = hashlib.sha256(key.encode()).hexdigest()
     final = cache_root() / "ct2" / f"{digest[:24]}-{quantization or 'float32'}-ct2-{ctranslate2.__version__}"
     if (final / "model.bin").is_file():
+        _mark_used(final)
         return final
     from .export import export_ctranslate2  # imports torch: first use only
 
@@ -76,7 +77,70 @@ def ctranslate2_model(model_dir: Path, config: dict, quantization: str | None = 
             raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    prune_conversions(final.parent, keep=final)
     return final
+
+
+# -- the conversion cache stays bounded ------------------------------------------------
+# Every model directory translated gets a conversion (per compute type): a user who trains,
+# imports or evaluates many models would otherwise fill the disk (one session's benches and
+# tests left 2.5 GB in 40 entries here, 2026-12-06; an opus-mt-shaped model is 240 MB in
+# float32). A conversion is made again in seconds, so the least recently used ones go once
+# the cache holds more than CONVERSIONS_CACHE_MB; one used in the last hour stays (another
+# process may be about to load it), and so does a half-written one of a run still going.
+CONVERSIONS_CACHE_MB = 2048
+CONVERSIONS_CACHE_ENV = "CROSSATTN_CONVERSIONS_MB"  # another cap, in MB (0: no cap)
+RECENT_USE_S = 3600
+STALE_TMP_S = 86400  # a half-written conversion this old was left by a killed run
+CONVERSION_NAME = re.compile(r"[0-9a-f]{24}-[a-z0-9]+-ct2-[0-9][0-9A-Za-z.+-]*")
+
+
+def _mark_used(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:  # a read-only cache still serves
+        pass
+
+
+def _tree_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def prune_conversions(folder: Path, keep: Path | None = None, cap_mb: float | None = None,
+                      now: float | None = None) -> list[Path]:
+    """Remove the least recently used conversions in ``folder`` (cache_root()/ct2) until
+    the rest fit in ``cap_mb`` (default $CROSSATTN_CONVERSIONS_MB, else
+    CONVERSIONS_CACHE_MB), sparing ``keep`` and any used in the last RECENT_USE_S, and the
+    half-written ones of killed runs (older than STALE_TMP_S). Only names of the cache's
+    own shape are touched. Returns what was removed."""
+    if cap_mb is None:
+        cap_mb = float(os.environ.get(CONVERSIONS_CACHE_ENV) or CONVERSIONS_CACHE_MB)
+    now = time.time() if now is None else now
+    removed = []
+    entries = []
+    for path in folder.iterdir() if folder.is_dir() else []:
+        try:
+            age = now - path.stat().st_mtime
+        except OSError:  # removed by another process meanwhile
+            continue
+        if path.name.startswith(".") and ".tmp" in path.name and CONVERSION_NAME.match(path.name[1:]):
+            if age > STALE_TMP_S:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        elif CONVERSION_NAME.fullmatch(path.name) and path.is_dir():
+            entries.append((age, path))
+    if cap_mb <= 0:
+        return removed
+    entries.sort()  # most recently used first
+    total = 0
+    for age, path in entries:
+        size = _tree_bytes(path)
+        if total + size > cap_mb * 2**20 and path != keep and age > RECENT_USE_S:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        else:
+            total += size
+    return removed
 
 
 # -- how many CPU threads: a measured rule ---------------------------------------------

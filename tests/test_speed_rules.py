@@ -1,10 +1,13 @@
 """The rules around CTranslate2 that issue 28 asked for: how many CPU threads to translate
 with (measured once per machine and model, cached), and the repetition guard that keeps
-very short inputs from looping ("John" -> "John John John")."""
+very short inputs from looping ("John" -> "John John John"); and the cap on the cache of
+conversions."""
 
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 
@@ -12,8 +15,8 @@ from crossattn import translator as tr_module
 from crossattn.cli import build_parser
 from crossattn.cli_common import load_translator
 from crossattn.precision import PrecisionError
-from crossattn.translator import (THREADS_MIN_SPEEDUP, choose_threads, measured_threads, plausible, repeated_unit,
-                                  thread_candidates)
+from crossattn.translator import (RECENT_USE_S, STALE_TMP_S, THREADS_MIN_SPEEDUP, choose_threads, ctranslate2_model,
+                                  measured_threads, plausible, prune_conversions, repeated_unit, thread_candidates)
 
 
 # -- threads ------------------------------------------------------------------------------
@@ -199,3 +202,50 @@ def test_the_probe_times_thread_counts_relative_to_the_first(shipped_translator)
 
     times = probe_seconds(shipped_translator.ct2_dir, "float32", shipped_translator.pieces, [1], rounds=1)
     assert times == {1: 1.0}
+
+
+# -- the conversion cache -------------------------------------------------------------------
+def conversion(folder, name: str, mb: float, hours_ago: float, now: float):
+    path = folder / name
+    path.mkdir(parents=True)
+    (path / "model.bin").write_bytes(b"\0" * int(mb * 2**20))
+    os.utime(path, (now - hours_ago * 3600, now - hours_ago * 3600))
+    return path
+
+
+def test_the_least_recently_used_conversions_go_once_the_cache_is_over_its_cap(tmp_path):
+    now = time.time()
+    names = [f"{k:024x}-float32-ct2-4.8.5" for k in range(5)]
+    paths = [conversion(tmp_path, name, 1, hours_ago=2 + k, now=now) for k, name in enumerate(names)]
+    recent = conversion(tmp_path, f"{9:024x}-int8-ct2-4.8.5", 1, hours_ago=0.1, now=now)
+    stale_tmp = conversion(tmp_path, f".{names[0]}.tmp123-456", 1, hours_ago=STALE_TMP_S / 3600 + 1, now=now)
+    fresh_tmp = conversion(tmp_path, f".{names[1]}.tmp789-1", 1, hours_ago=0.1, now=now)
+    other = conversion(tmp_path, "notes", 5, hours_ago=100, now=now)  # not a name of the cache's shape
+    kept = paths[4]  # the oldest, but the one just converted
+
+    removed = prune_conversions(tmp_path, keep=kept, cap_mb=3.5, now=now)
+
+    # newest first: recent, paths[0], paths[1] fit in 3.5 MB; paths[2], paths[3] go; kept stays
+    assert sorted(removed) == sorted([paths[2], paths[3], stale_tmp])
+    assert all(p.exists() for p in (recent, paths[0], paths[1], kept, fresh_tmp, other))
+    assert not any(p.exists() for p in removed)
+
+
+def test_a_conversion_used_in_the_last_hour_is_never_removed(tmp_path):
+    now = time.time()
+    young = [conversion(tmp_path, f"{k:024x}-int8-ct2-4.8.5", 1, hours_ago=RECENT_USE_S / 3600 * 0.5, now=now)
+             for k in range(3)]
+    assert prune_conversions(tmp_path, cap_mb=0.5, now=now) == []
+    assert all(p.exists() for p in young)
+    assert prune_conversions(tmp_path, cap_mb=0, now=now + 10 * 86400) == []  # 0: no cap
+
+
+def test_a_cache_hit_marks_the_conversion_used(tmp_path, monkeypatch, tiny_run):
+    monkeypatch.setenv("CROSSATTN_CACHE", str(tmp_path / "cache"))
+    from crossattn.modeldir import read_model_dir
+
+    root, config, _, _ = read_model_dir(tiny_run.out)
+    path = ctranslate2_model(root, config)
+    os.utime(path, (1_000_000, 1_000_000))
+    assert ctranslate2_model(root, config) == path
+    assert path.stat().st_mtime > time.time() - 60
