@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -53,6 +54,7 @@ def main() -> None:
                      "settings": vars(args) | {"model": "opus-mt-en-fr shape, random weights"}, "engines": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        os.environ["CROSSATTN_CACHE"] = str(tmp / "cache")  # a random model's conversion is of no use after the run
         log = lambda m: print(f"{time.strftime('%H:%M:%S')} {m}", file=sys.stderr, flush=True)  # noqa: E731
         write_checkpoint(tmp / "opus-mt-en-fr", d_model=512, heads=8, ffn=2048, layers=6, vocab_size=59514)
         log("checkpoint written")
