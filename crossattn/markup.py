@@ -721,8 +721,8 @@ def translate_html(documents: list[str], translate: TranslateFn, align: AlignFn 
         names = seg.names()
         for s, at in ss:
             t = next(translated) if has_letter(s, names) else s
-            if len(names) > 1:  # "X1+X2" written "X1+2": both come back, no stray "2"
-                t = repair_placeholder_runs(t, s, names)
+            if names:
+                t = without_placeholder_debris(t, s, names)
             if target and t:
                 target += " "
             sw, tw = words(s, at, names), words(t, len(target), names)
@@ -748,6 +748,38 @@ def translate_html(documents: list[str], translate: TranslateFn, align: AlignFn 
     for chunks in chunked:
         out.append("".join(c if isinstance(c, str) else rendered.get(id(c), "".join(c.raw)) for c in chunks))
     return out
+
+
+_DEBRIS = re.compile(r"(?<![^\W_])X+\d*(?![^\W_])")  # "X", "XX", "X1014": what is left of mangled names
+
+
+def without_placeholder_debris(translation: str, source: str, names: list[str]) -> str:
+    """``translation`` of ``source`` with the placeholder ``names`` the model mangled put
+    right where it can be told, and what is left of the others taken out. The shipped
+    models copy one or two placeholders well but mangle a sentence dense with them
+    ("X1 (X2 or X3, optional X4, X5, X6 ..." -> "... X7 (X), X4), X, X1014) ou X X14)",
+    docs/serving.md rendered, 2026-12-06):
+
+    * a run written without an X ("X1+X2" -> "X1+2"): text.repair_placeholder_runs;
+    * a placeholder written as its bare number ("(X2, whose" -> "(2, dont"), where the
+      source writes that number less often: the number is the placeholder;
+    * "X", "XX" and "X<digits>" that are no name of the sentence and not in the source
+      text: removed (the element whose name was lost is placed by the alignment, as a
+      dropped one is)."""
+    named = [n for n in names if re.search(rf"(?<![^\W_]){n}(?![^\W_])", source, re.IGNORECASE)]
+    translation = repair_placeholder_runs(translation, source, named) if len(named) > 1 else translation
+    text = _names_pattern(names).sub(" ", source)  # the source without its placeholders
+    for name in named:
+        if re.search(rf"(?<![^\W_]){name}(?![^\W_])", translation, re.IGNORECASE):
+            continue
+        bare = rf"(?<![\w.,]){name[1:]}(?![\w]|[.,]\d)"
+        if len(re.findall(bare, translation)) > len(re.findall(bare, text)):
+            translation = re.sub(bare, name, translation, count=1)
+    upper = {n.upper() for n in names}
+    kept = set(_DEBRIS.findall(text))
+    cleaned = _DEBRIS.sub(lambda m: m.group(0) if m.group(0).upper() in upper or m.group(0) in kept else "",
+                          translation)
+    return " ".join(cleaned.split()) if cleaned != translation else translation
 
 
 def _land_placeholders(seg: Segment, src_words: list[tuple[str, int, int]], tgt_words: list[tuple[str, int, int]],

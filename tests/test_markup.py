@@ -170,6 +170,19 @@ def test_a_run_of_placeholders_the_model_mangles_comes_back_whole_without_a_stra
     assert " 2 fois" in out and out.count("<code>b</code>") == 1
 
 
+def test_what_is_left_of_mangled_placeholders_never_shows():
+    # a name written as its bare number comes back; "XX", "X14" (no name of the sentence)
+    # are removed (the shipped model wrote both on docs/serving.md, dense with inline code)
+    fake = Fake({"I see X1 and X2 now.": "Je vois X1 et (2 maintenant. XX X14"})
+    assert fake('I see <code>a</code> and <code>b</code> now.') == 'Je vois <code>a</code> et (<code>b</code> maintenant.'
+    # the source's own "2" and "X" are text: kept, and the dropped element is placed by the alignment
+    fake = Fake({"I see X1 and X2 2 times.": "Je vois X1 et 2 fois."})
+    out = fake('I see <code>a</code> and <code>b</code> 2 times.')
+    assert out.count("2") == 1 and "2 fois" in out and out.count("<code>b</code>") == 1
+    fake = Fake({"The X axis and X1.": "L'axe X et X1."})
+    assert fake('The X axis and <code>y</code>.') == "L'axe X et <code>y</code>."
+
+
 def test_repair_placeholder_runs():
     from crossattn.text import repair_placeholder_runs, restore_spans
 
