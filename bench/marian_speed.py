@@ -10,7 +10,7 @@ Both engines run in this process, one after the other, in alternating rounds; th
 of the rounds is reported, with the output tokens each wrote (the same work only if they
 wrote the same tokens).
 
-    .venv/bin/python bench/marian_speed.py [--rounds 5] [--threads 1] [--sentences 64]
+    .venv/bin/python bench/marian_speed.py [--rounds 5] [--threads 1] [--sentences 64] [--dtype int8]
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sentences", type=int, default=16)
     ap.add_argument("--beam", type=int, default=4)
+    ap.add_argument("--dtype", choices=("fp32", "int8"), default="fp32",
+                    help="both engines' compute type (int8: what `crossattn translate` runs on a CPU by default)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "marian_speed.json"))
     args = ap.parse_args()
 
@@ -64,15 +66,16 @@ def main() -> None:
         TransformersConverter(str(tmp / "opus-mt-en-fr")).convert(str(tmp / "ct2-own"))
         log(f"imported in {results['import_s']} s; converted by CTranslate2's converter")
 
-        ours = Translator(tmp / "imported", device="cpu", dtype="fp32", threads=args.threads)
+        compute = {"fp32": "float32", "int8": "int8"}[args.dtype]
+        ours = Translator(tmp / "imported", device="cpu", dtype=args.dtype, threads=args.threads)
         tok = ours.tokenizer
         sources = [tok.encode(t) for t in texts]
-        own = ctranslate2.Translator(str(tmp / "ct2-own"), device="cpu", compute_type="float32",
+        own = ctranslate2.Translator(str(tmp / "ct2-own"), device="cpu", compute_type=compute,
                                      intra_threads=args.threads)
         pieces = [[tok.id_to_piece(i) for i in ids] + ["</s>"] for ids in sources]  # its converter adds no </s>
         budget = max(max_output_length(len(ids) + 1, ours.model_config.max_positions) for ids in sources)
 
-        ours_direct = ctranslate2.Translator(str(ours.ct2_dir), device="cpu", compute_type="float32",
+        ours_direct = ctranslate2.Translator(str(ours.ct2_dir), device="cpu", compute_type=compute,
                                              intra_threads=args.threads)
         ours_pieces = [[tok.id_to_piece(i) for i in ids] for ids in sources]  # our export appends </s> itself
 
