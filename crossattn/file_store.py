@@ -131,10 +131,7 @@ class FileStore:
         self.sweep()
         with self.lock:
             if self.used + len(data) > self.max_bytes:
-                raise APIError(503, "file_store_full",
-                               f"the server holds {self.max_bytes // (1 << 20)} MB of translated files already "
-                               "(file_store_mb); download or wait for them to expire, then try again",
-                               limit="file_store_mb", max=self.max_bytes / (1 << 20))
+                raise self._full()
             self.used += len(data)  # reserved before the write: two uploads cannot both pass the cap
         token = secrets.token_urlsafe(TOKEN_BYTES)
         path = self.folder / token
@@ -148,6 +145,21 @@ class FileStore:
             self.files[token] = StoredFile(path, download_name(upload_name), len(data), self.clock() + self.ttl_s)
         suffix = os.path.splitext(upload_name or "")[1].lower()
         return token + (suffix if EXTENSION.fullmatch(suffix) else "")
+
+    def check_room(self, upload_bytes: int) -> None:
+        """503 now if a translation the size of the upload would not fit: a full store is
+        found before the file is translated (minutes of CPU for a large one), not after.
+        Only a check (a translation's size is known once it is made): ``put`` checks again."""
+        self.sweep()
+        with self.lock:
+            if self.used + upload_bytes > self.max_bytes:
+                raise self._full()
+
+    def _full(self) -> APIError:
+        return APIError(503, "file_store_full",
+                        f"the server holds {self.max_bytes // (1 << 20)} MB of translated files already "
+                        "(file_store_mb); download or wait for them to expire, then try again",
+                        limit="file_store_mb", max=self.max_bytes / (1 << 20))
 
     def take(self, name: str) -> tuple[bytes, str] | None:
         """(the file's bytes, its download name), removing it from the store; None for a

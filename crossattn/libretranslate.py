@@ -330,6 +330,7 @@ def add_file_routes(app, batcher: Batcher, translators: dict, limits: Limits, ac
             if len(data) > limits.max_file_bytes:
                 raise APIError(413, "file_too_large", f"Invalid request: file over "
                                                       f"{limits.max_file_bytes / (1 << 20):g} MB (max_file_mb)")
+            await run_in_threadpool(store.check_room, len(data))
             job = Job([], direction="" if source == "auto" else f"{source}-{target}", document=data,
                       filename=filename, detect_to=target if source == "auto" else "",
                       glossary=glossary)

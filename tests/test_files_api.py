@@ -427,6 +427,13 @@ def test_store_is_private_random_and_bounded(tmp_path):
         name = store.put(b"y" * 98, "big.txt")
         assert store.take(name) == (b"y" * 98, "big.txt") and store.take(name) is None
         assert store.snapshot()["bytes"] == 0
+        # an upload whose translation would not fit is refused before it is translated
+        store.put(b"z" * 60, "held.txt")
+        with pytest.raises(APIError) as e:
+            store.check_room(41)
+        assert e.value.status == 503 and "file_store_mb" in e.value.detail
+        store.check_room(40)
+        assert store.snapshot()["bytes"] == 60  # a check reserves nothing
     finally:
         store.close()
     assert not store.folder.exists()
