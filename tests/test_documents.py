@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -411,17 +413,41 @@ def test_external_entity_never_read(ext, tmp_path):
 
 
 def test_external_dtd_entity_is_not_fetched(tmp_path):
-    """No entity declared in the document: one in an external DTD it names is never loaded."""
+    """An external DTD a document names is never loaded, from a file or over HTTP (a local
+    server counts its requests): with an entity of it used, the file is refused in one
+    line; with none used, it is translated, and the DTD's entity is still not in it."""
     secret = tmp_path / "secret.dtd"
     secret.write_text(f'<!ENTITY xxe "{SECRET}">')
-    content = (f'<?xml version="1.0"?><!DOCTYPE w:document SYSTEM "file://{secret}"><w:document '
-               f'xmlns:w="{W[1:-1]}"><w:body><w:p><w:r><w:t>Hi &xxe;</w:t></w:r></w:p></w:body></w:document>')
-    data = replaced(fuzz_documents.make_docx(), "word/document.xml", content.encode())
+    hits: list[str] = []
+
+    class DTD(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            hits.append(self.path)
+            body = secret.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), DTD)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        out = translate(data, "dtd.docx")
-    except DocumentError:
-        return
-    assert SECRET.encode() not in out and SECRET.upper().encode() not in out
+        for system_id in (f"file://{secret}", f"http://127.0.0.1:{server.server_port}/secret.dtd"):
+            def docx(text: str) -> bytes:
+                content = (f'<?xml version="1.0"?><!DOCTYPE w:document SYSTEM "{system_id}"><w:document '
+                           f'xmlns:w="{W[1:-1]}"><w:body><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:body>'
+                           '</w:document>')
+                return replaced(fuzz_documents.make_docx(), "word/document.xml", content.encode())
+
+            assert "entities" in refused(docx("Hi &xxe;"), "dtd.docx")
+            out = members(translate(docx("Hi there"), "dtd.docx"))["word/document.xml"]
+            assert b"HI THERE" in out and SECRET.encode() not in out and SECRET.upper().encode() not in out
+    finally:
+        server.shutdown()
+    assert hits == []
 
 
 def test_billion_laughs_refused_fast():
