@@ -147,12 +147,13 @@ class FileStore:
         return token + (suffix if EXTENSION.fullmatch(suffix) else "")
 
     def check_room(self, upload_bytes: int) -> None:
-        """503 now if a translation the size of the upload would not fit: a full store is
-        found before the file is translated (minutes of CPU for a large one), not after.
-        Only a check (a translation's size is known once it is made): ``put`` checks again."""
+        """503 now if the store holds files and a translation the size of the upload would
+        not fit beside them: a full store is found before the file is translated (minutes of
+        CPU for a large one), not after. Only a check (a translation's size is known once it
+        is made, and an empty store lets ``put`` decide): ``put`` checks again."""
         self.sweep()
         with self.lock:
-            if self.used + upload_bytes > self.max_bytes:
+            if self.used and self.used + upload_bytes > self.max_bytes:
                 raise self._full()
 
     def _full(self) -> APIError:

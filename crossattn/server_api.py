@@ -205,13 +205,17 @@ class BodyGuard:
     """ASGI middleware: reads the body itself (bounded), so a client cannot make the
     server buffer megabytes, and rejects bodies that are not UTF-8 before JSON parsing.
     ``uploads``: {path: byte cap} for the routes whose bodies are files (multipart; binary,
-    so not checked as UTF-8), capped at their own size instead of ``max_bytes``."""
+    so not checked as UTF-8), capped at their own size instead of ``max_bytes``.
+    ``max_uploads``: uploads held at once, from their first byte to their answer (each is
+    held about three times over: this body, the parsed form, the document); one more is
+    answered 503 at once, so many uploads together cannot exhaust the memory."""
 
     DRAIN = 4 << 20
     FORM_OVERHEAD = 64 << 10  # an upload's other form fields and multipart boundaries
 
-    def __init__(self, app, max_bytes: int, uploads: dict[str, int] | None = None):
+    def __init__(self, app, max_bytes: int, uploads: dict[str, int] | None = None, max_uploads: int = 0):
         self.app, self.max_bytes, self.uploads = app, max_bytes, uploads or {}
+        self.max_uploads, self.held_uploads = max_uploads, 0  # one event loop: no lock needed
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -223,6 +227,31 @@ class BodyGuard:
             return await self._send(send, 400, {"error": "invalid_request", "detail": "bad Content-Length header"})
         if int(declared) > max_bytes + self.DRAIN:
             return await self._too_large(send, upload_cap)
+        if upload_cap is None:
+            return await self._guarded(scope, receive, send, max_bytes, upload_cap)
+        if self.max_uploads and self.held_uploads >= self.max_uploads:
+            await self._drain(receive)
+            return await self._send(send, 503, {
+                "error": f"Too many files at once: {self.max_uploads} are being uploaded or translated "
+                         "(max_file_jobs); try again shortly", "limit": "max_file_jobs", "max": self.max_uploads})
+        self.held_uploads += 1
+        try:
+            return await self._guarded(scope, receive, send, max_bytes, upload_cap)
+        finally:
+            self.held_uploads -= 1
+
+    async def _drain(self, receive) -> None:
+        """Read and drop the body (up to DRAIN bytes): a client still sending when the
+        server hangs up sees a reset, not the answer."""
+        size, more = 0, True
+        while more and size <= self.DRAIN:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            size += len(message.get("body", b""))
+            more = message.get("more_body", False)
+
+    async def _guarded(self, scope, receive, send, max_bytes: int, upload_cap: int | None):
         # an oversized body is still read (and dropped, up to DRAIN bytes) before the 413:
         # a client still sending when the server hangs up sees a reset, not the answer
         chunks, size, more = [], 0, True

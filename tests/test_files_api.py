@@ -434,6 +434,12 @@ def test_store_is_private_random_and_bounded(tmp_path):
         assert e.value.status == 503 and "file_store_mb" in e.value.detail
         store.check_room(40)
         assert store.snapshot()["bytes"] == 60  # a check reserves nothing
+        assert store.take(name2 := store.put(b"w" * 40, "more.txt")) and store.take(name2) is None
+    finally:
+        store.close()
+    store = FileStore(ttl_s=10, max_bytes=100, root=tmp_path, clock=clock)
+    try:
+        store.check_room(500)  # an empty store lets put decide: the translation may be smaller
     finally:
         store.close()
     assert not store.folder.exists()
@@ -517,3 +523,47 @@ def test_html_nested_too_deep_is_a_400_not_a_server_error():
         assert batcher.submit(fine).result(timeout=30) == ["<p>THE <b>RED</b> HOUSE.</p>"]
     finally:
         batcher.stop()
+
+
+def test_uploads_held_at_once_are_bounded():
+    """BodyGuard holds at most max_uploads uploads (from their first byte to their answer):
+    one more gets a 503 at once; other routes are not counted; room comes back."""
+    import asyncio
+
+    from crossattn.server_api import BodyGuard
+
+    async def scenario() -> list[int]:
+        release = asyncio.Event()
+
+        async def app(scope, receive, send):  # a route that holds its upload until released
+            await receive()
+            await release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"{}"})
+
+        guard = BodyGuard(app, max_bytes=1000, uploads={"/translate_file": 1000}, max_uploads=2)
+
+        async def call(path: str) -> int:
+            sent = []
+
+            async def receive():
+                return {"type": "http.request", "body": b"abc", "more_body": False}
+
+            async def send(message):
+                sent.append(message)
+
+            scope = {"type": "http", "method": "POST", "path": path, "headers": [(b"content-length", b"3")]}
+            await guard(scope, receive, send)
+            return sent[0]["status"]
+
+        held = [asyncio.create_task(call("/translate_file")) for _ in range(2)]
+        text = asyncio.create_task(call("/translate"))  # not an upload: not counted
+        await asyncio.sleep(0.05)
+        assert guard.held_uploads == 2
+        refused = await asyncio.wait_for(call("/translate_file"), 5)  # answered without waiting
+        release.set()
+        statuses = [refused] + [await t for t in held] + [await text]
+        assert guard.held_uploads == 0
+        return statuses + [await call("/translate_file")]
+
+    assert asyncio.run(scenario()) == [503, 200, 200, 200, 200]
