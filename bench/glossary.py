@@ -17,18 +17,30 @@ Mechanisms measured (each sentence translated with its own entries):
 * ``none``: the translation without a glossary;
 * ``placeholders``: every term swapped for a placeholder the model copies, its
   translation put in after (what crossattn shipped first);
-* ``shipped``: what crossattn ships now (``translator.translate(glossary=...)``): the
-  translation without the glossary, kept where it writes every term; elsewhere
-  placeholders for the missed terms only;
+* ``missed``: what crossattn shipped from 2026-12-06 19:30 UTC (``Translator._obey`` with
+  ``best_scored=False``): the translation without the glossary, kept where it writes
+  every term; elsewhere placeholders for the missed terms only;
+* ``shipped``: what crossattn ships now (``translator.translate(glossary=...)``, timed one
+  sentence at a time): ``missed``, then each sentence with placeholders written as the
+  best-scored of its candidates (``Translator._best_scored``: the placeholder
+  translation, the 8 best of the placeholder search and of the plain search; the most
+  terms, then the best mean log-probability per piece for the source as written,
+  CTranslate2's score_batch; no torch);
 * ``aligned``: translate without a glossary, then replace the target words that the
   alignment heads link to the term's source words (their span) by the term's translation;
 * ``obey_aligned``: as ``shipped``, but a missed term that the alignment heads link to
   words of the plain translation is written there (``aligned``) instead of a placeholder;
 * ``obey_inline``: as ``shipped``, but the source first gets each missed term written as
   its translation ("see you this fin de semaine"), which the model may copy, agreeing with it;
-* ``obey_best``: of ``shipped``, ``obey_aligned`` and the plain search's 8-best, the one
+* ``obey_best``: of ``missed``, ``obey_aligned`` and the plain search's 8-best, the one
   that writes the most terms, the model's best-scored among those (``obey_best``).
-  ``obey_aligned`` and ``obey_best`` need the torch network at translation time.
+  ``obey_aligned`` and ``obey_best`` need the torch network at translation time;
+* ``pool`` (after ``missed`` and the mechanisms offered as extra candidates): the
+  library's candidates (``Translator._glossary_candidates``) from the searches of
+  POOL_SEARCHES and from other mechanisms' outputs, scored once, then each of VARIANTS
+  chooses among a part of them by the library's rule (mean per piece, or the sum). The
+  parts are searched for all sentences at once; a variant's seconds are ``missed``'s
+  plus its parts'. ``best_held8_plain8`` is what ships: its output must equal ``shipped``'s.
 
 Reported: term use (the entry's translation appears in the output, case-insensitively, on
 word boundaries), BLEU and chrF of the sentences, and chrF outside the terms (each entry's
@@ -43,7 +55,8 @@ plain translation writes every term already each mechanism changes.
 
 The first choice (2026-12-06 16:20 UTC): placeholders for every term (100% term use,
 BLEU up; chrF outside the terms -1.4 en-fr, -0.4 fr-en). The second (2026-12-06 19:30 UTC,
-bench/README.md "Glossaries"): ``shipped``, the plain translation first.
+bench/README.md "Glossaries"): ``missed``, the plain translation first. The third
+(2026-12-06 21:27 UTC): ``shipped``, the best-scored candidate, torch-free.
 """
 
 from __future__ import annotations
@@ -293,6 +306,87 @@ def obey_best(translator, items: list[dict], plain: list[str], candidates: list[
     return out
 
 
+POOL_SEARCHES = {"held8": ("held", 8), "plain4": ("plain", 4), "plain8": ("plain", 8), "plain16": ("plain", 16)}
+EXTRAS = ("placeholders", "obey_inline", "obey_aligned")  # other mechanisms' outputs offered as candidates
+# name -> (the pool's parts it chooses among, per piece): "placeholders" (the placeholder
+# translation) is in every variant; "extra:<mechanism>" is that mechanism's output
+VARIANTS = {
+    "best_held8_plain8": (("held8", "plain8"), True),
+    "best_held8_plain8_sum": (("held8", "plain8"), False),
+    "best_plain4": (("plain4",), True),
+    "best_plain8": (("plain8",), True),
+    "best_plain16": (("plain16",), True),
+    "best_held8": (("held8",), True),
+    "best_held8_plain16": (("held8", "plain16"), True),
+    "best_held8_plain8_every": (("held8", "plain8", "extra:placeholders"), True),
+    "best_held8_plain8_inline": (("held8", "plain8", "extra:obey_inline"), True),
+    "best_plain8_aligned": (("plain8", "extra:obey_aligned"), True),
+}
+
+
+def held_sentences(translator, item: dict) -> tuple[list, list, list]:
+    """The library's placeholder translation of one item (``Translator._obey`` without the
+    best-scored choice): its SourceTexts, its sentences' target ids, and the sentences that
+    hold placeholders (``Translator._glossary_sentences``)."""
+    from crossattn.decoding import decoding_settings
+    from crossattn.glossary import Glossary
+
+    beam, alpha = decoding_settings(translator.decoding, None, None)
+    glossary = Glossary(item["glossary"])
+    plain = translator._sources([item["source"]], True)
+    plain_hyps = translator._search([ids for s in plain for ids in s.ids], beam, alpha, 64)
+    sources, _, hyps = translator._obey([item["source"]], glossary, plain, plain_hyps, beam, alpha, True, 64, True,
+                                        best_scored=False)
+    wanted = translator._sources([item["source"]], True, glossary)
+    return sources, hyps, translator._glossary_sentences(plain, wanted, sources, hyps)
+
+
+def candidate_pools(translator, held: list[tuple], extras: dict[str, list[str]]) -> tuple[list, dict[str, float]]:
+    """Per item, per held sentence: its candidates from every part of the pool (the
+    library's ``_glossary_candidates``, one call per part so that each part is timed:
+    its search and its scoring), and the seconds each part took for all items at once.
+    An extra mechanism's output is offered only for items of one sentence."""
+    from crossattn.decoding import decoding_settings
+
+    beam, alpha = decoding_settings(translator.decoding, None, None)
+    sentences = [(k, s) for k, (sources, _, found) in enumerate(held) for s in found]
+    flat = [s for _, s in sentences]
+    pools: list[list] = [[] for _ in flat]
+    seconds = {}
+    parts = [(name, {name: search}, None) for name, search in POOL_SEARCHES.items()]
+    parts += [(f"extra:{m}", {}, [[extras[m][k]] if len(held[k][0][0].ids) == 1 else [] for k, _ in sentences])
+              for m in EXTRAS if m in extras]
+    for name, searches, extra in parts:
+        start = time.perf_counter()
+        found = translator._glossary_candidates(flat, searches, beam, alpha, 64, True, extra)
+        seconds[name] = round(time.perf_counter() - start, 1)
+        for pool, candidates in zip(pools, found):
+            for c in candidates:
+                c.origin = name if c.origin != "placeholders" else "placeholders"
+                pool.append(c)
+    out: list[list] = [[] for _ in held]
+    for (k, s), pool in zip(sentences, pools):
+        out[k].append((s, pool))
+    return out, seconds
+
+
+def chosen(translator, held: list[tuple], pools: list, parts: tuple[str, ...], per_piece: bool) -> list[str]:
+    """Each item's output when each of its held sentences takes, of the candidates from
+    ``parts`` (and the placeholder translation), the one that writes the most terms and
+    then scores best (mean per piece or sum): the library's rule (Candidate.rank_key)
+    applied to a part of the pool."""
+    out = []
+    for (sources, hyps, _), item_pools in zip(held, pools):
+        hyps = list(hyps)
+        for s, pool in item_pools:
+            options = [c for c in pool if c.origin == "placeholders" or c.origin in parts]
+            best = max(options, key=lambda c: (c.written, c.log_prob / max(c.pieces, 1) if per_piece else c.log_prob))
+            hyps[s.position] = best.ids
+        it = iter(hyps)
+        out.append(sources[0].finish([translator.tokenizer.decode(next(it)) for _ in sources[0].ids]))
+    return out
+
+
 def with_placeholders(translator, item: dict) -> tuple[str, int, int]:
     """Placeholders for every term (the path shipped before the plain translation was
     tried first): the library's steps, counting the term placeholders the model kept
@@ -344,7 +438,7 @@ def score(items: list[dict], hyps: list[str], found: list[list[tuple[str, list[i
     return out
 
 
-def outside_interval(items: list[dict], hyps: list[str], base: list[str], samples: int = 300,
+def outside_interval(items: list[dict], hyps: list[str], base: list[str], samples: int = 1000,
                      seed: int = 0) -> list[float]:
     """The 95% interval of chrF outside the terms of ``hyps`` minus that of ``base``, by
     paired bootstrap resampling of the sentences."""
@@ -354,13 +448,16 @@ def outside_interval(items: list[dict], hyps: list[str], base: list[str], sample
     refs = [without_terms(item["reference"], ts) for item, ts in zip(items, terms)]
     h = [without_terms(x, ts) for x, ts in zip(hyps, terms)]
     b = [without_terms(x, ts) for x, ts in zip(base, terms)]
+    # per-sentence chrF statistics, summed over each resample: corpus chrF of the resample
+    # without scoring it again (a few seconds instead of a minute per mechanism)
+    chrf = sacrebleu.metrics.CHRF()
+    h_stats, b_stats = (chrf._extract_corpus_statistics(x, [refs]) for x in (h, b))
     rng = random.Random(seed)
     diffs = []
     for _ in range(samples):
         pick = [rng.randrange(len(items)) for _ in items]
-        ref = [[refs[i] for i in pick]]
-        diffs.append(sacrebleu.corpus_chrf([h[i] for i in pick], ref).score -
-                     sacrebleu.corpus_chrf([b[i] for i in pick], ref).score)
+        diffs.append(chrf._compute_score_from_stats([sum(col) for col in zip(*(h_stats[i] for i in pick))]).score -
+                     chrf._compute_score_from_stats([sum(col) for col in zip(*(b_stats[i] for i in pick))]).score)
     diffs.sort()
     return [round(diffs[int(0.025 * samples)], 2), round(diffs[int(0.975 * samples) - 1], 2)]
 
@@ -369,7 +466,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sentences", type=int, default=100, help="sentences per dev set and direction")
     ap.add_argument("--directions", default="en-fr,fr-en")
-    ap.add_argument("--mechanisms", default="none,placeholders,shipped,aligned,obey_aligned")
+    ap.add_argument("--mechanisms", default="none,placeholders,missed,shipped,aligned,obey_aligned,obey_inline,"
+                    "obey_best,pool", help="'pool' (after 'missed' and the mechanisms offered as extra candidates): "
+                    "the best-scored variants (VARIANTS)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default="bench/results/glossary.json")
     ap.add_argument("--outputs", help="a file outside the project to write each mechanism's translations to")
@@ -405,30 +504,59 @@ def main() -> None:
                 kept = 100 * sum(k for _, k, _ in done) / sum(n for _, _, n in done)
             elif mechanism == "shipped":
                 outputs[mechanism] = [translator.translate([item["source"]], glossary=item["glossary"])[0] for item in items]
+            elif mechanism == "missed":
+                held = [held_sentences(translator, item) for item in items]
+                outputs[mechanism] = []
+                for item_sources, hyps, _ in held:
+                    it = iter(hyps)
+                    outputs[mechanism].append(item_sources[0].finish([translator.tokenizer.decode(next(it))
+                                                                      for _ in item_sources[0].ids]))
+            elif mechanism == "pool":  # the candidates of every variant, chosen among below
+                pools, pool_seconds = candidate_pools(translator, held, {m: outputs[m] for m in EXTRAS if m in outputs})
+                report_pool = {"seconds": pool_seconds, "held_sentences": sum(len(p) for p in pools),
+                               "candidates": sum(len(c) for p in pools for _, c in p)}
+                for name, (parts, per_piece) in VARIANTS.items():
+                    if all(part in pool_seconds for part in parts):
+                        outputs[name] = chosen(translator, held, pools, parts, per_piece)
+                        seconds[name] = round(seconds["missed"] + sum(pool_seconds[part] for part in parts), 1)
+                continue
             elif mechanism == "aligned":
                 outputs[mechanism] = aligned_replacement(translator, items, outputs["none"])
             elif mechanism == "obey_best":
                 outputs[mechanism] = obey_best(translator, items, outputs["none"],
-                                               [outputs["shipped"], outputs["obey_aligned"]])
+                                               [outputs["missed"], outputs["obey_aligned"]])
             elif mechanism == "obey_inline":
-                outputs[mechanism] = obey_inline(translator, items, outputs["none"], outputs["shipped"])
+                outputs[mechanism] = obey_inline(translator, items, outputs["none"], outputs["missed"])
             elif mechanism == "obey_aligned":
-                outputs[mechanism] = obey_aligned(translator, items, outputs["none"], outputs["shipped"])
+                outputs[mechanism] = obey_aligned(translator, items, outputs["none"], outputs["missed"])
             else:
                 sys.exit(f"unknown mechanism {mechanism}")
             seconds[mechanism] = round(time.perf_counter() - start, 1)
-        report: dict = {"entries": sum(len(item["glossary"]) for item in items), "sentences": len(items)}
+            print(direction, mechanism, seconds[mechanism], "s, load", os.getloadavg()[0], time.strftime("%H:%M:%S"),
+                  flush=True)
+        report: dict = {"entries": sum(len(item["glossary"]) for item in items), "sentences": len(items),
+                        "utc_end_of_translation": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
+        if "pool" in args.mechanisms.split(","):
+            report["pool"] = report_pool
         # sentences whose plain translation writes every term already: does a mechanism touch them?
         plain = outputs.get("none")
         obeyed = [k for k, item in enumerate(items) if plain and all(uses(plain[k], t) for t in item["glossary"].values())]
         report["plain_obeys_every_term"] = len(obeyed)
+        links: dict[tuple[int, str], list] = {}  # many mechanisms share an output: each is aligned once
         for mechanism, hyps in outputs.items():
-            found = term_links(translator, items, hyps)
+            todo = sorted({k for k, hyp in enumerate(hyps) if (k, hyp) not in links})
+            if todo:
+                links.update(zip([(k, hyps[k]) for k in todo],
+                                 term_links(translator, [items[k] for k in todo], [hyps[k] for k in todo])))
+            found = [links[k, hyp] for k, hyp in enumerate(hyps)]
             report[mechanism] = {"all": score(items, hyps, found), "seconds": seconds[mechanism]}
             if plain:
                 report[mechanism]["changed_where_plain_obeys"] = sum(hyps[k] != plain[k] for k in obeyed)
                 if mechanism != "none":
                     report[mechanism]["chrf_outside_terms_vs_none_95"] = outside_interval(items, hyps, plain)
+                if "missed" in outputs and mechanism not in ("none", "missed"):
+                    report[mechanism]["chrf_outside_terms_vs_missed_95"] = outside_interval(items, hyps,
+                                                                                             outputs["missed"])
             if mechanism == "placeholders":
                 report[mechanism]["placeholders_kept_percent"] = round(kept, 2)
             for name in SETS:

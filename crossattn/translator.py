@@ -39,7 +39,7 @@ from .atomic import write_text_atomic
 from .confidence import Confident, ScoredPart, confident_translation, piece_owners, shouted_part
 from .decoding import decoding_settings, max_output_length, model_decoding
 from .detect import detect
-from .glossary import Glossary, unobeyed
+from .glossary import Glossary, TermSpan, restore_terms, templated, terms_written, unobeyed
 from .modeldir import (WEIGHTS, ModelDirError, SourceText, cache_root, read_model_dir, sha256_file,
                        target_language, tokenizer_files)
 from .precision import COMPUTE_TYPES, PrecisionError, default_compute_type
@@ -312,6 +312,37 @@ LOOP_UNIT = 4  # units of up to this many pieces ("de la de la de la")
 GUARD_ROUNDS = 2  # a second loop after the first is banned is banned too; then the output stands
 GUARD_BEAM_FACTOR = 2  # the search again is this many times wider: the loop had crowded out the rest
 TERM_NBEST = 8  # a translation that lost a glossary placeholder: the best of this many that keeps it
+GLOSSARY_NBEST = 8  # a sentence given glossary placeholders: candidates from this many best, with and without them
+
+
+@dataclasses.dataclass
+class HeldSentence:
+    """A sentence that ``Translator._obey`` translated with placeholders for terms."""
+
+    position: int  # in the flat list of sentences
+    plain: list[int]  # source ids as written
+    held: list[int]  # source ids with the missed terms as placeholders
+    every: list[int]  # source ids with every term as a placeholder
+    terms: list[TermSpan]  # every term occurrence of the sentence (placeholders named as in ``every``)
+    held_terms: list[TermSpan]  # the ones behind its placeholders
+    hyp: list[int]  # the placeholder translation
+
+
+@dataclasses.dataclass
+class Candidate:
+    """One translation a held sentence may get (``Translator._glossary_candidates``)."""
+
+    origin: str  # "placeholders", a search's name, or "extra N"
+    rank: int  # in its search's n-best
+    text: str  # the translation, terms written
+    ids: list[int]  # what finish is given: the held terms as their placeholders
+    written: int  # term occurrences of the sentence it writes (glossary.terms_written)
+    log_prob: float = 0.0  # the model's, for the plain source
+    pieces: int = 1
+
+    def rank_key(self) -> tuple[int, float]:
+        """The shipped choice: the most terms, then the best mean log-probability per piece."""
+        return self.written, self.log_prob / max(self.pieces, 1)
 
 
 def repeated_unit(pieces: list[str], repeats: int = LOOP_REPEATS, longest: int = LOOP_UNIT) -> tuple[str, ...] | None:
@@ -468,8 +499,8 @@ class Translator:
         return sources, flat, hyps
 
     def _obey(self, texts: list[str], glossary: Glossary, plain: list[SourceText], plain_hyps: list[list[int]],
-              beam: int, alpha: float, split_sentences: bool, batch_size: int,
-              guard: bool) -> tuple[list[SourceText], list[list[int]], list[list[int]]]:
+              beam: int, alpha: float, split_sentences: bool, batch_size: int, guard: bool,
+              best_scored: bool = True) -> tuple[list[SourceText], list[list[int]], list[list[int]]]:
         """A glossary applied to the translations made without it (``plain``): a text whose
         translation writes each of its terms as the glossary says (glossary.unobeyed) is
         kept as it is; in the others, only the terms the translation missed become
@@ -480,7 +511,14 @@ class Translator:
         Why: a placeholder changes the words around it (the model writes "ce X3" not
         knowing X3 is "fin de semaine"), and on the dev glossaries placeholders for every
         term changed 28 of the 31 en-fr translations that used every term already
-        (bench/glossary.py)."""
+        (bench/glossary.py).
+
+        Then, with ``best_scored``, each sentence that got placeholders is written as the
+        best of several candidates (``_best_scored``): the placeholder translation, the
+        placeholder search's and the plain search's GLOSSARY_NBEST best; of those that
+        write the most of the sentence's terms, the one the model scores best for the
+        source as written (its mean log-probability per piece). ``best_scored=False`` is
+        the placeholder translation alone (what bench/glossary.py compares it with)."""
         done = {tuple(ids): hyp for ids, hyp in zip((ids for s in plain for ids in s.ids), plain_hyps)}
         wanted = self._sources(texts, split_sentences, glossary)  # where the terms are
         sources = list(plain)
@@ -504,7 +542,93 @@ class Translator:
                     again.append(k)
             pending = again
         flat = [ids for s in sources for ids in s.ids]
-        return sources, flat, [done[tuple(ids)] for ids in flat]
+        hyps = [done[tuple(ids)] for ids in flat]
+        if best_scored:
+            hyps = self._best_scored(plain, wanted, sources, hyps, beam, alpha, batch_size, guard)
+        return sources, flat, hyps
+
+    def _glossary_sentences(self, plain: list[SourceText], wanted: list[SourceText], sources: list[SourceText],
+                            hyps: list[list[int]], with_terms: bool = False) -> list[HeldSentence]:
+        """The sentences ``_obey`` translated with placeholders (their ids differ from the
+        plain ones; with ``with_terms``, every sentence that holds a term), each with its
+        terms: all of them (from ``wanted``, every term a placeholder) and the held ones
+        (from ``sources``). A text whose three versions split into different numbers of
+        sentences is left out (its sentences cannot be paired)."""
+        def spans_in(source: SourceText, ids: list[int]) -> list[TermSpan]:
+            names = {m.group(0).upper() for m in PLACEHOLDER.finditer(self.tokenizer.decode(ids))}
+            return [span for span in source.terms if span.placeholder.upper() in names]
+
+        out, position = [], 0
+        for text, source in enumerate(sources):
+            if (source is not plain[text] or with_terms) and \
+                    len(source.ids) == len(plain[text].ids) == len(wanted[text].ids):
+                for i, (held, ids, every) in enumerate(zip(source.ids, plain[text].ids, wanted[text].ids)):
+                    if held != ids or with_terms and every != ids:
+                        out.append(HeldSentence(position + i, ids, held, every, spans_in(wanted[text], every),
+                                                spans_in(source, held), hyps[position + i]))
+            position += len(source.ids)
+        return out
+
+    def _glossary_candidates(self, sentences: list[HeldSentence], searches: Mapping[str, tuple[str, int]],
+                             beam: int, alpha: float, batch_size: int, guard: bool,
+                             extra: list[list[str]] | None = None) -> list[list[Candidate]]:
+        """Per sentence: its candidates, scored. First the sentence's translation now
+        (``hyp``), then each of ``searches`` (name -> (side, n): the n best of a beam of at
+        least n, for the sentence as written ("plain") or with its held terms as
+        placeholders ("held")), then ``extra`` strings (translations
+        without placeholders; bench/glossary.py's other mechanisms); the same text twice is
+        kept once. Each is scored by CTranslate2 (score_batch, one teacher-forced pass) for
+        the plain source: the model's own word for how well the words around a term fit
+        it, which it could not see behind a placeholder."""
+        target = self.tokenizer.target_side()
+        pools: list[list[tuple[str, int, str, list[int] | None, list[TermSpan]]]] = [
+            [("placeholders", 0, self.tokenizer.decode(s.hyp), s.hyp, s.held_terms)] for s in sentences]
+        for name, (side, n) in searches.items():
+            found = self._search([getattr(s, side) for s in sentences], max(beam, n), alpha, batch_size, n,
+                                 guard=guard)
+            for s, pool, options in zip(sentences, pools, found):
+                held = side == "held"
+                pool += [(name, rank, self.tokenizer.decode(ids), ids if held else None, s.held_terms if held else [])
+                         for rank, ids in enumerate(options)]
+        for pool, strings in zip(pools, extra or [[] for _ in sentences]):
+            pool += [(f"extra {j}", 0, text, None, []) for j, text in enumerate(strings)]
+        out, pairs = [], []
+        for s, pool in zip(sentences, pools):
+            seen: dict[str, Candidate] = {}
+            own = {m.group(0).upper() for m in PLACEHOLDER.finditer(self.tokenizer.decode(s.plain))}  # URLs'
+            for origin, rank, decoded, ids, spans in pool:
+                text = restore_terms(decoded, spans)[0]
+                if text in seen or seen and any(m.group(0).upper() not in own for m in PLACEHOLDER.finditer(text)):
+                    continue  # a placeholder the model garbled ("X22") is no candidate; the first one stays
+                if ids is None:  # not in the held placeholders' terms: the held terms become theirs for finish
+                    ids = target.encode(templated(text, s.held_terms))
+                seen[text] = Candidate(origin, rank, text, ids, terms_written(text, s.terms))
+                pairs.append(([self.pieces[t] for t in s.plain], [self.pieces[t] for t in target.encode(text)]))
+            out.append(list(seen.values()))
+        scores = iter(self.engine.score_batch([src for src, _ in pairs], [tgt for _, tgt in pairs],
+                                              max_batch_size=batch_size, max_input_length=0))
+        for candidates in out:
+            for c in candidates:
+                log_probs = list(next(scores).log_probs)
+                c.log_prob, c.pieces = sum(log_probs), len(log_probs)
+        return out
+
+    def _best_scored(self, plain: list[SourceText], wanted: list[SourceText], sources: list[SourceText],
+                     hyps: list[list[int]], beam: int, alpha: float, batch_size: int, guard: bool) -> list[list[int]]:
+        """``hyps`` with each sentence that holds placeholders written as the best of its
+        candidates (``_glossary_candidates``: the placeholder translation, the placeholder
+        search's and the plain search's GLOSSARY_NBEST best): the most terms written, then
+        the best mean log-probability per piece. Measured on the dev glossaries
+        (bench/glossary.py, bench/README.md "Glossaries")."""
+        sentences = self._glossary_sentences(plain, wanted, sources, hyps)
+        if not sentences:
+            return hyps
+        searches = {"held": ("held", GLOSSARY_NBEST), "plain": ("plain", GLOSSARY_NBEST)}
+        hyps = list(hyps)
+        for s, candidates in zip(sentences, self._glossary_candidates(sentences, searches, beam, alpha, batch_size,
+                                                                       guard)):
+            hyps[s.position] = max(candidates, key=Candidate.rank_key).ids
+        return hyps
 
     def _outside_target_language(self, texts: list[str], translate: Callable[[list[str]], list],
                                  kept: Callable[[str], object]) -> list:
@@ -527,18 +651,58 @@ class Translator:
                                split_sentences: bool = True, batch_size: int = 64, repetition_guard: bool = True,
                                glossary: Glossary | Mapping[str, str] | None = None) -> list[list[str]]:
         """The ``n`` best translations of each text, best first (a beam of at least ``n``);
-        for a text of several sentences, the i-th joins each sentence's i-th best."""
+        for a text of several sentences, the i-th joins each sentence's i-th best. With a
+        ``glossary``, the first is ``translate``'s (the glossary applied as it ships), and a
+        sentence that holds a term ranks its other candidates as ``translate`` chooses
+        (``_alternatives_with_terms``)."""
         beam, alpha = decoding_settings(self.decoding, beam, alpha)
         beam = max(beam, n)
-        sources = self._sources(texts, split_sentences, glossary)
-        nbest = iter(self._search([ids for s in sources for ids in s.ids], beam, alpha, batch_size, n,
-                                  guard=repetition_guard))
+        glossary = Glossary.of(glossary)
+        if not glossary:
+            sources = self._sources(texts, split_sentences)
+            nbest = iter(self._search([ids for s in sources for ids in s.ids], beam, alpha, batch_size, n,
+                                      guard=repetition_guard))
+            per_sentence = [next(nbest) for s in sources for _ in s.ids]
+        else:
+            sources, flat, hyps = self._translated_ids(texts, beam, alpha, split_sentences, batch_size,
+                                                       repetition_guard, glossary)
+            per_sentence = self._alternatives_with_terms(texts, glossary, sources, flat, hyps, n, beam, alpha,
+                                                         split_sentences, batch_size, repetition_guard)
+        per_sentence = iter(per_sentence)
         outputs = []
         for s in sources:
-            per_part = [next(nbest) for _ in s.ids]
+            per_part = [next(per_sentence) for _ in s.ids]
             outputs.append([s.finish([self.tokenizer.decode(hyps[min(k, len(hyps) - 1)]) for hyps in per_part])
                             for k in range(n)])
         return outputs
+
+    def _alternatives_with_terms(self, texts: list[str], glossary: Glossary, sources: list[SourceText],
+                                 flat: list[list[int]], hyps: list[list[int]], n: int, beam: int, alpha: float,
+                                 split_sentences: bool, batch_size: int, guard: bool) -> list[list[list[int]]]:
+        """Per sentence of ``_obey``'s ``sources``: up to ``n`` translations, as finish takes
+        them. A sentence that holds a term: ``translate``'s translation first, then the
+        others of its candidates (``_glossary_candidates``: the GLOSSARY_NBEST best, or n if
+        more, of the sentence as written and with its missed terms as placeholders), the most terms first,
+        then the best scored, as ``_best_scored`` chooses; those that write fewer terms
+        than the first are left out (repeating the last, as for a short n-best list).
+        Other sentences: their n best."""
+        plain = self._sources(texts, split_sentences)
+        wanted = self._sources(texts, split_sentences, glossary)
+        sentences = self._glossary_sentences(plain, wanted, sources, hyps, with_terms=True)
+        out: list[list[list[int]]] = [[] for _ in flat]
+        # the searches _best_scored chooses from (tried: every term a placeholder instead; the
+        # model glued adjacent ones, "un X21 ce X2")
+        searches = {"held": ("held", max(n, GLOSSARY_NBEST)), "plain": ("plain", max(n, GLOSSARY_NBEST))}
+        for s, pool in zip(sentences, self._glossary_candidates(sentences, searches, beam, alpha, batch_size,
+                                                                guard)):
+            # only those that write as many terms as the first: a term appended at the end is no alternative
+            ranked = pool[:1] + sorted((c for c in pool[1:] if c.written >= pool[0].written), key=Candidate.rank_key,
+                                       reverse=True)
+            out[s.position] = [c.ids for c in ranked[:n]]
+        rest = [j for j, options in enumerate(out) if not options]
+        for j, options in zip(rest, self._search([flat[j] for j in rest], beam, alpha, batch_size, n, guard=guard)):
+            out[j] = options
+        return out
 
     def _sources(self, texts: list[str], split_sentences: bool,
                  glossary: Glossary | Mapping[str, str] | None = None) -> list[SourceText]:

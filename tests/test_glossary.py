@@ -12,7 +12,7 @@ import pytest
 from conftest import load_bench_module, run_cli
 from crossattn.batcher import Batcher, Job
 from crossattn.errors import InputError
-from crossattn.glossary import Glossary, TermSpan, restore_terms, unobeyed
+from crossattn.glossary import Glossary, TermSpan, restore_terms, templated, terms_written, unobeyed
 from crossattn.server_api import APIError, Limits, request_glossary
 
 CLIENT_TERMS = {"email": "courriel", "weekend": "fin de semaine"}
@@ -122,6 +122,27 @@ def test_unobeyed_counts_each_occurrence_and_capitals():
     assert unobeyed("Votre courriel.", shouted) == {"email"} and unobeyed("Votre COURRIEL.", shouted) == set()
 
 
+def test_terms_written_counts_each_occurrence_and_capitals():
+    spans = [TermSpan("X1", "weekend", "fin de semaine"), TermSpan("X2", "EMAIL", "courriel"),
+             TermSpan("X3", "weekend", "fin de semaine")]
+    assert terms_written("Un COURRIEL cette fin de semaine et la fin de semaine prochaine.", spans) == 3
+    assert terms_written("Un COURRIEL cette fin de semaine.", spans) == 2  # the term is twice in the source
+    assert terms_written("Un courriel cette fin de semaine.", spans) == 1  # EMAIL wants capitals
+    assert terms_written("Des courriels ce week-end.", spans) == 0
+    assert terms_written("Rien.", []) == 0
+
+
+def test_templated_is_what_restore_writes_back():
+    spans = [TermSpan("X1", "weekend", "fin de semaine"), TermSpan("X2", "email", "courriel"),
+             TermSpan("X3", "weekend", "fin de semaine")]
+    text = "Courriel reçu : la fin de semaine et la fin de semaine prochaine."
+    assert templated(text, spans) == "X2 reçu : la X1 et la X3 prochaine."
+    assert restore_terms(templated(text, spans), spans) == (text, [])
+    # a term the translation does not write is left out: restore reports it missing
+    assert templated("Un courriel.", spans) == "Un X2."
+    assert restore_terms(templated("Un courriel.", spans), spans)[1] == [spans[0], spans[2]]
+
+
 # -- putting the terms back ----------------------------------------------------------------
 def test_restore_capitals_at_sentence_start_and_for_terms_in_capitals():
     spans = [TermSpan("X1", "Email", "courriel"), TermSpan("X2", "weekend", "fin de semaine"),
@@ -169,6 +190,90 @@ def test_translations_that_obey_already_are_not_touched(shipped_translator):
     # two sentences: the one that obeys stays byte for byte, the other gets its term
     out = shipped_translator.translate([" ".join(texts)], glossary={"weekend": "fin de semaine", "letter": "lettre"})[0]
     assert "fin de semaine" in out and out.endswith(" " + plain[1]) and not out.startswith(plain[0])
+
+
+def placeholder_translation(translator, texts: list[str], glossary: dict) -> list[str]:
+    """What shipped before the best-scored choice: placeholders for the missed terms only
+    (Translator._obey with best_scored=False)."""
+    from crossattn.decoding import decoding_settings
+
+    beam, alpha = decoding_settings(translator.decoding, None, None)
+    plain = translator._sources(texts, True)
+    sources, _, hyps = translator._obey(texts, Glossary(glossary), plain,
+                                        translator._search([ids for s in plain for ids in s.ids], beam, alpha, 64),
+                                        beam, alpha, True, 64, True, best_scored=False)
+    hyps = iter(hyps)
+    return [s.finish([translator.tokenizer.decode(next(hyps)) for _ in s.ids]) for s in sources]
+
+
+def mean_log_prob(translator, source: str, translation: str) -> float:
+    """The model's mean log-probability per piece of ``translation`` for ``source`` as written."""
+    src = [translator.pieces[i] for i in translator._sources([source], False)[0].ids[0]]
+    tgt = [translator.pieces[i] for i in translator.tokenizer.target_side().encode(translation)]
+    log_probs = translator.engine.score_batch([src], [tgt], max_input_length=0)[0].log_probs
+    return sum(log_probs) / len(log_probs)
+
+
+# the placeholder translations, as measured when this was written: "Il a perdu sa travail le
+# mois dernier.", "Le rencontre est le lundi.", "La gamins joue dans le jardin." (the words
+# next to a placeholder cannot agree with a term the model never saw)
+AGREEMENT = [("He lost his job last month.", {"job": "travail"}, "son travail", "sa travail"),
+             ("The meeting is on Monday.", {"meeting": "rencontre"}, "La rencontre", "Le rencontre"),
+             ("The children are playing in the garden.", {"children": "gamins"}, "Les gamins jouent", "La gamins")]
+
+
+def test_best_scored_candidate_lets_the_words_around_a_term_agree(shipped_translator):
+    texts = [text for text, *_ in AGREEMENT]
+    glossaries = [glossary for _, glossary, *_ in AGREEMENT]
+    for text, glossary, right, wrong in AGREEMENT:
+        out = shipped_translator.translate([text], glossary=glossary)[0]
+        before = placeholder_translation(shipped_translator, [text], glossary)[0]
+        assert wrong in before and right in out and wrong not in out, (before, out)
+        assert not unobeyed(out, shipped_translator._sources([text], True, glossary)[0].terms)
+        # the choice is the model's: it scores the output above the placeholder translation
+        assert mean_log_prob(shipped_translator, text, out) > mean_log_prob(shipped_translator, text, before)
+    # "son travail" is the model's own 8-best, written without a placeholder: kept as it wrote it
+    assert "Il a perdu son travail le mois dernier." in shipped_translator.translate_alternatives(texts[:1], 8)[0]
+    # in a batch and in a text of several sentences, each sentence chooses on its own
+    merged = {k: v for g in glossaries for k, v in g.items()}
+    assert shipped_translator.translate(texts, glossary=merged) == \
+        [shipped_translator.translate([t], glossary=g)[0] for t, g in zip(texts, glossaries)]
+    joined = shipped_translator.translate([" ".join(texts)], glossary=merged)[0]
+    assert joined == " ".join(shipped_translator.translate(texts, glossary=merged))
+
+
+def test_best_scored_choice_is_never_scored_below_the_placeholder_translation(shipped_translator):
+    texts = ["See you this weekend.", "Send me an email this weekend.", "We need a new car.",
+             "Prices have gone up this year.", "The weather is nice today."]
+    glossary = {"weekend": "fin de semaine", "email": "courriel", "car": "auto", "prices": "tarifs",
+                "weather": "météo"}
+    out = shipped_translator.translate(texts, glossary=glossary)
+    before = placeholder_translation(shipped_translator, texts, glossary)
+    for text, new, old in zip(texts, out, before):
+        terms = shipped_translator._sources([text], True, glossary)[0].terms
+        assert not unobeyed(new, terms) and not re.search(r"\bX\d+\b", new)
+        assert mean_log_prob(shipped_translator, text, new) >= mean_log_prob(shipped_translator, text, old) - 1e-4
+
+
+def test_alternatives_apply_the_glossary_as_translate_does(shipped_translator):
+    texts = ["He lost his job last month.", "Send me an email this weekend.",
+             "Thank you for your letter. See you this weekend."]
+    glossary = {"job": "travail", "weekend": "fin de semaine", "email": "courriel"}
+    alternatives = shipped_translator.translate_alternatives(texts, 4, glossary=glossary)
+    assert [a[0] for a in alternatives] == shipped_translator.translate(texts, glossary=glossary)
+    for text, options in zip(texts, alternatives):
+        assert len(options) == 4 and len(set(options)) > 1
+        terms = shipped_translator._sources([text], True, glossary)[0].terms
+        for option in options:  # each writes the terms in place: none is appended, no placeholder is left
+            assert not unobeyed(option, terms) and not re.search(r"\bX\d+\b", option), option
+            assert re.search(r"[.!?]$", option), option  # an appended term would follow the full stop
+    # the sentence without a term: its own n best, in order
+    assert [o.split(". ")[0] + "." for o in alternatives[2]] == \
+        shipped_translator.translate_alternatives(["Thank you for your letter."], 4)[0]
+    # a text that obeys already: its plain translation first
+    letter = ["Thank you for your letter."]
+    assert shipped_translator.translate_alternatives(letter, 3, glossary={"letter": "lettre"})[0][0] == \
+        shipped_translator.translate(letter)[0]
 
 
 def test_urls_and_glossary_placeholders_together(shipped_translator):
