@@ -720,7 +720,9 @@ class Translator:
         bench/README.md.) With ``guard``, a translation that loops is searched again
         without its loop (``_unloop``)."""
         out: list = [[] for _ in sources]
-        order = sorted(range(len(sources)), key=lambda j: len(sources[j]))
+        # longest first: the engine runs ``threads`` groups at a time, and a long group
+        # queued last would leave the other threads idle while it runs alone
+        order = sorted(range(len(sources)), key=lambda j: -len(sources[j]))
         submitted = []  # all groups queued at once: the engine runs ``threads`` of them in parallel
         for max_len, group in groupby(order, key=lambda j: self._budget(sources[j])):
             idx = list(group)
