@@ -219,9 +219,28 @@ class Glossary:
         return "".join(out) + text[last:], spans
 
 
-def _uses(translation: str, target: str, flags: int) -> int:
-    """How many times ``translation`` writes ``target`` on word boundaries."""
-    return len(re.findall(rf"(?<!\w){re.escape(target)}(?!\w)", translation, flags))
+def _uses(translation: str, targets: Iterable[str], flags: int) -> dict[str, int]:
+    """How many times ``translation`` writes each of ``targets`` on word boundaries, the
+    longest first and each occurrence counted once: with "week" -> "semaine" and
+    "weekend" -> "fin de semaine", the "semaine" of "fin de semaine" is the weekend's."""
+    counts = {}
+    for target in sorted(set(targets), key=len, reverse=True):
+        pattern = re.compile(rf"(?<!\w){re.escape(target)}(?!\w)", flags)
+        counts[target] = len(pattern.findall(translation))
+        translation = pattern.sub(lambda m: "\0" * len(m.group(0)), translation)
+    return counts
+
+
+def _term_counts(translation: str, spans: list[TermSpan]) -> list[tuple[int, int, int, int]]:
+    """Per term of ``spans``: (occurrences in the source, of which in capitals, times the
+    translation writes it in any case, times in capitals)."""
+    keys = list(dict.fromkeys(span.key for span in spans))
+    mine = {key: [span for span in spans if span.key == key] for key in keys}
+    targets = {key: group[0].target for key, group in mine.items()}
+    anyhow = _uses(translation, targets.values(), re.IGNORECASE)
+    shouted = _uses(translation, [t.upper() for t in targets.values()], 0)
+    return [(len(mine[key]), sum(span.in_capitals for span in mine[key]), anyhow[targets[key]],
+             shouted[targets[key].upper()]) for key in keys]
 
 
 def unobeyed(translation: str, spans: list[TermSpan]) -> set[str]:
@@ -229,20 +248,16 @@ def unobeyed(translation: str, spans: list[TermSpan]) -> set[str]:
     ``translation`` does not write as the glossary says: fewer times than the source holds
     the term (in any case), or, for occurrences the source wrote in capitals, fewer times
     in capitals."""
-    missing = set()
-    for key in {span.key for span in spans}:
-        mine = [span for span in spans if span.key == key]
-        target = mine[0].target
-        capitals = sum(span.in_capitals for span in mine)
-        if _uses(translation, target, re.IGNORECASE) < len(mine) or \
-                capitals and _uses(translation, target.upper(), 0) < capitals:
-            missing.add(key)
-    return missing
+    keys = list(dict.fromkeys(span.key for span in spans))
+    return {key for key, (count, capitals, anyhow, shouted) in zip(keys, _term_counts(translation, spans))
+            if anyhow < count or capitals and shouted < capitals}
 
 
 def _unglued(translation: str, spans: list[TermSpan]) -> str:
     """Placeholders of adjacent terms that the model wrote as one ("X1 X2" -> "X12")
     parted again, so that neither term is lost and no "X12" is left in the output."""
+    names = {span.placeholder.upper() for span in spans}
+
     def absent(span: TermSpan) -> bool:
         return re.search(rf"\b{span.placeholder}\b", translation, re.IGNORECASE) is None
 
@@ -252,6 +267,8 @@ def _unglued(translation: str, spans: list[TermSpan]) -> str:
             if not all(absent(span) for span in run):
                 break
             glued = "X" + "".join(span.placeholder[1:] for span in run)
+            if glued.upper() in names:  # "X12" is a term of its own, not X1 and X2 glued
+                break
             translation, n = re.subn(rf"\b{glued}\b", " ".join(span.placeholder for span in run), translation,
                                      count=1, flags=re.IGNORECASE)
             if n:
@@ -283,22 +300,18 @@ def terms_written(translation: str, spans: list[TermSpan]) -> int:
     glossary says (``unobeyed``'s count, per occurrence: a term the source holds twice and
     the translation writes once counts 1; one the source wrote in capitals counts only
     when written in capitals)."""
-    written = 0
-    for key in {span.key for span in spans}:
-        mine = [span for span in spans if span.key == key]
-        capitals = sum(span.in_capitals for span in mine)
-        anyhow = min(len(mine), _uses(translation, mine[0].target, re.IGNORECASE))
-        shouted = min(capitals, _uses(translation, mine[0].target.upper(), 0)) if capitals else 0
-        written += min(anyhow, shouted + len(mine) - capitals)
-    return written
+    return sum(min(count, anyhow, min(capitals, shouted) + count - capitals)
+               for count, capitals, anyhow, shouted in _term_counts(translation, spans))
 
 
 def templated(translation: str, spans: list[TermSpan]) -> str:
     """``translation`` (written without placeholders) with the first free occurrence of each
     span's translation, on word boundaries and in any case, swapped for the span's
     placeholder: what ``restore_terms`` turns back into the same words (capitalized as
-    it capitalizes them). A span whose translation it does not write is left out."""
-    for span in spans:
+    it capitalizes them). A span whose translation it does not write is left out. The
+    longest translations go first, so a shorter one is never taken inside a longer one
+    ("semaine" inside "fin de semaine")."""
+    for span in sorted(spans, key=lambda span: len(span.target), reverse=True):
         translation = re.sub(rf"(?<!\w){re.escape(span.target)}(?!\w)", span.placeholder, translation, count=1,
                              flags=re.IGNORECASE)
     return translation

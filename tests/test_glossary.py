@@ -143,6 +143,25 @@ def test_templated_is_what_restore_writes_back():
     assert restore_terms(templated("Un courriel.", spans), spans)[1] == [spans[0], spans[2]]
 
 
+def test_a_translation_inside_another_counts_for_the_longer_term_only():
+    """week -> semaine and weekend -> fin de semaine: the "semaine" of "fin de semaine" is
+    the weekend's; the week is written only by a "semaine" of its own."""
+    spans = [TermSpan("X1", "week", "semaine"), TermSpan("X2", "weekend", "fin de semaine")]
+    both = "Il part la fin de semaine et revient la semaine suivante."
+    assert terms_written(both, spans) == 2 and unobeyed(both, spans) == set()
+    weekend_only = "Il part la fin de semaine."
+    assert terms_written(weekend_only, spans) == 1 and unobeyed(weekend_only, spans) == {"week"}
+    assert templated(both, spans) == "Il part la X2 et revient la X1 suivante."
+    assert restore_terms(templated(both, spans), spans) == (both, [])
+    assert templated(weekend_only, spans) == "Il part la X2."  # not "la fin de X1"
+
+
+def test_a_glued_name_that_is_a_placeholder_of_its_own_is_not_parted():
+    spans = [TermSpan(f"X{k}", f"term{k}", f"mot{k}") for k in (1, 2, 12)]
+    assert restore_terms("Le X12 et rien.", spans) == ("Le mot12 et rien.", spans[:2])
+    assert restore_terms("Le X12 et rien.", spans[:2]) == ("Le mot1 mot2 et rien.", [])  # glued, with no X12
+
+
 # -- putting the terms back ----------------------------------------------------------------
 def test_restore_capitals_at_sentence_start_and_for_terms_in_capitals():
     spans = [TermSpan("X1", "Email", "courriel"), TermSpan("X2", "weekend", "fin de semaine"),
