@@ -39,6 +39,7 @@ from .atomic import write_text_atomic
 from .confidence import Confident, ScoredPart, confident_translation, piece_owners, shouted_part
 from .decoding import decoding_settings, max_output_length, model_decoding
 from .detect import detect
+from .errors import ConfigError
 from .glossary import Glossary, TermSpan, restore_terms, templated, terms_written, unobeyed
 from .modeldir import (WEIGHTS, ModelDirError, SourceText, cache_root, read_model_dir, sha256_file,
                        target_language, tokenizer_files)
@@ -114,7 +115,11 @@ def prune_conversions(folder: Path, keep: Path | None = None, cap_mb: float | No
     half-written ones of killed runs (older than STALE_TMP_S). Only names of the cache's
     own shape are touched. Returns what was removed."""
     if cap_mb is None:
-        cap_mb = float(os.environ.get(CONVERSIONS_CACHE_ENV) or CONVERSIONS_CACHE_MB)
+        value = os.environ.get(CONVERSIONS_CACHE_ENV) or str(CONVERSIONS_CACHE_MB)
+        try:
+            cap_mb = float(value)
+        except ValueError:
+            raise ConfigError(f"${CONVERSIONS_CACHE_ENV} must be a number of MB, not {value!r}") from None
     now = time.time() if now is None else now
     removed = []
     entries = []
@@ -136,7 +141,15 @@ def prune_conversions(folder: Path, keep: Path | None = None, cap_mb: float | No
     for age, path in entries:
         size = _tree_bytes(path)
         if total + size > cap_mb * 2**20 and path != keep and age > RECENT_USE_S:
-            shutil.rmtree(path, ignore_errors=True)
+            # renamed out of the cache's names first: a run killed while deleting, or
+            # another process looking meanwhile, never finds a conversion with files missing
+            # (what is left is a stale half-written one, removed a day later)
+            doomed = path.with_name(f".{path.name}.tmp-pruned{os.getpid()}-{threading.get_ident()}")
+            try:
+                os.replace(path, doomed)
+            except OSError:  # taken or removed by another process meanwhile
+                continue
+            shutil.rmtree(doomed, ignore_errors=True)
             removed.append(path)
         else:
             total += size

@@ -240,12 +240,21 @@ def test_a_conversion_used_in_the_last_hour_is_never_removed(tmp_path):
     assert prune_conversions(tmp_path, cap_mb=0, now=now + 10 * 86400) == []  # 0: no cap
 
 
-def test_a_cache_hit_marks_the_conversion_used(tmp_path, monkeypatch, tiny_run):
-    monkeypatch.setenv("CROSSATTN_CACHE", str(tmp_path / "cache"))
+def test_a_new_conversion_prunes_the_cache_and_a_hit_marks_its_entry_used(tmp_path, monkeypatch, tiny_run):
+    from crossattn.errors import ConfigError
     from crossattn.modeldir import read_model_dir
 
+    monkeypatch.setenv("CROSSATTN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CROSSATTN_CONVERSIONS_MB", "1")
+    now = time.time()
+    old = conversion(tmp_path / "cache" / "ct2", f"{7:024x}-float32-ct2-4.8.5", 1.5, hours_ago=48, now=now)
     root, config, _, _ = read_model_dir(tiny_run.out)
     path = ctranslate2_model(root, config)
+    assert path.exists() and not old.exists()  # over the 1 MB cap: the old entry went, the new one stayed
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # nothing half-deleted left
     os.utime(path, (1_000_000, 1_000_000))
     assert ctranslate2_model(root, config) == path
     assert path.stat().st_mtime > time.time() - 60
+    monkeypatch.setenv("CROSSATTN_CONVERSIONS_MB", "lots")
+    with pytest.raises(ConfigError, match="CROSSATTN_CONVERSIONS_MB"):
+        prune_conversions(path.parent)
