@@ -750,7 +750,8 @@ def translate_html(documents: list[str], translate: TranslateFn, align: AlignFn 
     return out
 
 
-_DEBRIS = re.compile(r"(?<![^\W_])X+\d*(?![^\W_])")  # "X", "XX", "X1014": what is left of mangled names
+# "XX", "X1014": what is left of mangled names (a bare "X" may be a word: "rayon X")
+_DEBRIS = re.compile(r"(?<![^\W_])(?:X\d+|XX+\d*)(?![^\W_])")
 
 
 def without_placeholder_debris(translation: str, source: str, names: list[str]) -> str:
@@ -762,9 +763,9 @@ def without_placeholder_debris(translation: str, source: str, names: list[str]) 
 
     * a run written without an X ("X1+X2" -> "X1+2"): text.repair_placeholder_runs;
     * a placeholder written as its bare number ("(X2, whose" -> "(2, dont"), where the
-      source writes that number less often: the number is the placeholder;
-    * "X", "XX" and "X<digits>" that are no name of the sentence and not in the source
-      text: removed (the element whose name was lost is placed by the alignment, as a
+      source text never writes that number: the number is the placeholder;
+    * "XX" and "X<digits>" that are no name of the sentence and not in the source text:
+      removed (the element whose name was lost is placed by the alignment, as a
       dropped one is)."""
     named = [n for n in names if re.search(rf"(?<![^\W_]){n}(?![^\W_])", source, re.IGNORECASE)]
     translation = repair_placeholder_runs(translation, source, named) if len(named) > 1 else translation
@@ -773,13 +774,16 @@ def without_placeholder_debris(translation: str, source: str, names: list[str]) 
         if re.search(rf"(?<![^\W_]){name}(?![^\W_])", translation, re.IGNORECASE):
             continue
         bare = rf"(?<![\w.,]){name[1:]}(?![\w]|[.,]\d)"
-        if len(re.findall(bare, translation)) > len(re.findall(bare, text)):
+        # only a number the source text never writes: else which one is the name is a guess
+        if re.search(bare, translation) and not re.search(bare, text):
             translation = re.sub(bare, name, translation, count=1)
     upper = {n.upper() for n in names}
-    kept = set(_DEBRIS.findall(text))
-    cleaned = _DEBRIS.sub(lambda m: m.group(0) if m.group(0).upper() in upper or m.group(0) in kept else "",
-                          translation)
-    return " ".join(cleaned.split()) if cleaned != translation else translation
+    kept = {m.upper() for m in re.findall(_DEBRIS.pattern, text, re.IGNORECASE)}
+    cleaned = _DEBRIS.sub(lambda m: m.group(0) if m.group(0).upper() in upper | kept else "", translation)
+    if cleaned == translation:
+        return translation
+    # the gaps left closed up; other spaces (French punctuation's no-break ones) as written
+    return re.sub(r" {2,}", " ", cleaned).strip(" ")
 
 
 def _land_placeholders(seg: Segment, src_words: list[tuple[str, int, int]], tgt_words: list[tuple[str, int, int]],

@@ -181,6 +181,17 @@ def test_what_is_left_of_mangled_placeholders_never_shows():
     assert out.count("2") == 1 and "2 fois" in out and out.count("<code>b</code>") == 1
     fake = Fake({"The X axis and X1.": "L'axe X et X1."})
     assert fake('The X axis and <code>y</code>.') == "L'axe X et <code>y</code>."
+    # a bare "X" the translation writes itself is a word ("rayon X"), not debris
+    fake = Fake({"The x-ray of X1.": "Le rayon X de X1."})
+    assert fake('The x-ray of <code>y</code>.') == "Le rayon X de <code>y</code>."
+    # a number the source text writes too is never taken for a lost name: the first "2"
+    # here is the source's own, so the element is placed by the alignment, not on it
+    fake = Fake({"X1 has 2 items (X2, ok).": "X1 a 2 éléments (2, ok)."})
+    out = fake('<code>a</code> has 2 items (<code>b</code>, ok).')
+    assert out.count("<code>b</code>") == 1 and "a 2 éléments" in out
+    # removing debris closes the gap it leaves and keeps French no-break spaces
+    from crossattn.markup import without_placeholder_debris
+    assert without_placeholder_debris("Voir XX X1\u00a0!", "See X1!", ["X1"]) == "Voir X1\u00a0!"
 
 
 def test_repair_placeholder_runs():
