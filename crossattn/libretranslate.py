@@ -276,12 +276,14 @@ def glossary_field(default: Glossary | None, entries: object) -> Glossary | None
     """Our extension to /translate and /translate_file: ``glossary``, {"term": "translation"}
     (in a form, that object as a JSON string), added to serve --glossary (its own entries
     win); a malformed one is a 400."""
-    if isinstance(entries, str) and entries:
+    if entries is None or entries == "":  # only an absent or empty field means "none"
+        return request_glossary(default, None)
+    if isinstance(entries, str):
         try:
             entries = json.loads(entries)
         except ValueError:
             raise APIError(400, "bad_glossary", "Invalid request: glossary is not a JSON object") from None
-    return request_glossary(default, entries or None)
+    return request_glossary(default, entries)  # "[]", "0", "false", '""': not an object, a 400
 
 
 def add_file_routes(app, batcher: Batcher, translators: dict, limits: Limits, access: Access,

@@ -177,7 +177,7 @@ def test_a_glossary_field_applies_to_the_file_as_to_text(server):
     r = upload(url, "page.html", page.encode(), glossary=json.dumps(glossary))
     out = download(r.json()["translatedFileUrl"]).content.decode()
     assert out == translated(url, [page], fmt="html", glossary=glossary)[0] and "matou" in out
-    for bad in ("{not json", '["cat", "matou"]', '{"cat": 3}'):
+    for bad in ("{not json", '["cat", "matou"]', '{"cat": 3}', "[]", "0", "false", '""'):
         r = upload(url, "notes.txt", b"The cat.\n", glossary=bad)
         assert r.status_code == 400 and one_line_error(r)
 
