@@ -230,7 +230,7 @@ class BodyGuard:
         if upload_cap is None:
             return await self._guarded(scope, receive, send, max_bytes, upload_cap)
         if self.max_uploads and self.held_uploads >= self.max_uploads:
-            await self._drain(receive)
+            await self._read(receive, keep=0)
             return await self._send(send, 503, {
                 "error": f"Too many files at once: {self.max_uploads} are being uploaded or translated "
                          "(max_file_jobs); try again shortly", "limit": "max_file_jobs", "max": self.max_uploads})
@@ -240,33 +240,30 @@ class BodyGuard:
         finally:
             self.held_uploads -= 1
 
-    async def _drain(self, receive) -> None:
-        """Read and drop the body (up to DRAIN bytes): a client still sending when the
-        server hangs up sees a reset, not the answer."""
-        size, more = 0, True
-        while more and size <= self.DRAIN:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            size += len(message.get("body", b""))
-            more = message.get("more_body", False)
-
-    async def _guarded(self, scope, receive, send, max_bytes: int, upload_cap: int | None):
-        # an oversized body is still read (and dropped, up to DRAIN bytes) before the 413:
-        # a client still sending when the server hangs up sees a reset, not the answer
+    async def _read(self, receive, keep: int) -> tuple[bytes, int] | None:
+        """The body if it is at most ``keep`` bytes (else b""), and its size; None if the
+        client went away. Past ``keep`` the body is still read, and dropped, up to DRAIN
+        bytes more before the error answer: a client still sending when the server hangs up
+        sees a reset, not the answer."""
         chunks, size, more = [], 0, True
-        while more and size <= max_bytes + self.DRAIN:
+        while more and size <= keep + self.DRAIN:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size <= max_bytes:
+            if size <= keep:
                 chunks.append(chunk)
             more = message.get("more_body", False)
+        return (b"".join(chunks) if size <= keep else b""), size
+
+    async def _guarded(self, scope, receive, send, max_bytes: int, upload_cap: int | None):
+        got = await self._read(receive, keep=max_bytes)
+        if got is None:
+            return
+        body, size = got
         if size > max_bytes:
             return await self._too_large(send, upload_cap)
-        body = b"".join(chunks)
         try:
             if upload_cap is None:
                 body.decode("utf-8")
