@@ -149,7 +149,8 @@ def repair_placeholder_runs(translation: str, source: str, names: list[str]) -> 
     """``translation`` with the placeholders the model mangled inside a run written whole
     again: a placeholder ``names`` holds that the translation lacks, next to another in
     ``source`` with no letter or digit between them, and written as its bare number next
-    to that neighbour ("X1+X2" -> "X1+2", "X1 X2" -> "X12" or "1 X2"). Without this the
+    to that neighbour ("X1+X2" -> "X1+2", "X1 X2" -> "1 X2"), or a run of any length glued
+    into one name that is no placeholder ("X1 X2 X3" -> "X123"). Without this the
     restore finds the run's first placeholder, appends the other's original at the end
     and leaves a stray digit in the text. Only a bare number in that place is taken: a
     number elsewhere in the translation is never changed."""
@@ -168,6 +169,28 @@ def repair_placeholder_runs(translation: str, source: str, names: list[str]) -> 
             return len(re.findall(rf"(?<![^\W_]){number}(?![^\W_])", text))
         return count(translation) > count(source)
 
+    # glued into one ("X1 X2 X3" -> "X123"), where no placeholder is called that: the
+    # longest run of source neighbours that the translation lacks, parted again
+    chain = [found[0]] if found else []
+    chains = []
+    for a, b in zip(found, found[1:]):
+        if _RUN_GAP.fullmatch(source[a.end():b.start()]):
+            chain.append(b)
+        else:
+            chains.append(chain)
+            chain = [b]
+    chains.append(chain)
+    for chain in chains:
+        for length in range(len(chain), 1, -1):
+            for first in range(len(chain) - length + 1):
+                run = chain[first:first + length]
+                glued = "X" + "".join(m.group(0)[1:] for m in run)
+                if glued.upper() in wanted or any(present(m.group(0)) for m in run):
+                    continue
+                parted = "".join(m.group(0) + source[m.end():n.start()] for m, n in zip(run, run[1:])) + run[-1].group(0)
+                translation = re.sub(rf"(?<![^\W_]){glued}(?![^\W_])", lambda _: parted, translation, count=1,
+                                     flags=re.IGNORECASE)
+
     changed = True
     while changed:  # "X1+X2+X3" -> "1+2+X3": X2 is found from X3 first, then X1 from X2
         changed = False
@@ -178,13 +201,6 @@ def repair_placeholder_runs(translation: str, source: str, names: list[str]) -> 
                 m = re.search(pattern, translation, re.IGNORECASE)
                 if m:
                     translation = translation[:m.start()] + m.group(1) + m.group(2) + b + translation[m.end():]
-                    changed = True
-            elif not present(a) and not present(b) and a + b[1:] not in wanted:
-                # glued into one ("X12"), where no placeholder is called that
-                pattern = rf"(?<![^\W_]){a}{b[1:]}(?![^\W_])"
-                m = re.search(pattern, translation, re.IGNORECASE)
-                if m:
-                    translation = translation[:m.start()] + a + gap + b + translation[m.end():]
                     changed = True
             elif present(b) and not present(a) and stray(a[1:]):
                 pattern = rf"(?<![^\W_])({a[1:]})([^\w]{{1,3}}?)({b})(?![^\W_])"

@@ -204,6 +204,11 @@ def test_repair_placeholder_runs():
     assert repair_placeholder_runs("X1 et 2", "X1 and X2", names) == "X1 et 2"
     # "X12" is a name of its own: not parted
     assert repair_placeholder_runs("X12", "X1 X2 X12", names + ["X12"]) == "X12"
+    # a run glued into one, of any length, parted as the source wrote it
+    assert repair_placeholder_runs("Voir X12.", "See X1, X2.", names) == "Voir X1, X2."
+    assert repair_placeholder_runs("Voir X123.", "See X1 X2 X3.", names) == "Voir X1 X2 X3."
+    assert restore_spans("Voir X123.", [("X1", "%s"), ("X2", "%d"), ("X3", "%f")], "See X1 X2 X3.") == "Voir %s %d %f."
+    assert repair_placeholder_runs("X1 puis X23", "X1 then X2+X3", names) == "X1 puis X2+X3"
     spans = [("X1", "%s"), ("X2", "%d")]
     assert restore_spans("Calculez X1+2.", spans, "Compute X1+X2.") == "Calculez %s+%d."
     assert restore_spans("Calculez X1+2.", spans) == "Calculez %s+2. %d"  # without the source: as before
