@@ -714,7 +714,8 @@ class Translator:
             out[s.position] = [c.ids for c in ranked[:n]]
         rest = [j for j, options in enumerate(out) if not options]
         for j, options in zip(rest, self._search([flat[j] for j in rest], beam, alpha, batch_size, n, guard=guard)):
-            out[j] = options
+            # translate's own first (it may come from a search again that kept a term), then the others
+            out[j] = [hyps[j]] + [ids for ids in options if ids != hyps[j]][: n - 1]
         return out
 
     def _sources(self, texts: list[str], split_sentences: bool,
