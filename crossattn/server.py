@@ -253,7 +253,7 @@ def create_app(translators, limits: Limits | None = None, model_dir: str | None 
                   description="Translation with the model's cross-attention; also LibreTranslate's API.")
     app.add_middleware(api.BodyGuard, max_bytes=limits.max_body_bytes,
                        uploads={"/translate_file": limits.max_file_bytes} if files else None,
-                       max_uploads=limits.max_file_jobs)
+                       max_uploads=limits.max_file_jobs, upload_read_s=limits.upload_read_s)
     app.state.batcher, app.state.attention, app.state.limits = batcher, attention, limits
     app.state.file_store = store
     app.state.glossary = glossary or None  # serve --glossary: the default of every translation request

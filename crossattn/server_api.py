@@ -6,6 +6,7 @@ Imported only when the server starts, so ``crossattn translate`` never loads pyd
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Literal
@@ -32,6 +33,7 @@ class Limits:
     file_store_bytes: int = 256 << 20  # translated files held at once; beyond this, 503 (--file-store-mb)
     file_timeout_s: float = 300.0  # per file, queueing included (--file-timeout)
     max_file_jobs: int = 8  # files waiting to be translated; beyond this, 503
+    upload_read_s: float = 120.0  # an upload not received by then gets a 408 (its slot is not held longer)
 
 
 class APIError(Exception):
@@ -208,14 +210,18 @@ class BodyGuard:
     so not checked as UTF-8), capped at their own size instead of ``max_bytes``.
     ``max_uploads``: uploads held at once, from their first byte to their answer (each is
     held about three times over: this body, the parsed form, the document); one more is
-    answered 503 at once, so many uploads together cannot exhaust the memory."""
+    answered 503 at once, so many uploads together cannot exhaust the memory; and one
+    not received within ``upload_read_s`` gets a 408, so slow clients cannot hold the
+    slots."""
 
     DRAIN = 4 << 20
     FORM_OVERHEAD = 64 << 10  # an upload's other form fields and multipart boundaries
 
-    def __init__(self, app, max_bytes: int, uploads: dict[str, int] | None = None, max_uploads: int = 0):
+    def __init__(self, app, max_bytes: int, uploads: dict[str, int] | None = None, max_uploads: int = 0,
+                 upload_read_s: float = Limits.upload_read_s):
         self.app, self.max_bytes, self.uploads = app, max_bytes, uploads or {}
         self.max_uploads, self.held_uploads = max_uploads, 0  # one event loop: no lock needed
+        self.upload_read_s = upload_read_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -258,7 +264,13 @@ class BodyGuard:
         return (b"".join(chunks) if size <= keep else b""), size
 
     async def _guarded(self, scope, receive, send, max_bytes: int, upload_cap: int | None):
-        got = await self._read(receive, keep=max_bytes)
+        try:
+            got = await asyncio.wait_for(self._read(receive, keep=max_bytes),
+                                         self.upload_read_s if upload_cap is not None else None)
+        except asyncio.TimeoutError:
+            return await self._send(send, 408, {
+                "error": f"Invalid request: the file was not received within {self.upload_read_s:g} s",
+                "limit": "upload_read_s", "max": self.upload_read_s})
         if got is None:
             return
         body, size = got

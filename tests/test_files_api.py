@@ -567,3 +567,30 @@ def test_uploads_held_at_once_are_bounded():
         return statuses + [await call("/translate_file")]
 
     assert asyncio.run(scenario()) == [503, 200, 200, 200, 200]
+
+
+def test_an_upload_that_is_not_received_in_time_gets_a_408_and_frees_its_slot():
+    import asyncio
+
+    from crossattn.server_api import BodyGuard
+
+    async def app(scope, receive, send):
+        raise AssertionError("never reached: the body never came")
+
+    guard = BodyGuard(app, max_bytes=1000, uploads={"/translate_file": 1000}, max_uploads=1, upload_read_s=0.2)
+
+    async def scenario() -> tuple[list, int]:
+        sent = []
+
+        async def receive():  # a client that sends the headers and then nothing
+            await asyncio.sleep(3600)
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/translate_file", "headers": [(b"content-length", b"500")]}
+        await asyncio.wait_for(guard(scope, receive, send), 10)
+        return sent, guard.held_uploads
+
+    sent, held = asyncio.run(scenario())
+    assert sent[0]["status"] == 408 and b"not received within 0.2 s" in sent[1]["body"] and held == 0
