@@ -327,7 +327,11 @@ def add_file_routes(app, batcher: Batcher, translators: dict, limits: Limits, ac
                 raise APIError(400, "unsupported_language", f"{source} to {target} is not supported")
             if target not in {d.split("-", 1)[1] for d in translators}:
                 raise APIError(400, "unsupported_language", f"{target} is not supported")
-            glossary = glossary_field(getattr(app.state, "glossary", None), form.get("glossary"))
+            entries = form.get("glossary")
+            if isinstance(entries, str) and len(entries.encode()) > limits.max_body_bytes:  # as on /translate
+                raise APIError(413, "glossary_too_large", f"Invalid request: glossary over "
+                                                          f"{limits.max_body_bytes // 1024} kB (max_body_kb)")
+            glossary = glossary_field(getattr(app.state, "glossary", None), entries)
             data = await upload.read(limits.max_file_bytes + 1)
             if len(data) > limits.max_file_bytes:
                 raise APIError(413, "file_too_large", f"Invalid request: file over "

@@ -227,7 +227,9 @@ class BodyGuard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         upload_cap = self.uploads.get(scope["path"]) if scope["method"] == "POST" else None
-        max_bytes = self.max_bytes if upload_cap is None else upload_cap + self.FORM_OVERHEAD
+        # an upload's other fields may hold as much as a JSON request (a glossary: the route
+        # caps that field with its own error)
+        max_bytes = self.max_bytes if upload_cap is None else upload_cap + self.max_bytes + self.FORM_OVERHEAD
         declared = dict(scope["headers"]).get(b"content-length", b"0")
         if not declared.isdigit():
             return await self._send(send, 400, {"error": "invalid_request", "detail": "bad Content-Length header"})

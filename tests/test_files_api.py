@@ -256,9 +256,14 @@ def test_the_store_cap_answers_503_and_frees_on_download(server):
 
 def test_uploads_over_max_file_mb_are_refused(server):
     url, proc = server
-    for size in (MAX_FILE_BYTES + 1000, MAX_FILE_BYTES + 300_000):  # caught by the route / by the body guard
+    # caught by the route / by the body guard (past the file, --max-body-kb and 64 kB of fields)
+    for size in (MAX_FILE_BYTES + 1000, MAX_FILE_BYTES + 700_000):
         r = upload(url, "big.txt", b"Hello there.\n" * (size // 13 + 1))
         assert r.status_code == 413 and "max_file_mb" in one_line_error(r)
+    # a glossary field may be as large as a JSON request (256 kB), not more: its own 413
+    entries = {f"term{k}": f"mot{k}" for k in range(20_000)}
+    r = upload(url, "small.txt", b"Hello there.\n", glossary=json.dumps(entries))
+    assert r.status_code == 413 and "glossary over 256 kB (max_body_kb)" in one_line_error(r)
     assert proc.poll() is None
 
 
