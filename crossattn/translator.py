@@ -339,6 +339,7 @@ class HeldSentence:
     terms: list[TermSpan]  # every term occurrence of the sentence (placeholders named as in ``every``)
     held_terms: list[TermSpan]  # the ones behind its placeholders
     hyp: list[int]  # the placeholder translation
+    shouted: bool = False  # written in capitals by finish: its terms are counted so
 
 
 @dataclasses.dataclass
@@ -578,7 +579,8 @@ class Translator:
                 for i, (held, ids, every) in enumerate(zip(source.ids, plain[text].ids, wanted[text].ids)):
                     if held != ids or with_terms and every != ids:
                         out.append(HeldSentence(position + i, ids, held, every, spans_in(wanted[text], every),
-                                                spans_in(source, held), hyps[position + i]))
+                                                spans_in(source, held), hyps[position + i],
+                                                shouted=wanted[text].shouted[i]))
             position += len(source.ids)
         return out
 
@@ -610,12 +612,18 @@ class Translator:
             seen: dict[str, Candidate] = {}
             own = {m.group(0).upper() for m in PLACEHOLDER.finditer(self.tokenizer.decode(s.plain))}  # URLs'
             for origin, rank, decoded, ids, spans in pool:
+                if s.shouted:  # written in sentence case, as the model writes it; finish shouts it all
+                    spans = [dataclasses.replace(span, source=span.source.lower()) for span in spans]
                 text = restore_terms(decoded, spans)[0]
                 if text in seen or seen and any(m.group(0).upper() not in own for m in PLACEHOLDER.finditer(text)):
                     continue  # a placeholder the model garbled ("X22") is no candidate; the first one stays
                 if ids is None:  # not in the held placeholders' terms: the held terms become theirs for finish
                     ids = target.encode(templated(text, s.held_terms))
-                seen[text] = Candidate(origin, rank, text, ids, terms_written(text, s.terms))
+                # a sentence in capitals is translated in sentence case and given back in
+                # capitals (finish): its terms are counted as they will be written, and the
+                # candidates scored in sentence case (a lone "GAMINS" made the scores noise)
+                seen[text] = Candidate(origin, rank, text, ids, terms_written(text.upper() if s.shouted else text,
+                                                                              s.terms))
                 pairs.append(([self.pieces[t] for t in s.plain], [self.pieces[t] for t in target.encode(text)]))
             out.append(list(seen.values()))
         scores = iter(self.engine.score_batch([src for src, _ in pairs], [tgt for _, tgt in pairs],

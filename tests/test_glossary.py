@@ -261,6 +261,15 @@ def test_best_scored_candidate_lets_the_words_around_a_term_agree(shipped_transl
     assert joined == " ".join(shipped_translator.translate(texts, glossary=merged))
 
 
+def test_a_sentence_in_capitals_chooses_as_in_sentence_case(shipped_translator):
+    """A sentence in capitals is translated in sentence case and shouted back (finish): its
+    candidates are counted and scored that way too, so it gets the same choice. Before, a
+    candidate's lone "GAMINS" made the scores noise ("L'GAMINS JOUE DANS LE JARDIN.")."""
+    for text, glossary, *_ in (AGREEMENT[0], AGREEMENT[2]):  # no proper noun for sentence case to lose
+        assert shipped_translator.translate([text.upper()], glossary=glossary) == \
+            [shipped_translator.translate([text], glossary=glossary)[0].upper()]
+
+
 def test_best_scored_choice_is_never_scored_below_the_placeholder_translation(shipped_translator):
     texts = ["See you this weekend.", "Send me an email this weekend.", "We need a new car.",
              "Prices have gone up this year.", "The weather is nice today."]
