@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .errors import InputError
 
@@ -238,11 +238,19 @@ def is_shouted(sentence: str) -> bool:
     return len(words) >= 2 and sum(c.isupper() for c in cased) >= 0.9 * len(cased)
 
 
-def sentence_case(sentence: str) -> str:
+_CASED_WORD = re.compile(r"(?<!\w)[^\W\d_]{2,}")
+
+
+def sentence_case(sentence: str, capitalized: Callable[[str], bool] | None = None) -> str:
     """Lower case with the first letter upper: what the model translates for a sentence
     written in capitals (its translation is then put back in capitals). Placeholders
-    (protect_spans) keep their capital X."""
+    (protect_spans) keep their capital X. ``capitalized`` (a word in lower case -> is it
+    written with a capital?) gives names back their capital ("MONDAY" -> "Monday", not
+    "monday", which the shipped en-fr model translated "jeudi"): modeldir asks the
+    vocabulary."""
     lower = PLACEHOLDER.sub(lambda m: "X" + m.group(1), sentence.lower())
+    if capitalized is not None:
+        lower = _CASED_WORD.sub(lambda m: m.group(0).capitalize() if capitalized(m.group(0)) else m.group(0), lower)
     for i, c in enumerate(lower):
         if c.isalpha():
             return lower[:i] + c.upper() + lower[i + 1:]

@@ -91,6 +91,18 @@ def test_sentences_in_capitals(sentence, shouted, cased):
         assert sentence_case(sentence) == cased
 
 
+def test_sentence_case_gives_names_their_capital_back():
+    names = {"monday", "paris"}
+    assert sentence_case("SEE YOU IN PARIS ON MONDAY, X1.", names.__contains__) == "See you in Paris on Monday, X1."
+    # modeldir asks the vocabulary: a word whose capitalized form it holds whole
+    from crossattn.modeldir import PRETRAINED_DIR, capitalized
+    from crossattn.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer(PRETRAINED_DIR / "tokenizer.model")
+    assert [capitalized(tokenizer, w) for w in ("monday", "paris", "canada")] == [True, True, True]
+    assert [capitalized(tokenizer, w) for w in ("meeting", "the", "will", "see")] == [False, False, False, False]
+
+
 @pytest.mark.parametrize("text, words, count", [
     ("It costs $3,580 a year.", "It costs 3,580 dollars a year.", 1),
     ("more than $2 million and $ 7.50", "more than 2 million dollars and 7.50 dollars", 2),
