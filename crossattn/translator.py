@@ -598,9 +598,14 @@ class Translator:
         target = self.tokenizer.target_side()
         pools: list[list[tuple[str, int, str, list[int] | None, list[TermSpan]]]] = [
             [("placeholders", 0, self.tokenizer.decode(s.hyp), s.hyp, s.held_terms)] for s in sentences]
-        for name, (side, n) in searches.items():
-            found = self._search([getattr(s, side) for s in sentences], max(beam, n), alpha, batch_size, n,
-                                 guard=guard)
+        searched: dict[tuple[tuple[int, ...], int], list] = {}  # a sentence whose held ids are its plain
+        for name, (side, n) in searches.items():                 # ones (nothing held) is searched once
+            todo = list(dict.fromkeys(tuple(getattr(s, side)) for s in sentences if (tuple(getattr(s, side)), n)
+                                      not in searched))
+            for ids, options in zip(todo, self._search([list(ids) for ids in todo], max(beam, n), alpha, batch_size,
+                                                       n, guard=guard)):
+                searched[ids, n] = options
+            found = [searched[tuple(getattr(s, side)), n] for s in sentences]
             for s, pool, options in zip(sentences, pools, found):
                 held = side == "held"
                 pool += [(name, rank, self.tokenizer.decode(ids), ids if held else None, s.held_terms if held else [])
