@@ -197,6 +197,34 @@ def test_the_guard_touches_only_looping_translations(shipped_translator):
         assert not repeated_unit(shipped_translator.tokenizer.pieces(g))
 
 
+def test_search_queues_the_costliest_length_groups_first(shipped_translator, monkeypatch):
+    """Three short sentences of one length outweigh one longer sentence: they are queued
+    first, so that the threads end together; each output still goes to its own source."""
+    from crossattn.translator import group_cost
+
+    assert group_cost(20, 3) > group_cost(30, 1) > group_cost(20, 1)
+    tok = shipped_translator.tokenizer
+    short = ["Where is the station?", "Where is the market?", "Where is the bridge?"]
+    long = "I am looking for a cheap hotel near the old railway station in the town."
+    sources = [tok.encode(s) for s in short + [long]]
+    assert len({len(ids) for ids in sources[:3]}) == 1 and len(sources[3]) > len(sources[0])
+    alone = [shipped_translator._search([ids], 2, 1.0, 8)[0] for ids in sources]
+
+    engine, batches = shipped_translator.engine, []
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(engine, name)
+
+        def translate_batch(self, batch, **kwargs):
+            batches.append(len(batch))
+            return engine.translate_batch(batch, **kwargs)
+
+    monkeypatch.setattr(shipped_translator, "engine", Recording())
+    assert shipped_translator._search([sources[3]] + sources[:3], 2, 1.0, 8) == [alone[3]] + alone[:3]
+    assert batches == [3, 1]
+
+
 def test_the_probe_times_thread_counts_relative_to_the_first(shipped_translator):
     from crossattn.translator import probe_seconds
 
