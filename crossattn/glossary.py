@@ -315,3 +315,69 @@ def templated(translation: str, spans: list[TermSpan]) -> str:
         translation = re.sub(rf"(?<!\w){re.escape(span.target)}(?!\w)", span.placeholder, translation, count=1,
                              flags=re.IGNORECASE)
     return translation
+
+
+# -- French: the word before a term made to agree with it -----------------------------------
+# A placeholder hides its term's first sound and gender, so the model guesses the word
+# before it: "The cat sleeps." with cat -> matou came out "L'matou dort.", and "sa X1" is
+# wrong when X1 is "travail". Each group holds the forms one word takes (gender, elision);
+# before a vowel only some of them are French, before a consonant others. Which of those
+# fits the term is the model's call: Translator._glossary_candidates scores every variant.
+_FRENCH_FORMS: list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = [
+    # (the group's forms, its forms before a vowel, its forms before a consonant)
+    (("le", "la", "l'"), ("l'",), ("le", "la")),
+    (("un", "une"), ("un", "une"), ("un", "une")),
+    (("ce", "cet", "cette"), ("cet", "cette"), ("ce", "cette")),
+    (("du", "de la", "de l'"), ("de l'",), ("du", "de la")),
+    (("au", "à la", "à l'"), ("à l'",), ("au", "à la")),
+    (("de", "d'"), ("d'",), ("de",)),
+    (("que", "qu'"), ("qu'",), ("que",)),
+    (("mon", "ma"), ("mon",), ("mon", "ma")),
+    (("ton", "ta"), ("ton",), ("ton", "ta")),
+    (("son", "sa"), ("son",), ("son", "sa")),
+]
+_FRENCH_GROUP = {form: group for group in _FRENCH_FORMS for form in group[0]}
+_FRENCH_WORD = "|".join(re.escape(form).replace("'", "['’]") for form in sorted(_FRENCH_GROUP, key=len, reverse=True))
+_FRENCH_VOWELS = set("aeiouàâäéèêëîïôöùûüœæ")  # "h" and "y" go either way ("l'homme", "le héros"): left as written
+MAX_AGREEMENT_VARIANTS = 16
+
+
+def french_agreement_variants(translation: str, spans: list[TermSpan]) -> list[str]:
+    """``translation`` (its terms written) with the word just before each occurrence of
+    ``spans``' terms in each form French allows there: "L'matou dort." -> ["Le matou
+    dort.", "La matou dort."]; "sa travail" -> ["son travail", "sa travail"]; "le
+    ordinateur" -> ["l'ordinateur"]. The translation itself where no term follows such a
+    word, or the term starts with "h" or "y" (mute or not: left as written). At most
+    MAX_AGREEMENT_VARIANTS: each word as written first where French allows it there."""
+    targets = sorted({span.target.casefold(): span.target for span in spans}.values(), key=len, reverse=True)
+    variants = [translation]
+    for target in targets:
+        pattern = re.compile(rf"(?<![\w'’])({_FRENCH_WORD})(\s*)({re.escape(target)})(?!\w)", re.IGNORECASE)
+        variants = list(dict.fromkeys(v for text in variants for v in _agreeing(text, pattern)))
+        variants = variants[:MAX_AGREEMENT_VARIANTS]
+    return variants
+
+
+def _agreeing(text: str, pattern: re.Pattern) -> list[str]:
+    """``text`` in each combination of the forms the words that ``pattern`` finds may take."""
+    variants = [""]
+    end = 0
+    for m in pattern.finditer(text):
+        word, gap, term = m.groups()
+        elided = word[-1] in "'’"
+        if not (gap or elided) or "\n" in gap or term[:1].lower() in "hy":
+            continue  # a word glued to the term is no article; an elided one may stand before a space
+        group = _FRENCH_GROUP[word.lower().replace("’", "'")]
+        apostrophe = "’" if "’" in word else "'"
+
+        def written(form: str) -> str:
+            form = form.replace("'", apostrophe)
+            form = form[0].upper() + form[1:] if word[0].isupper() else form
+            return form if form.endswith(apostrophe) else form + " "
+        forms = group[1] if term[:1].lower() in _FRENCH_VOWELS else group[2]
+        as_written = word.lower().replace("’", "'")
+        forms = sorted(forms, key=lambda form: form != as_written)  # as written first, where French allows it
+        variants = [v + text[end:m.start()] + written(form) + term for v in variants
+                    for form in forms][:MAX_AGREEMENT_VARIANTS]
+        end = m.end()
+    return [v + text[end:] for v in variants]

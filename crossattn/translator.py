@@ -40,7 +40,8 @@ from .confidence import Confident, ScoredPart, confident_translation, piece_owne
 from .decoding import decoding_settings, max_output_length, model_decoding
 from .detect import detect
 from .errors import ConfigError
-from .glossary import Glossary, TermSpan, restore_terms, templated, terms_written, unobeyed
+from .glossary import (Glossary, TermSpan, french_agreement_variants, restore_terms, templated, terms_written,
+                       unobeyed)
 from .modeldir import (WEIGHTS, ModelDirError, SourceText, cache_root, read_model_dir, sha256_file,
                        target_language, tokenizer_files)
 from .precision import COMPUTE_TYPES, PrecisionError, default_compute_type
@@ -607,6 +608,7 @@ class Translator:
         the plain source: the model's own word for how well the words around a term fit
         it, which it could not see behind a placeholder."""
         target = self.tokenizer.target_side()
+        french = (self.direction or "").endswith("-fr")
         pools: list[list[tuple[str, int, str, list[int] | None, list[TermSpan]]]] = [
             [("placeholders", 0, self.tokenizer.decode(s.hyp), s.hyp, s.held_terms)] for s in sentences]
         searched: dict[tuple[tuple[int, ...], int], list] = {}  # a sentence whose held ids are its plain
@@ -633,14 +635,21 @@ class Translator:
                 text = restore_terms(decoded, spans)[0]
                 if text in seen or seen and any(m.group(0).upper() not in own for m in PLACEHOLDER.finditer(text)):
                     continue  # a placeholder the model garbled ("X22") is no candidate; the first one stays
-                if ids is None:  # not in the held placeholders' terms: the held terms become theirs for finish
-                    ids = target.encode(templated(text, s.held_terms))
-                # a sentence in capitals is translated in sentence case and given back in
-                # capitals (finish): its terms are counted as they will be written, and the
-                # candidates scored in sentence case (a lone "GAMINS" made the scores noise)
-                seen[text] = Candidate(origin, rank, text, ids, terms_written(text.upper() if s.shouted else text,
-                                                                              s.terms))
-                pairs.append(([self.pieces[t] for t in s.plain], [self.pieces[t] for t in target.encode(text)]))
+                # the word before a term the model could not see ("L'X1" -> "L'matou") in
+                # each form French allows there, for the scores to choose ("Le matou")
+                variants = french_agreement_variants(text, spans) if french and spans else [text]
+                for variant in variants:
+                    if variant in seen:
+                        continue
+                    # finish is given the held terms as placeholders
+                    given = ids if ids is not None and variant == text else target.encode(templated(variant,
+                                                                                                    s.held_terms))
+                    # a sentence in capitals is translated in sentence case and given back in
+                    # capitals (finish): its terms are counted as they will be written, and the
+                    # candidates scored in sentence case (a lone "GAMINS" made the scores noise)
+                    seen[variant] = Candidate(origin, rank, variant, given,
+                                              terms_written(variant.upper() if s.shouted else variant, s.terms))
+                    pairs.append(([self.pieces[t] for t in s.plain], [self.pieces[t] for t in target.encode(variant)]))
             out.append(list(seen.values()))
         scores = iter(self.engine.score_batch([src for src, _ in pairs], [tgt for _, tgt in pairs],
                                               max_batch_size=batch_size, max_input_length=0))

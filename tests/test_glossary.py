@@ -12,7 +12,8 @@ import pytest
 from conftest import load_bench_module, run_cli
 from crossattn.batcher import Batcher, Job
 from crossattn.errors import InputError
-from crossattn.glossary import Glossary, TermSpan, restore_terms, templated, terms_written, unobeyed
+from crossattn.glossary import (Glossary, TermSpan, french_agreement_variants, restore_terms, templated, terms_written,
+                                unobeyed)
 from crossattn.server_api import APIError, Limits, request_glossary
 
 CLIENT_TERMS = {"email": "courriel", "weekend": "fin de semaine"}
@@ -181,6 +182,23 @@ def test_restore_adjacent_placeholders_the_model_glued_together():
     assert restore_terms("Le X13 et X2.", spans) == ("Le X13 et jamais.", [spans[0], spans[2]])  # not a run
 
 
+def test_french_word_before_a_term_takes_the_forms_french_allows_there():
+    cat, car = TermSpan("X1", "cat", "matou"), TermSpan("X2", "car", "automobile")
+    assert french_agreement_variants("L'matou dort.", [cat]) == ["Le matou dort.", "La matou dort."]
+    assert french_agreement_variants("Le automobile et la automobile.", [car]) == ["L'automobile et l'automobile."]
+    assert french_agreement_variants("Il a vu sa matou, de automobile.", [cat, car]) == \
+        ["Il a vu sa matou, d'automobile.", "Il a vu son matou, d'automobile."]  # "sa" as written first
+    assert french_agreement_variants("près du automobile", [car]) == ["près de l'automobile"]
+    assert french_agreement_variants("à l’ matou", [cat]) == ["au matou", "à la matou"]
+    assert french_agreement_variants("à la matou", [cat]) == ["à la matou", "au matou"]  # as written first
+    assert french_agreement_variants("ce automobile", [car]) == ["cet automobile", "cette automobile"]
+    # left as written: "h" and "y" (mute or not), a word glued to the term, no word before it
+    hotel = TermSpan("X3", "hotel", "hôtel")
+    for text, spans in (("L'hôtel et le hôtel.", [hotel]), ("Lematou dort.", [cat]), ("Matou dort.", [cat]),
+                        ("Sale matou.", [cat])):
+        assert french_agreement_variants(text, spans) == [text]
+
+
 # -- the shipped model ---------------------------------------------------------------------
 def test_shipped_model_obeys_a_small_glossary(shipped_translator):
     texts = ["Send me an email this weekend.", "Email is faster than a letter.",
@@ -259,6 +277,17 @@ def test_best_scored_candidate_lets_the_words_around_a_term_agree(shipped_transl
         [shipped_translator.translate([t], glossary=g)[0] for t, g in zip(texts, glossaries)]
     joined = shipped_translator.translate([" ".join(texts)], glossary=merged)[0]
     assert joined == " ".join(shipped_translator.translate(texts, glossary=merged))
+
+
+def test_the_word_before_a_term_agrees_with_it(shipped_translator):
+    """Behind a placeholder the model cannot see a term's first sound: "The cat sleeps."
+    with cat -> matou came out "L'matou dort."; the candidates now hold each form French
+    allows there, and the model's scores choose."""
+    cases = [("The cat sleeps.", {"cat": "matou"}, "Le matou"), ("The car is red.", {"car": "automobile"},
+                                                                  "L'automobile")]
+    for text, glossary, right in cases:
+        out = shipped_translator.translate([text], glossary=glossary)[0]
+        assert right in out and not re.search(r"(?i)\b(l'|d')matou|\b(le|la|de) automobile", out), out
 
 
 def test_a_sentence_in_capitals_chooses_as_in_sentence_case(shipped_translator):
