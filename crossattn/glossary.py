@@ -15,9 +15,11 @@ Last, each sentence that got placeholders takes the best of several candidates
 with and without the placeholders; of those that write the most terms
 (``terms_written``), the one the model scores best, per piece, for the source as written.
 The model sees the term there, so the words around it can agree with it ("cette fin de
-semaine", "son travail"), which behind a placeholder they cannot ("ce X3", "sa X1"). A
-candidate written without placeholders gets them back for its terms (``templated``),
-so that it is finished as the others are.
+semaine", "son travail"), which behind a placeholder they cannot ("ce X3", "sa X1"); a
+candidate whose term came from a placeholder is offered with the word just before the
+term in each form its language allows there (``agreement_variants``: "L'matou" ->
+"Le matou", "a automobile" -> "an automobile"). A candidate written without placeholders
+gets them back for its terms (``templated``), so that it is finished as the others are.
 
 Chosen by measurement on dev glossaries built from hansard/dev and newstest2012
 (bench/glossary.py, bench/README.md "Glossaries"): placeholders for every term put each
@@ -317,66 +319,89 @@ def templated(translation: str, spans: list[TermSpan]) -> str:
     return translation
 
 
-# -- French: the word before a term made to agree with it -----------------------------------
+# -- the word before a term made to agree with it ------------------------------------------
 # A placeholder hides its term's first sound and gender, so the model guesses the word
-# before it: "The cat sleeps." with cat -> matou came out "L'matou dort.", and "sa X1" is
-# wrong when X1 is "travail". Each group holds the forms one word takes (gender, elision);
-# before a vowel only some of them are French, before a consonant others. Which of those
-# fits the term is the model's call: Translator._glossary_candidates scores every variant.
-_FRENCH_FORMS: list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = [
-    # (the group's forms, its forms before a vowel, its forms before a consonant)
-    (("le", "la", "l'"), ("l'",), ("le", "la")),
-    (("un", "une"), ("un", "une"), ("un", "une")),
-    (("ce", "cet", "cette"), ("cet", "cette"), ("ce", "cette")),
-    (("du", "de la", "de l'"), ("de l'",), ("du", "de la")),
-    (("au", "à la", "à l'"), ("à l'",), ("au", "à la")),
-    (("de", "d'"), ("d'",), ("de",)),
-    (("que", "qu'"), ("qu'",), ("que",)),
-    (("mon", "ma"), ("mon",), ("mon", "ma")),
-    (("ton", "ta"), ("ton",), ("ton", "ta")),
-    (("son", "sa"), ("son",), ("son", "sa")),
-]
-_FRENCH_GROUP = {form: group for group in _FRENCH_FORMS for form in group[0]}
-_FRENCH_WORD = "|".join(re.escape(form).replace("'", "['’]") for form in sorted(_FRENCH_GROUP, key=len, reverse=True))
-_FRENCH_VOWELS = set("aeiouàâäéèêëîïôöùûüœæ")  # "h" and "y" go either way ("l'homme", "le héros"): left as written
+# before it: "The cat sleeps." with cat -> matou came out "L'matou dort.", "sa X1" is
+# wrong when X1 is "travail", and into English "J'ai acheté une voiture." with voiture ->
+# automobile came out "I bought a automobile.". Each group holds the forms one word takes
+# (gender, elision, a/an); before a vowel only some of them may be written, before a
+# consonant others. Where that leaves more than one (gender), the model decides:
+# Translator._glossary_candidates scores every variant.
+Forms = tuple[str, ...]
+_AGREEING_WORDS: dict[str, list[tuple[Forms, Forms, Forms]]] = {
+    # language: (a group's forms, its forms before a vowel, its forms before a consonant)
+    "fr": [
+        (("le", "la", "l'"), ("l'",), ("le", "la")),
+        (("un", "une"), ("un", "une"), ("un", "une")),
+        (("ce", "cet", "cette"), ("cet", "cette"), ("ce", "cette")),
+        (("du", "de la", "de l'"), ("de l'",), ("du", "de la")),
+        (("au", "à la", "à l'"), ("à l'",), ("au", "à la")),
+        (("de", "d'"), ("d'",), ("de",)),
+        (("que", "qu'"), ("qu'",), ("que",)),
+        (("mon", "ma"), ("mon",), ("mon", "ma")),
+        (("ton", "ta"), ("ton",), ("ton", "ta")),
+        (("son", "sa"), ("son",), ("son", "sa")),
+    ],
+    "en": [(("a", "an"), ("an",), ("a",))],
+}
+_EITHER_WAY = {"fr": "hy"}  # "l'homme" / "le héros": the word before such a term is left as written
+# English a/an goes by sound, not letter: "an hour", "a university", "a one-off", "a euro".
+# A rule, not the model's scores: scored against the French source, which the model reads
+# as "a car", "a automobile" won (the suffix alone did worse: 8 of 24 test pairs right).
+_VOWEL_SOUND = {
+    "fr": re.compile(r"[aeiouàâäéèêëîïôöùûüœæ]", re.IGNORECASE),
+    "en": re.compile(r"(?!u(?:n?i|s[aeiu]|t[aeiu]|r[aeiu])|eu|ewe|one\b|once\b)[aeiou]|h(?:our|onest|ono|eir)",
+                     re.IGNORECASE),
+}
 MAX_AGREEMENT_VARIANTS = 16
 
 
-def french_agreement_variants(translation: str, spans: list[TermSpan]) -> list[str]:
+def agreement_variants(translation: str, spans: list[TermSpan], language: str | None) -> list[str]:
     """``translation`` (its terms written) with the word just before each occurrence of
-    ``spans``' terms in each form French allows there: "L'matou dort." -> ["Le matou
-    dort.", "La matou dort."]; "sa travail" -> ["son travail", "sa travail"]; "le
-    ordinateur" -> ["l'ordinateur"]. The translation itself where no term follows such a
-    word, or the term starts with "h" or "y" (mute or not: left as written). At most
-    MAX_AGREEMENT_VARIANTS: each word as written first where French allows it there."""
+    ``spans``' terms in each form ``language`` allows there (French and English; other
+    languages: the translation alone): "L'matou dort." -> ["Le matou dort.", "La matou
+    dort."]; "sa travail" -> ["sa travail", "son travail"]; "le ordinateur" ->
+    ["l'ordinateur"]; "a automobile" -> ["an automobile"] (English a/an by sound:
+    "a university", "an hour"). In French a term starting with "h" or "y" keeps the word
+    as written, in English one in capitals or starting with a digit. At most
+    MAX_AGREEMENT_VARIANTS: each word as written first where it is allowed there."""
+    groups = _AGREEING_WORDS.get(language or "")
+    if not groups:
+        return [translation]
+    by_form = {form: group for group in groups for form in group[0]}
+    words = "|".join(re.escape(form).replace("'", "['’]") for form in sorted(by_form, key=len, reverse=True))
     targets = sorted({span.target.casefold(): span.target for span in spans}.values(), key=len, reverse=True)
     variants = [translation]
     for target in targets:
-        pattern = re.compile(rf"(?<![\w'’])({_FRENCH_WORD})(\s*)({re.escape(target)})(?!\w)", re.IGNORECASE)
-        variants = list(dict.fromkeys(v for text in variants for v in _agreeing(text, pattern)))
+        if language == "en" and (target.isupper() or not target[:1].isalpha()):
+            continue  # "an FBI agent", "a 1990s car": by how it is read, which the letters don't tell
+        pattern = re.compile(rf"(?<![\w'’])({words})(\s*)({re.escape(target)})(?!\w)", re.IGNORECASE)
+        variants = list(dict.fromkeys(v for text in variants for v in _agreeing(
+            text, pattern, by_form, _EITHER_WAY.get(language, ""), _VOWEL_SOUND[language])))
         variants = variants[:MAX_AGREEMENT_VARIANTS]
     return variants
 
 
-def _agreeing(text: str, pattern: re.Pattern) -> list[str]:
+def _agreeing(text: str, pattern: re.Pattern, by_form: dict[str, tuple[Forms, Forms, Forms]],
+              either_way: str, vowel_sound: re.Pattern) -> list[str]:
     """``text`` in each combination of the forms the words that ``pattern`` finds may take."""
     variants = [""]
     end = 0
     for m in pattern.finditer(text):
         word, gap, term = m.groups()
         elided = word[-1] in "'’"
-        if not (gap or elided) or "\n" in gap or term[:1].lower() in "hy":
+        if not (gap or elided) or "\n" in gap or term[:1].lower() in either_way:
             continue  # a word glued to the term is no article; an elided one may stand before a space
-        group = _FRENCH_GROUP[word.lower().replace("’", "'")]
+        as_written = word.lower().replace("’", "'")
+        group = by_form[as_written]
         apostrophe = "’" if "’" in word else "'"
 
         def written(form: str) -> str:
             form = form.replace("'", apostrophe)
             form = form[0].upper() + form[1:] if word[0].isupper() else form
             return form if form.endswith(apostrophe) else form + " "
-        forms = group[1] if term[:1].lower() in _FRENCH_VOWELS else group[2]
-        as_written = word.lower().replace("’", "'")
-        forms = sorted(forms, key=lambda form: form != as_written)  # as written first, where French allows it
+        forms = group[1] if vowel_sound.match(term) else group[2]
+        forms = sorted(forms, key=lambda form: form != as_written)  # as written first, where allowed there
         variants = [v + text[end:m.start()] + written(form) + term for v in variants
                     for form in forms][:MAX_AGREEMENT_VARIANTS]
         end = m.end()

@@ -40,8 +40,7 @@ from .confidence import Confident, ScoredPart, confident_translation, piece_owne
 from .decoding import decoding_settings, max_output_length, model_decoding
 from .detect import detect
 from .errors import ConfigError
-from .glossary import (Glossary, TermSpan, french_agreement_variants, restore_terms, templated, terms_written,
-                       unobeyed)
+from .glossary import Glossary, TermSpan, agreement_variants, restore_terms, templated, terms_written, unobeyed
 from .modeldir import (WEIGHTS, ModelDirError, SourceText, cache_root, read_model_dir, sha256_file,
                        target_language, tokenizer_files)
 from .precision import COMPUTE_TYPES, PrecisionError, default_compute_type
@@ -608,7 +607,7 @@ class Translator:
         the plain source: the model's own word for how well the words around a term fit
         it, which it could not see behind a placeholder."""
         target = self.tokenizer.target_side()
-        french = (self.direction or "").endswith("-fr")
+        language = self.direction.split("-", 1)[1] if self.direction else None
         pools: list[list[tuple[str, int, str, list[int] | None, list[TermSpan]]]] = [
             [("placeholders", 0, self.tokenizer.decode(s.hyp), s.hyp, s.held_terms)] for s in sentences]
         searched: dict[tuple[tuple[int, ...], int], list] = {}  # a sentence whose held ids are its plain
@@ -636,8 +635,8 @@ class Translator:
                 if text in seen or seen and any(m.group(0).upper() not in own for m in PLACEHOLDER.finditer(text)):
                     continue  # a placeholder the model garbled ("X22") is no candidate; the first one stays
                 # the word before a term the model could not see ("L'X1" -> "L'matou") in
-                # each form French allows there, for the scores to choose ("Le matou")
-                variants = french_agreement_variants(text, spans) if french and spans else [text]
+                # each form its language allows there, for the scores to choose ("Le matou")
+                variants = agreement_variants(text, spans, language) if spans else [text]
                 for variant in variants:
                     if variant in seen:
                         continue

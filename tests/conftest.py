@@ -128,6 +128,14 @@ def shipped_translator():
 
 
 @pytest.fixture(scope="session")
+def shipped_fr_en_translator():
+    """The shipped fr-en model, as ``shipped_translator`` is the en-fr one."""
+    from crossattn.translator import Translator
+
+    return Translator.load("fr-en", device="cpu", dtype="fp32", threads=1)
+
+
+@pytest.fixture(scope="session")
 def shipped_torch_translator():
     """The shipped en-fr model's torch network (attention, alignment, explain) on the CPU
     in fp32, loaded once for every test that reads it."""

@@ -100,13 +100,12 @@ def test_translate_json(shipped_translator):
 
 
 @pytest.fixture(scope="module")
-def client(shipped_translator):
+def client(shipped_translator, shipped_fr_en_translator):
     from fastapi.testclient import TestClient
 
     from crossattn.server import Limits, create_app
-    from crossattn.translator import Translator
 
-    translators = {"en-fr": shipped_translator, "fr-en": Translator.load("fr-en", device="cpu", dtype="fp32", threads=1)}
+    translators = {"en-fr": shipped_translator, "fr-en": shipped_fr_en_translator}
     with TestClient(create_app(translators, Limits(timeout_s=300), attention_process=False)) as c:
         yield c
 

@@ -10,7 +10,6 @@ from conftest import load_bench_module, run_cli
 
 from crossattn.detect import Detection, detect
 from crossattn.errors import InputError
-from crossattn.translator import Translator
 
 # The greetings of issue 26 (the detector before it answered "en", confidence 0), and
 # short or mixed texts of both languages.
@@ -82,8 +81,8 @@ def live_server():
 
 
 @pytest.fixture(scope="module")
-def french_english():
-    return Translator.load("fr-en", device="cpu", dtype="fp32", threads=1)
+def french_english(shipped_fr_en_translator):
+    return shipped_fr_en_translator
 
 
 @pytest.mark.parametrize("text", ["Merci beaucoup", "Bonne nuit.", "Salut !"])

@@ -12,7 +12,7 @@ import pytest
 from conftest import load_bench_module, run_cli
 from crossattn.batcher import Batcher, Job
 from crossattn.errors import InputError
-from crossattn.glossary import (Glossary, TermSpan, french_agreement_variants, restore_terms, templated, terms_written,
+from crossattn.glossary import (Glossary, TermSpan, agreement_variants, restore_terms, templated, terms_written,
                                 unobeyed)
 from crossattn.server_api import APIError, Limits, request_glossary
 
@@ -182,21 +182,35 @@ def test_restore_adjacent_placeholders_the_model_glued_together():
     assert restore_terms("Le X13 et X2.", spans) == ("Le X13 et jamais.", [spans[0], spans[2]])  # not a run
 
 
-def test_french_word_before_a_term_takes_the_forms_french_allows_there():
+def test_the_word_before_a_term_takes_the_forms_its_language_allows_there():
     cat, car = TermSpan("X1", "cat", "matou"), TermSpan("X2", "car", "automobile")
-    assert french_agreement_variants("L'matou dort.", [cat]) == ["Le matou dort.", "La matou dort."]
-    assert french_agreement_variants("Le automobile et la automobile.", [car]) == ["L'automobile et l'automobile."]
-    assert french_agreement_variants("Il a vu sa matou, de automobile.", [cat, car]) == \
+
+    def french(text, spans):
+        return agreement_variants(text, spans, "fr")
+    assert french("L'matou dort.", [cat]) == ["Le matou dort.", "La matou dort."]
+    assert french("Le automobile et la automobile.", [car]) == ["L'automobile et l'automobile."]
+    assert french("Il a vu sa matou, de automobile.", [cat, car]) == \
         ["Il a vu sa matou, d'automobile.", "Il a vu son matou, d'automobile."]  # "sa" as written first
-    assert french_agreement_variants("près du automobile", [car]) == ["près de l'automobile"]
-    assert french_agreement_variants("à l’ matou", [cat]) == ["au matou", "à la matou"]
-    assert french_agreement_variants("à la matou", [cat]) == ["à la matou", "au matou"]  # as written first
-    assert french_agreement_variants("ce automobile", [car]) == ["cet automobile", "cette automobile"]
+    assert french("près du automobile", [car]) == ["près de l'automobile"]
+    assert french("à l’ matou", [cat]) == ["au matou", "à la matou"]
+    assert french("à la matou", [cat]) == ["à la matou", "au matou"]
+    assert french("ce automobile", [car]) == ["cet automobile", "cette automobile"]
     # left as written: "h" and "y" (mute or not), a word glued to the term, no word before it
     hotel = TermSpan("X3", "hotel", "hôtel")
     for text, spans in (("L'hôtel et le hôtel.", [hotel]), ("Lematou dort.", [cat]), ("Matou dort.", [cat]),
                         ("Sale matou.", [cat])):
-        assert french_agreement_variants(text, spans) == [text]
+        assert french(text, spans) == [text]
+    # English: a/an by sound; in capitals or from a digit: as written; other languages: as written
+    def english(article, term):
+        return agreement_variants(f"{article} {term} and {article.lower()} {term}.", [TermSpan("X1", "x", term)], "en")
+    for term, article in [("automobile", "An"), ("hour", "An"), ("honest man", "An"), ("urban area", "An"),
+                          ("university", "A"), ("one-off", "A"), ("euro", "A"), ("usual suspect", "A"),
+                          ("mistake", "A")]:
+        assert english("A", term) == english("An", term) == [f"{article} {term} and {article.lower()} {term}."]
+    for term in ("FBI agent", "1990s car"):
+        assert english("A", term) == [f"A {term} and a {term}."]
+    assert agreement_variants("L'matou dort.", [cat], "de") == agreement_variants("L'matou dort.", [cat], None) == \
+        ["L'matou dort."]
 
 
 # -- the shipped model ---------------------------------------------------------------------
@@ -288,6 +302,15 @@ def test_the_word_before_a_term_agrees_with_it(shipped_translator):
     for text, glossary, right in cases:
         out = shipped_translator.translate([text], glossary=glossary)[0]
         assert right in out and not re.search(r"(?i)\b(l'|d')matou|\b(le|la|de) automobile", out), out
+
+
+def test_a_or_an_before_a_term_into_english(shipped_fr_en_translator):
+    """Into English the same: "J'ai acheté une voiture." with voiture -> automobile came
+    out "I bought a automobile."."""
+    for text, glossary, right in [("J'ai acheté une voiture.", {"voiture": "automobile"}, "an automobile"),
+                                  ("C'est un problème.", {"problème": "issue"}, "an issue")]:
+        out = shipped_fr_en_translator.translate([text], glossary=glossary)[0]
+        assert right in out, out
 
 
 def test_a_sentence_in_capitals_chooses_as_in_sentence_case(shipped_translator):

@@ -274,16 +274,14 @@ def test_shipped_model_keeps_one_em_around_translated_words(shipped_translator):
     assert "tiroir" in inside  # "drawer systems" -> "systèmes de tiroirs"
 
 
-def test_shipped_models_read_a_sentence_with_inline_code_whole(shipped_translator):
-    from crossattn.translator import Translator
-
+def test_shipped_models_read_a_sentence_with_inline_code_whole(shipped_translator, shipped_fr_en_translator):
     source = "Call <code>foo()</code> to start the server."
     out = shipped_translator.translate_html([source])[0]
     assert tags(out) == tags(source) and out.count("<code>foo()</code>") == 1
     # the words after the code are translated with the sentence ("Call to start" lost them)
     assert out.replace("<code>foo()</code>", "X1") == shipped_translator.translate(["Call X1 to start the server."])[0]
     assert "serveur" in out
-    backward = Translator.load("fr-en", device="cpu", dtype="fp32", threads=1)
+    backward = shipped_fr_en_translator
     source = "Si <code>x</code> est négatif, la fonction renvoie <code>None</code>."
     out = backward.translate_html([source])[0]
     assert tags(out) == tags(source) and out.startswith("If <code>x</code> is negative")
