@@ -186,8 +186,9 @@ def group_cost(budget: int, sentences: int) -> float:
     beam 4, an opus-mt-shaped int8 model on the 2-vCPU AMD EPYC (2026-12-07): groups of 2
     and 3 took 1.6x and 2.2x the time of one sentence under the same budget, near
     (n + 1) / 2. Queueing by this rather than by length alone (a group of three 13-word
-    sentences outweighs one 15-word sentence) was faster on 9 of 11 draws of 16
-    sentences, by up to 11 % (bench/README.md, "An imported Marian model")."""
+    sentences outweighs one 15-word sentence) was faster on 8 of 11 draws (9 of 16
+    sentences, one of 8, one of 32), by up to 13 %, and slower by up to 3 % (bench/README.md,
+    "An imported Marian model")."""
     return budget * (sentences + 1) / 2
 
 
