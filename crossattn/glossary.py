@@ -323,86 +323,101 @@ def templated(translation: str, spans: list[TermSpan]) -> str:
 # A placeholder hides its term's first sound and gender, so the model guesses the word
 # before it: "The cat sleeps." with cat -> matou came out "L'matou dort.", "sa X1" is
 # wrong when X1 is "travail", and into English "J'ai acheté une voiture." with voiture ->
-# automobile came out "I bought a automobile.". Each group holds the forms one word takes
-# (gender, elision, a/an); before a vowel only some of them may be written, before a
-# consonant others. Where that leaves more than one (gender), the model decides:
-# Translator._glossary_candidates scores every variant.
-Forms = tuple[str, ...]
-_AGREEING_WORDS: dict[str, list[tuple[Forms, Forms, Forms]]] = {
-    # language: (a group's forms, its forms before a vowel, its forms before a consonant)
+# automobile came out "I bought a automobile.". Each row below is one word's forms: before
+# a vowel sound and before a consonant, masculine and feminine. A term has one gender, so
+# every occurrence of it takes the same one; which one is the model's call
+# (Translator._glossary_candidates scores both). English a/an goes by sound alone.
+_Forms = dict[str, str]  # gender ("m", "f") -> form
+_AGREEING_WORDS: dict[str, list[tuple[_Forms, _Forms]]] = {
+    # language: [(forms before a vowel sound, forms before a consonant)]
     "fr": [
-        (("le", "la", "l'"), ("l'",), ("le", "la")),
-        (("un", "une"), ("un", "une"), ("un", "une")),
-        (("ce", "cet", "cette"), ("cet", "cette"), ("ce", "cette")),
-        (("du", "de la", "de l'"), ("de l'",), ("du", "de la")),
-        (("au", "à la", "à l'"), ("à l'",), ("au", "à la")),
-        (("de", "d'"), ("d'",), ("de",)),
-        (("que", "qu'"), ("qu'",), ("que",)),
-        (("mon", "ma"), ("mon",), ("mon", "ma")),
-        (("ton", "ta"), ("ton",), ("ton", "ta")),
-        (("son", "sa"), ("son",), ("son", "sa")),
+        ({"m": "l'", "f": "l'"}, {"m": "le", "f": "la"}),
+        ({"m": "un", "f": "une"}, {"m": "un", "f": "une"}),
+        ({"m": "cet", "f": "cette"}, {"m": "ce", "f": "cette"}),
+        ({"m": "de l'", "f": "de l'"}, {"m": "du", "f": "de la"}),
+        ({"m": "à l'", "f": "à l'"}, {"m": "au", "f": "à la"}),
+        ({"m": "d'", "f": "d'"}, {"m": "de", "f": "de"}),
+        ({"m": "qu'", "f": "qu'"}, {"m": "que", "f": "que"}),
+        ({"m": "mon", "f": "mon"}, {"m": "mon", "f": "ma"}),
+        ({"m": "ton", "f": "ton"}, {"m": "ton", "f": "ta"}),
+        ({"m": "son", "f": "son"}, {"m": "son", "f": "sa"}),
     ],
-    "en": [(("a", "an"), ("an",), ("a",))],
+    "en": [({"m": "an", "f": "an"}, {"m": "a", "f": "a"})],
 }
-_EITHER_WAY = {"fr": "hy"}  # "l'homme" / "le héros": the word before such a term is left as written
-# English a/an goes by sound, not letter: "an hour", "a university", "a one-off", "a euro".
-# A rule, not the model's scores: scored against the French source, which the model reads
-# as "a car", "a automobile" won (the suffix alone did worse: 8 of 24 test pairs right).
+# a term that starts with one of these keeps the word before it as written: French "h"
+# and "y" go either way ("l'homme", "le héros"), "onze" and "oui" take "le"; in English
+# the letters do not tell the sound of a letter said as a letter ("an X-ray", "a U-turn",
+# "an FBI agent") or of a digit
+_AS_WRITTEN = {
+    "fr": re.compile(r"[hy]|onz|oui", re.IGNORECASE),
+    "en": re.compile(r"[^A-Za-z]|[A-Za-z](?:[-\s.]|$)|[A-Z]{2}"),
+}
 _VOWEL_SOUND = {
     "fr": re.compile(r"[aeiouàâäéèêëîïôöùûüœæ]", re.IGNORECASE),
-    "en": re.compile(r"(?!u(?:n?i|s[aeiu]|t[aeiu]|r[aeiu])|eu|ewe|one\b|once\b)[aeiou]|h(?:our|onest|ono|eir)",
-                     re.IGNORECASE),
+    # "u" said "you": university, unanimous, user, utensil, uranium, ukulele, ubiquitous
+    # (not "unintended", "unusual", "umbrella", "urban", "usher")
+    "en": re.compile(r"(?!eu|ewe|one\b|once\b|u(?:ni(?![nmd])|nanim|s[aeiu]|t[aeiou]|r[aeiou]|ku|bi))[aeiou]"
+                     r"|h(?:our|onest|ono|eir)", re.IGNORECASE),
 }
+_FORM_KEY = {lang: {form: row for row in rows for forms in row for form in forms.values()}
+             for lang, rows in _AGREEING_WORDS.items()}
+_WORDS = {lang: "|".join(re.escape(form).replace("'", "['’]") for form in sorted(forms, key=len, reverse=True))
+          for lang, forms in _FORM_KEY.items()}
 MAX_AGREEMENT_VARIANTS = 16
 
 
 def agreement_variants(translation: str, spans: list[TermSpan], language: str | None) -> list[str]:
     """``translation`` (its terms written) with the word just before each occurrence of
-    ``spans``' terms in each form ``language`` allows there (French and English; other
-    languages: the translation alone): "L'matou dort." -> ["Le matou dort.", "La matou
-    dort."]; "sa travail" -> ["sa travail", "son travail"]; "le ordinateur" ->
-    ["l'ordinateur"]; "a automobile" -> ["an automobile"] (English a/an by sound:
-    "a university", "an hour"). In French a term starting with "h" or "y" keeps the word
-    as written, in English one in capitals or starting with a digit. At most
-    MAX_AGREEMENT_VARIANTS: each word as written first where it is allowed there."""
-    groups = _AGREEING_WORDS.get(language or "")
-    if not groups:
+    ``spans``' terms in the form ``language`` (French, English; others: the translation
+    alone) writes there, once per gender: "L'matou dort." -> ["Le matou dort.", "La matou
+    dort."]; "sa travail" -> ["son travail"] (before a vowel "son" serves both); "le
+    ordinateur et la ordinateur" -> ["l'ordinateur et l'ordinateur"]; "a automobile" ->
+    ["an automobile"]. Every occurrence of a term takes one gender. A term the word before
+    it cannot be told for (_AS_WRITTEN: "hôtel", "onze"; "X-ray", "FBI agent", a digit)
+    keeps that word as written. Each term's gender as written comes first, where it is
+    one; at most MAX_AGREEMENT_VARIANTS."""
+    if language not in _AGREEING_WORDS:
         return [translation]
-    by_form = {form: group for group in groups for form in group[0]}
-    words = "|".join(re.escape(form).replace("'", "['’]") for form in sorted(by_form, key=len, reverse=True))
     targets = sorted({span.target.casefold(): span.target for span in spans}.values(), key=len, reverse=True)
     variants = [translation]
     for target in targets:
-        if language == "en" and (target.isupper() or not target[:1].isalpha()):
-            continue  # "an FBI agent", "a 1990s car": by how it is read, which the letters don't tell
-        pattern = re.compile(rf"(?<![\w'’])({words})(\s*)({re.escape(target)})(?!\w)", re.IGNORECASE)
-        variants = list(dict.fromkeys(v for text in variants for v in _agreeing(
-            text, pattern, by_form, _EITHER_WAY.get(language, ""), _VOWEL_SOUND[language])))
-        variants = variants[:MAX_AGREEMENT_VARIANTS]
+        if _AS_WRITTEN[language].match(target):
+            continue
+        vowel = bool(_VOWEL_SOUND[language].match(target))
+        pattern = re.compile(rf"(?<!\w)({_WORDS[language]})(\s*)({re.escape(target)})(?!\w)", re.IGNORECASE)
+        variants = [v for text in variants for v in _agreeing(text, pattern, _FORM_KEY[language], vowel)]
+        variants = list(dict.fromkeys(variants))[:MAX_AGREEMENT_VARIANTS]
     return variants
 
 
-def _agreeing(text: str, pattern: re.Pattern, by_form: dict[str, tuple[Forms, Forms, Forms]],
-              either_way: str, vowel_sound: re.Pattern) -> list[str]:
-    """``text`` in each combination of the forms the words that ``pattern`` finds may take."""
-    variants = [""]
-    end = 0
+def _agreeing(text: str, pattern: re.Pattern, rows: dict[str, tuple[_Forms, _Forms]], vowel: bool) -> list[str]:
+    """``text`` once per gender, each word ``pattern`` finds before the term in that
+    gender's form (the text itself where no such word stands there)."""
+    found = []
     for m in pattern.finditer(text):
         word, gap, term = m.groups()
         elided = word[-1] in "'’"
-        if not (gap or elided) or "\n" in gap or term[:1].lower() in either_way:
+        row = rows.get(word.casefold().replace("’", "'"))
+        if row is None or not (gap or elided) or "\n" in gap:
             continue  # a word glued to the term is no article; an elided one may stand before a space
-        as_written = word.lower().replace("’", "'")
-        group = by_form[as_written]
-        apostrophe = "’" if "’" in word else "'"
+        found.append((m, word, row[0] if vowel else row[1]))
+    if not found:
+        return [text]
 
-        def written(form: str) -> str:
-            form = form.replace("'", apostrophe)
-            form = form[0].upper() + form[1:] if word[0].isupper() else form
-            return form if form.endswith(apostrophe) else form + " "
-        forms = group[1] if vowel_sound.match(term) else group[2]
-        forms = sorted(forms, key=lambda form: form != as_written)  # as written first, where allowed there
-        variants = [v + text[end:m.start()] + written(form) + term for v in variants
-                    for form in forms][:MAX_AGREEMENT_VARIANTS]
-        end = m.end()
-    return [v + text[end:] for v in variants]
+    def written(word: str, form: str) -> str:
+        apostrophe = "’" if "’" in word else "'"
+        form = form.replace("'", apostrophe)
+        if word.isupper() and len(word.rstrip("'’")) > 1:
+            form = form.upper()
+        elif word[0].isupper():
+            form = form[0].upper() + form[1:]
+        return form if form.endswith(apostrophe) else form + " "
+
+    out = []
+    for gender in ("m", "f"):
+        parts, end = [], 0
+        for m, word, forms in found:
+            parts += [text[end:m.start()], written(word, forms[gender]), m.group(3)]
+            end = m.end()
+        out.append("".join(parts) + text[end:])
+    return sorted(dict.fromkeys(out), key=lambda variant: variant != text)  # as written first

@@ -452,6 +452,14 @@ class Translator:
             return f"{langs['source']}-{langs['target']}"
         return self.root.name if re.fullmatch(r"[a-z]{2,3}-[a-z]{2,3}", self.root.name) else None
 
+    @property
+    def target_language(self) -> str | None:
+        """The language the model writes, as a two-letter code when it is one ("fr", from
+        config.json's languages or a directory named "en-fr"; "fra" and "fr_CA" read "fr")."""
+        code = target_language(self.config) or (self.direction or "").rpartition("-")[2]
+        code = re.split(r"[-_]", code.lower())[0] if code else ""
+        return {"fra": "fr", "fre": "fr", "eng": "en"}.get(code, code) or None
+
     def translate(self, texts: list[str], beam: int | None = None, alpha: float | None = None,
                   split_sentences: bool = True, batch_size: int = 64, repetition_guard: bool = True,
                   keep_target_language: bool = False,
@@ -608,7 +616,7 @@ class Translator:
         the plain source: the model's own word for how well the words around a term fit
         it, which it could not see behind a placeholder."""
         target = self.tokenizer.target_side()
-        language = self.direction.split("-", 1)[1] if self.direction else None
+        language = self.target_language
         pools: list[list[tuple[str, int, str, list[int] | None, list[TermSpan]]]] = [
             [("placeholders", 0, self.tokenizer.decode(s.hyp), s.hyp, s.held_terms)] for s in sentences]
         searched: dict[tuple[tuple[int, ...], int], list] = {}  # a sentence whose held ids are its plain
@@ -625,9 +633,11 @@ class Translator:
                          for rank, ids in enumerate(options)]
         for pool, strings in zip(pools, extra or [[] for _ in sentences]):
             pool += [(f"extra {j}", 0, text, None, []) for j, text in enumerate(strings)]
-        out, pairs = [], []
+        groups: list[list[list[Candidate]]] = []  # per sentence, per candidate: its variants
+        pairs = []
         for s, pool in zip(sentences, pools):
-            seen: dict[str, Candidate] = {}
+            seen: set[str] = set()
+            groups.append([])
             own = {m.group(0).upper() for m in PLACEHOLDER.finditer(self.tokenizer.decode(s.plain))}  # URLs'
             for origin, rank, decoded, ids, spans in pool:
                 if s.shouted:  # written in sentence case, as the model writes it; finish shouts it all
@@ -636,28 +646,31 @@ class Translator:
                 if text in seen or seen and any(m.group(0).upper() not in own for m in PLACEHOLDER.finditer(text)):
                     continue  # a placeholder the model garbled ("X22") is no candidate; the first one stays
                 # the word before a term the model could not see ("L'X1" -> "L'matou") in
-                # each form its language allows there, for the scores to choose ("Le matou")
-                variants = agreement_variants(text, spans, language) if spans else [text]
+                # each form its language writes there, one per gender, for the scores to choose
+                variants = [v for v in (agreement_variants(text, spans, language) if spans else [text])
+                            if v not in seen]
+                groups[-1].append([])
                 for variant in variants:
-                    if variant in seen:
-                        continue
+                    seen.add(variant)
                     # finish is given the held terms as placeholders
                     given = ids if ids is not None and variant == text else target.encode(templated(variant,
                                                                                                     s.held_terms))
                     # a sentence in capitals is translated in sentence case and given back in
                     # capitals (finish): its terms are counted as they will be written, and the
                     # candidates scored in sentence case (a lone "GAMINS" made the scores noise)
-                    seen[variant] = Candidate(origin, rank, variant, given,
-                                              terms_written(variant.upper() if s.shouted else variant, s.terms))
+                    groups[-1][-1].append(Candidate(origin, rank, variant, given, terms_written(
+                        variant.upper() if s.shouted else variant, s.terms)))
                     pairs.append(([self.pieces[t] for t in s.plain], [self.pieces[t] for t in target.encode(variant)]))
-            out.append(list(seen.values()))
         scores = iter(self.engine.score_batch([src for src, _ in pairs], [tgt for _, tgt in pairs],
                                               max_batch_size=batch_size, max_input_length=0))
-        for candidates in out:
-            for c in candidates:
-                log_probs = list(next(scores).log_probs)
-                c.log_prob, c.pieces = sum(log_probs), len(log_probs)
-        return out
+        for per_sentence in groups:
+            for variants in per_sentence:
+                for c in variants:
+                    log_probs = list(next(scores).log_probs)
+                    c.log_prob, c.pieces = sum(log_probs), len(log_probs)
+        # a candidate's variants differ in one word's gender: the best of them stands for it
+        return [[max(variants, key=Candidate.rank_key) for variants in per_sentence if variants]
+                for per_sentence in groups]
 
     def _best_scored(self, plain: list[SourceText], wanted: list[SourceText], sources: list[SourceText],
                      hyps: list[list[int]], beam: int, alpha: float, batch_size: int, guard: bool) -> list[list[int]]:
@@ -741,10 +754,12 @@ class Translator:
         searches = {"held": ("held", max(n, GLOSSARY_NBEST)), "plain": ("plain", max(n, GLOSSARY_NBEST))}
         for s, pool in zip(sentences, self._glossary_candidates(sentences, searches, beam, alpha, batch_size,
                                                                 guard)):
-            # only those that write as many terms as the first: a term appended at the end is no alternative
-            ranked = pool[:1] + sorted((c for c in pool[1:] if c.written >= pool[0].written), key=Candidate.rank_key,
-                                       reverse=True)
-            out[s.position] = [c.ids for c in ranked[:n]]
+            # translate's own first; then only those that write as many terms: a term appended
+            # at the end is no alternative
+            ranked = sorted((c for c in pool[1:] if c.written >= pool[0].written), key=Candidate.rank_key,
+                            reverse=True)
+            own = hyps[s.position]
+            out[s.position] = ([own] + [c.ids for c in ranked if c.ids != own])[:n]
         rest = [j for j, options in enumerate(out) if not options]
         for j, options in zip(rest, self._search([flat[j] for j in rest], beam, alpha, batch_size, n, guard=guard)):
             # translate's own first (it may come from a search again that kept a term), then the others

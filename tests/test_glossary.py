@@ -6,6 +6,7 @@ library, and the same output from the CLI flag, serve --glossary and the API fie
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -185,30 +186,46 @@ def test_restore_adjacent_placeholders_the_model_glued_together():
 def test_the_word_before_a_term_takes_the_forms_its_language_allows_there():
     cat, car = TermSpan("X1", "cat", "matou"), TermSpan("X2", "car", "automobile")
 
-    def french(text, spans):
-        return agreement_variants(text, spans, "fr")
-    assert french("L'matou dort.", [cat]) == ["Le matou dort.", "La matou dort."]
-    assert french("Le automobile et la automobile.", [car]) == ["L'automobile et l'automobile."]
-    assert french("Il a vu sa matou, de automobile.", [cat, car]) == \
-        ["Il a vu sa matou, d'automobile.", "Il a vu son matou, d'automobile."]  # "sa" as written first
-    assert french("près du automobile", [car]) == ["près de l'automobile"]
-    assert french("à l’ matou", [cat]) == ["au matou", "à la matou"]
-    assert french("à la matou", [cat]) == ["à la matou", "au matou"]
-    assert french("ce automobile", [car]) == ["cet automobile", "cette automobile"]
-    # left as written: "h" and "y" (mute or not), a word glued to the term, no word before it
-    hotel = TermSpan("X3", "hotel", "hôtel")
-    for text, spans in (("L'hôtel et le hôtel.", [hotel]), ("Lematou dort.", [cat]), ("Matou dort.", [cat]),
-                        ("Sale matou.", [cat])):
-        assert french(text, spans) == [text]
-    # English: a/an by sound; in capitals or from a digit: as written; other languages: as written
+    def french(text, *spans):
+        return agreement_variants(text, list(spans), "fr")
+    # before a consonant, once per gender; before a vowel, the elided form; as written first
+    assert french("L'matou dort.", cat) == ["Le matou dort.", "La matou dort."]
+    assert french("La matou dort.", cat) == ["La matou dort.", "Le matou dort."]
+    assert french("Le automobile et la automobile.", car) == ["L'automobile et l'automobile."]
+    assert french("Il a vu sa matou, de automobile.", cat, car) == \
+        ["Il a vu sa matou, d'automobile.", "Il a vu son matou, d'automobile."]
+    assert french("près du automobile", car) == ["près de l'automobile"]
+    assert french("ce automobile", car) == ["cet automobile", "cette automobile"]
+    assert french("sa automobile", car) == ["son automobile"]  # "son" serves both genders there
+    # a term has one gender: every occurrence takes the same one
+    assert french("le matou et la matou", cat) == ["le matou et le matou", "la matou et la matou"]
+    assert french("L'matou, l'matou, l'matou.", cat) == ["Le matou, le matou, le matou.",
+                                                          "La matou, la matou, la matou."]
+    # after an apostrophe, a curly one kept, capitals kept
+    assert french("d'une matou", cat) == ["d'une matou", "d'un matou"]
+    assert french("jusqu'au automobile", car) == ["jusqu'à l'automobile"]
+    assert french("jusqu'à la matou", cat) == ["jusqu'à la matou", "jusqu'au matou"]
+    assert french("à l’ matou", cat) == ["au matou", "à la matou"]
+    assert french("LE MATOU DORT", TermSpan("X1", "cat", "MATOU")) == ["LE MATOU DORT", "LA MATOU DORT"]
+    assert french("ſon matou", cat) == ["son matou", "sa matou"]  # a long s: matched as "s", never a KeyError
+    # left as written: "h", "y", "onze" (mute or not), a word glued to the term, no word before it
+    for text, span in (("L'hôtel et le hôtel.", TermSpan("X3", "hotel", "hôtel")),
+                       ("le onze", TermSpan("X3", "eleven", "onze")), ("Lematou dort.", cat), ("Matou dort.", cat),
+                       ("Sale matou.", cat)):
+        assert french(text, span) == [text]
+
+    # English: a/an by sound; a letter said as a letter, a digit: as written
     def english(article, term):
-        return agreement_variants(f"{article} {term} and {article.lower()} {term}.", [TermSpan("X1", "x", term)], "en")
+        return agreement_variants(f"{article} {term} and {article.lower()} {term}.", [TermSpan("X1", "x", term)],
+                                  "en")
     for term, article in [("automobile", "An"), ("hour", "An"), ("honest man", "An"), ("urban area", "An"),
-                          ("university", "A"), ("one-off", "A"), ("euro", "A"), ("usual suspect", "A"),
-                          ("mistake", "A")]:
+                          ("unintended effect", "An"), ("unusual car", "An"), ("university", "A"),
+                          ("unanimous vote", "A"), ("utensil", "A"), ("one-off", "A"), ("euro", "A"),
+                          ("user", "A"), ("mistake", "A")]:
         assert english("A", term) == english("An", term) == [f"{article} {term} and {article.lower()} {term}."]
-    for term in ("FBI agent", "1990s car"):
-        assert english("A", term) == [f"A {term} and a {term}."]
+    for term in ("FBI agent", "UN resolution", "X-ray", "U-turn", "1990s car"):
+        for article in ("A", "An"):
+            assert english(article, term) == [f"{article} {term} and {article.lower()} {term}."]
     assert agreement_variants("L'matou dort.", [cat], "de") == agreement_variants("L'matou dort.", [cat], None) == \
         ["L'matou dort."]
 
@@ -302,6 +319,19 @@ def test_the_word_before_a_term_agrees_with_it(shipped_translator):
     for text, glossary, right in cases:
         out = shipped_translator.translate([text], glossary=glossary)[0]
         assert right in out and not re.search(r"(?i)\b(l'|d')matou|\b(le|la|de) automobile", out), out
+
+
+@pytest.mark.parametrize("languages, root, expected", [
+    ({"source": "en", "target": "fr"}, "model", "fr"), ({"source": "pt-BR", "target": "fr"}, "model", "fr"),
+    ({"source": "en", "target": "fra"}, "model", "fr"), ({"source": "en", "target": "fr_CA"}, "model", "fr"),
+    ({"source": "fr", "target": "EN"}, "model", "en"), (None, "en-fr", "fr"), (None, "my-model", None),
+    (None, "model", None)])
+def test_the_target_language_the_word_before_a_term_follows(languages, root, expected):
+    from crossattn.translator import Translator
+
+    translator = object.__new__(Translator)
+    translator.config, translator.root = ({"languages": languages} if languages else {}), Path(root)
+    assert translator.target_language == expected
 
 
 def test_a_or_an_before_a_term_into_english(shipped_fr_en_translator):
