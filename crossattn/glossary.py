@@ -28,7 +28,9 @@ already, and lowered chrF outside the terms (the words next to a placeholder can
 agree with it); placeholders for the missed terms only keep those translations byte for
 byte, but chrF outside the terms stayed 1.37 (en-fr) below the translation without a
 glossary; the best-scored candidate brings it to -0.32 (95% interval -1.23 to +0.57),
-term use still 100%, BLEU 23.74 against 18.77 without a glossary (2026-12-06 21:27 UTC).
+term use still 100%, BLEU 23.74 against 18.77 without a glossary (2026-12-06 21:27 UTC),
+and with the word before a term made to agree with it, -0.15 (-1.06 to +0.76) and BLEU
+24.16 (2026-12-07 01:06 UTC).
 
 Nothing here imports torch; modeldir.SourceText applies a glossary to what the model reads.
 """
