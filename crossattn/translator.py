@@ -187,8 +187,9 @@ def group_cost(budget: int, sentences: int) -> float:
     and 3 took 1.6x and 2.2x the time of one sentence under the same budget, near
     (n + 1) / 2. Queueing by this rather than by length alone (a group of three 13-word
     sentences outweighs one 15-word sentence) was faster on 8 of 11 draws (9 of 16
-    sentences, one of 8, one of 32), by up to 13 %, and slower by up to 3 % (bench/README.md,
-    "An imported Marian model")."""
+    sentences, one of 8, one of 32) and on 7 of 11 in a rerun, the median against
+    CTranslate2 0.98x -> 1.01x (bench/length_groups.py; bench/README.md, "An imported
+    Marian model")."""
     return budget * (sentences + 1) / 2
 
 
