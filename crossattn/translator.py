@@ -613,9 +613,11 @@ class Translator:
         least n, for the sentence as written ("plain") or with its held terms as
         placeholders ("held")), then ``extra`` strings (translations
         without placeholders; bench/glossary.py's other mechanisms); the same text twice is
-        kept once. Each is scored by CTranslate2 (score_batch, one teacher-forced pass) for
-        the plain source: the model's own word for how well the words around a term fit
-        it, which it could not see behind a placeholder."""
+        kept once. A candidate whose terms came from placeholders comes in each of its
+        ``agreement_variants`` (the word before a term, once per gender). Each is scored by
+        CTranslate2 (score_batch, one teacher-forced pass) for the plain source: the
+        model's own word for how well the words around a term fit it, which it could not
+        see behind a placeholder; of a candidate's variants, the best-scored stands for it."""
         target = self.tokenizer.target_side()
         language = self.target_language
         pools: list[list[tuple[str, int, str, list[int] | None, list[TermSpan]]]] = [
