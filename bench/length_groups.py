@@ -5,8 +5,9 @@
    translation (padding would; bench/README.md, "Length budgets rounded up").
 2. ``--part order``: on the opus-mt-en-fr-shaped random Marian model (tests/test_marian.py's
    checkpoint; int8, 2 threads), draws of random sentences queued longest first and
-   costliest first (`translator.group_cost`), each against CTranslate2 on its own
-   converter's model in one padded batch, alternating rounds; medians and ratios.
+   costliest first (`translator.group_cost`), both through the shipped `_search` with its
+   cost rule swapped, each against CTranslate2 on its own converter's model in one padded
+   batch, alternating rounds; medians and ratios.
 
     .venv/bin/python bench/length_groups.py --part alone [--dtype fp32] [--sentences 300]
     .venv/bin/python bench/length_groups.py --part order [--draws 16:0,16:1,8:0] [--rounds 3]
@@ -22,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from itertools import groupby
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +32,17 @@ sys.path.insert(0, str(ROOT / "tests"))  # the random checkpoint tests/test_mari
 from common import machine_info  # noqa: E402
 
 DEV = Path("../shared/data/wmt/newstest2012.tsv")  # a dev set of the data README
+
+
+@contextmanager
+def patched(module, name: str, value):
+    """``module.name`` set to ``value`` for the block."""
+    saved = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, saved)
 
 
 def alone(args) -> dict:
@@ -52,6 +64,7 @@ def order(args) -> dict:
     from ctranslate2.converters import TransformersConverter
     from test_marian import EN, write_checkpoint
 
+    from crossattn import translator as translator_module
     from crossattn.marian import import_marian
     from crossattn.translator import Translator, group_cost
 
@@ -71,23 +84,17 @@ def order(args) -> dict:
             pieces = [[ours.tokenizer.id_to_piece(i) for i in ids] + ["</s>"] for ids in sources]
             budget = max(ours._budget(ids) for ids in sources)
 
-            def queued(key, sources=sources):
-                by_length = sorted(range(len(sources)), key=lambda j: -len(sources[j]))
-                groups = sorted((list(g) for _, g in groupby(by_length, key=lambda j: ours._budget(sources[j]))),
-                                key=key)
-                calls = [ours.engine.translate_batch(
-                    [[ours.pieces[t] for t in sources[j]] for j in idx], beam_size=4, length_penalty=1.0,
-                    max_decoding_length=ours._budget(sources[idx[0]]), max_input_length=0, asynchronous=True)
-                    for idx in groups]
-                return [r.result().hypotheses[0] for call in calls for r in call]
+            def queued(cost, sources=sources):  # the shipped _search, its queue ordered by ``cost``
+                with patched(translator_module, "group_cost", cost):
+                    return ours._search(sources, 4, 1.0, 64, guard=False)
 
             def padded(pieces=pieces, budget=budget):
                 return [r.hypotheses[0] for r in own.translate_batch(
                     pieces, beam_size=4, length_penalty=1.0, max_decoding_length=budget, max_input_length=0)]
-            runs = {"longest first": lambda: queued(lambda g: -len(sources[g[0]])),
-                    "costliest first": lambda: queued(lambda g: -group_cost(ours._budget(sources[g[0]]), len(g))),
+            runs = {"longest first": lambda: queued(lambda budget, sentences: budget),  # budgets grow with length
+                    "costliest first": lambda: queued(group_cost),
                     "CTranslate2, one padded batch": padded}
-            outputs = {name: sorted(map(tuple, fn())) for name, fn in runs.items()}  # warm-up
+            outputs = {name: fn() for name, fn in runs.items()}  # warm-up
             assert outputs["longest first"] == outputs["costliest first"]  # the order changes no output
             times = {name: [] for name in runs}
             for _ in range(args.rounds):
